@@ -1,0 +1,43 @@
+# Everything needs only python3 (3.11+), make and git; dependencies come from the lock files.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run test test-pg lint format typecheck lock clean
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sms-sender needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## create .venv from the lock file
+
+run: install ## the service on the embedded default: SQLite file, console provider, port 8000
+	$(BIN)/sms-sender serve
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck ## lint, types and every test (PostgreSQL half when SMS_SENDER_TEST_POSTGRES_URL is set)
+	$(BIN)/pytest
+
+test-pg: install ## every test, with a throwaway PostgreSQL started for the run
+	scripts/with-postgres $(MAKE) test
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: ## re-resolve the lock files after editing pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

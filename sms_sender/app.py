@@ -1,0 +1,151 @@
+"""create_app(): the FastAPI application; its lifespan owns the database engine."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sms_sender import __version__, metrics
+from sms_sender.auth.endpoints import require_token
+from sms_sender.clients.endpoints import router as clients_router
+from sms_sender.clock import Clock, SystemClock
+from sms_sender.config import Settings
+from sms_sender.db import Notifier, create_engine, create_sessionmaker
+from sms_sender.errors import install_error_handlers, problem
+from sms_sender.mailings.endpoints import router as mailings_router
+from sms_sender.messages.endpoints import router as messages_router
+from sms_sender.reports.endpoints import router as reports_router
+
+_log = structlog.get_logger(__name__)
+
+DESCRIPTION = """
+Manage SMS mailings: a directory of clients, message texts, and mailings that send a message to
+every client matching a filter between `start_at` and `end_at`, with a report per message.
+
+Every `/api/v1` route needs `Authorization: Bearer <token>`
+(create one with `sms-sender token create NAME`). Errors are `application/problem+json`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    db_engine: AsyncEngine | None = None,
+) -> FastAPI:
+    """The API application; the delivery engine is started beside it by ``sms-sender serve``.
+
+    ``db_engine`` lets tests share one engine; otherwise the lifespan creates and disposes one.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = db_engine or create_engine(settings.database_url)
+        app.state.db_engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine, app.state.notifier)
+        try:
+            yield
+        finally:
+            if db_engine is None:
+                await engine.dispose()
+
+    app = FastAPI(
+        title="sms-sender",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    app.state.notifier = Notifier()
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    for router in (clients_router, messages_router, mailings_router, reports_router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(_operations_router())
+    return app
+
+
+def _operations_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: the database answers", response_model=None)
+    async def readyz(request: Request) -> dict[str, str] | JSONResponse:
+        try:
+            async with request.app.state.db_engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure to reach the database means "not ready"
+            _log.warning("database not reachable", error=repr(exc))
+            return problem(503, "Not ready", "the database is not reachable")
+        return {"status": "ready"}
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (X-Request-ID), logs it, and counts it by route template."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            metrics.HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
+            _log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _route_template(scope: dict[str, Any] | Scope) -> str:
+    route = scope.get("route")
+    # Unmatched paths share one label so a scanner cannot blow up the metric's cardinality.
+    return getattr(route, "path", "<unmatched>")

@@ -1,0 +1,61 @@
+"""Settings from the environment (prefix ``SMS_SENDER_``); SMS Aero keeps its own names."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProviderName(StrEnum):
+    CONSOLE = "console"
+    HTTP = "http"
+    SMSAERO = "smsaero"
+    FAKE = "fake"
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the configuration table in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="SMS_SENDER_", extra="ignore")
+
+    database_url: str = "sqlite:///sms_sender.db"
+    provider: ProviderName = ProviderName.CONSOLE
+    http_url: str = "http://127.0.0.1:8080"
+    http_token: SecretStr = SecretStr("")
+    http_timeout: float = Field(default=10.0, gt=0)
+    rate_limit: float = Field(default=100.0, gt=0, description="messages/second, all workers")
+    concurrency: int = Field(default=50, ge=1, le=10_000)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    retry_backoff: float = Field(default=2.0, gt=0)
+    default_timezone: str = "UTC"
+    log_format: LogFormat = LogFormat.CONSOLE
+    log_level: str = "INFO"
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    smsaero_email: str = Field(default="", validation_alias=AliasChoices("SMSAERO_EMAIL"))
+    smsaero_api_key: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("SMSAERO_API_KEY")
+    )
+    smsaero_sign: str = Field(default="SMS Aero", validation_alias=AliasChoices("SMSAERO_SIGN"))
+    smsaero_url: str = Field(
+        default="https://gate.smsaero.ru/v2", validation_alias=AliasChoices("SMSAERO_URL")
+    )
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
+        return value
+
+    @cached_property
+    def default_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.default_timezone)

@@ -1,0 +1,114 @@
+"""Errors a person can act on, rendered as RFC 9457 problem+json.
+
+    AppError (400)
+    ├── InvalidInput (422)      a value breaks a rule the schema cannot express
+    ├── Unauthorized (401)      missing, unknown or revoked bearer token
+    ├── NotFound (404)          no such client, message, mailing or report
+    └── Conflict (409)          the request fights the current state (duplicate phone,
+                                editing a running mailing, deleting a message in use)
+
+Services raise these; ``install_error_handlers`` turns them, FastAPI's validation errors and
+any unexpected exception (always a bug: 500) into problem documents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+_log = structlog.get_logger(__name__)
+
+
+class AppError(Exception):
+    status_code = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+    @property
+    def type(self) -> str:
+        return f"/problems/{self.title.lower().replace(' ', '-')}"
+
+
+class InvalidInput(AppError):
+    status_code = 422
+    title = "Invalid input"
+
+    @classmethod
+    def field(cls, loc: list[str | int], msg: str) -> InvalidInput:
+        """A validation error on one field, shaped like FastAPI's own."""
+        return cls(msg, errors=[{"loc": loc, "msg": msg}])
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    title = "Unauthorized"
+
+
+class NotFound(AppError):
+    status_code = 404
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    title = "Conflict"
+
+
+def problem(
+    status: int, title: str, detail: str, *, type_: str | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type_ or f"/problems/{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    body.update({key: value for key, value in extra.items() if value is not None})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_message(error: dict[str, Any]) -> str:
+    if error.get("type") == "timezone_naive":
+        return "datetime needs a UTC offset or Z, e.g. 2026-12-01T09:00:00+03:00"
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return problem(exc.status_code, exc.title, exc.detail, type_=exc.type, errors=exc.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(error.get("loc", ())), "msg": _validation_message(error)}
+            for error in exc.errors()
+        ]
+        summary = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in errors
+        )
+        return problem(
+            422, "Invalid input", summary, type_="/problems/invalid-input", errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        return problem(exc.status_code, title, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _log.exception("unhandled error", path=request.url.path, error=repr(exc))
+        return problem(500, "Internal error", "An unexpected error occurred; it has been logged.")

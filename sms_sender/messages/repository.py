@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.mailings.models import Mailing
+from sms_sender.messages.models import Message
+
+
+async def add(session: AsyncSession, message: Message) -> Message:
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def get(session: AsyncSession, message_id: int) -> Message | None:
+    return await session.get(Message, message_id)
+
+
+async def page(session: AsyncSession, *, after_id: int, limit: int) -> Sequence[Message]:
+    """Up to ``limit + 1`` messages after ``after_id`` (the extra one says a next page exists)."""
+    query = select(Message).where(Message.id > after_id).order_by(Message.id).limit(limit + 1)
+    return (await session.scalars(query)).all()
+
+
+async def used_by_a_mailing(session: AsyncSession, message_id: int) -> bool:
+    return bool(await session.scalar(select(exists().where(Mailing.message_id == message_id))))
+
+
+async def delete(session: AsyncSession, message: Message) -> None:
+    await session.delete(message)
+    await session.flush()

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sms_sender.messages.encoding import Encoding
+
+MessageText = Field(
+    min_length=1,
+    max_length=1600,
+    description="The SMS text, 1-1600 characters.",
+    examples=["Winter sale: -20% on everything until Sunday!"],
+)
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = MessageText
+
+
+class MessageUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = MessageText
+
+
+class MessageRead(BaseModel):
+    id: int = Field(examples=[1])
+    text: str
+    length: int = Field(description="Length in the encoding's units (GSM-7 extension chars: 2).")
+    encoding: Encoding
+    segments: int = Field(description="SMS segments the network bills: 160/153 GSM-7, 70/67 UCS-2.")
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,47 @@
+"""Every Prometheus metric of the service, declared once (documented in docs/metrics.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "sms_sender_http_requests_total",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "sms_sender_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+MESSAGES = Counter(
+    "sms_sender_messages_total",
+    "Messages that reached a status after a send attempt, by provider and status.",
+    ["provider", "status"],
+)
+SEND_LATENCY = Histogram(
+    "sms_sender_send_duration_seconds",
+    "Time a provider took to answer one send, by provider.",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RETRIES = Counter(
+    "sms_sender_retries_total",
+    "Sends that failed transiently and were scheduled again, by provider.",
+    ["provider"],
+)
+QUEUE_DEPTH = Gauge(
+    "sms_sender_queue_depth",
+    "Reports that are due now and waiting for a worker.",
+)
+RUNNING_MAILINGS = Gauge(
+    "sms_sender_running_mailings",
+    "Mailings in the running status.",
+)
+SCHEDULER_LAG = Histogram(
+    "sms_sender_scheduler_lag_seconds",
+    "How late the scheduler started or ended a mailing after its start_at / end_at.",
+    ["event"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -1,0 +1,19 @@
+"""Every ORM model, imported once so ``Base.metadata`` is complete (Alembic reads it)."""
+
+from sms_sender.auth.models import ApiToken
+from sms_sender.clients.models import Client
+from sms_sender.db import Base
+from sms_sender.mailings.models import Mailing, MailingStatus
+from sms_sender.messages.models import Message
+from sms_sender.reports.models import Report, ReportStatus
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Client",
+    "Mailing",
+    "MailingStatus",
+    "Message",
+    "Report",
+    "ReportStatus",
+]
