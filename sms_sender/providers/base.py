@@ -1,0 +1,85 @@
+"""The provider protocol: how the engine hands messages to an SMS gateway.
+
+A provider is anything with ``name``, ``idempotent`` and ``async send(batch) -> results``. The
+worker calls ``send`` with the messages it is allowed to send right now (already rate limited,
+already checked against end_at) and gets one ``SendResult`` per message, in the same order.
+
+Contract for implementers:
+
+* Never raise for a per-message failure: return ``SendResult.transient(...)`` for what may work
+  later (timeout, connection error, 5xx, 429) and ``SendResult.permanent(...)`` for what will not
+  (4xx, an explicit rejection); an answer that cannot be parsed is an error, never a success.
+* ``idempotent = True`` only if sending the same ``OutgoingMessage.report_id`` twice delivers
+  once (the gateway deduplicates on it). The engine then re-sends a message whose outcome was
+  lost in a crash; otherwise such a message is marked ``interrupted`` and never sent again.
+* ``valid_for`` is how long until the mailing's end_at; pass it on where the gateway accepts a
+  validity period, so a message delayed inside the network is not delivered after the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    report_id: int
+    mailing_id: int
+    client_id: int | None
+    phone: str
+    text: str
+    valid_for: timedelta
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    provider_message_id: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def accepted(cls, provider_message_id: str | None = None) -> SendResult:
+        return cls(Outcome.ACCEPTED, provider_message_id=provider_message_id)
+
+    @classmethod
+    def transient(cls, error: str) -> SendResult:
+        return cls(Outcome.TRANSIENT, error=error)
+
+    @classmethod
+    def permanent(cls, error: str) -> SendResult:
+        return cls(Outcome.PERMANENT, error=error)
+
+
+class DeliveryStatus(StrEnum):
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    UNKNOWN = "unknown"
+
+
+class Provider(Protocol):
+    name: str
+    idempotent: bool
+
+    async def send(self, batch: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
+        """Hand each message to the gateway; one result per message, in order."""
+        ...
+
+
+class DeliveryTracking(Protocol):
+    """Optional: a provider that can say whether a sent message reached the phone."""
+
+    async def delivery_status(
+        self, provider_message_ids: Sequence[str]
+    ) -> dict[str, DeliveryStatus]:
+        """The final status of each id the gateway knows; UNKNOWN while still in transit."""
+        ...
