@@ -1,0 +1,126 @@
+"""The ``sms-sender`` command line (Typer): run the service, migrate, manage tokens, import."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.app import create_app
+from sms_sender.auth import service as auth_service
+from sms_sender.clock import SystemClock
+from sms_sender.config import Settings
+from sms_sender.db import create_engine, create_sessionmaker
+from sms_sender.logging import configure_logging
+from sms_sender.migrations import upgrade_to_head
+
+app = typer.Typer(
+    help="sms-sender: SMS mailings that start on time, stop at their end and never repeat.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+token_app = typer.Typer(help="API tokens for the Authorization: Bearer header.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+T = TypeVar("T")
+Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one unit of work on a migrated database and commit it."""
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade_to_head(engine)
+            async with create_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema to the newest version."""
+    settings = _settings()
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade_to_head(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo("database is at the newest schema")
+
+
+@app.command()
+def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Run the HTTP API only (scale it out; run workers with `sms-sender worker`)."""
+    _serve_http(_settings(), host, port, with_engine=False)
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Run the API, the scheduler and a worker in one process: the simple set-up."""
+    _serve_http(_settings(), host, port, with_engine=True)
+
+
+def _serve_http(settings: Settings, host: str, port: int, *, with_engine: bool) -> None:
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade_to_head(engine)
+        finally:
+            await engine.dispose()
+        application = create_app(settings, with_engine=with_engine)
+        config = uvicorn.Config(application, host=host, port=port, log_config=None)
+        await uvicorn.Server(config).serve()
+
+    asyncio.run(run())
+
+
+@token_app.command("create")
+def token_create(name: Annotated[str, typer.Argument(help="Who or what uses the token.")]) -> None:
+    """Create a token; it is printed once, as the last line."""
+    settings = _settings()
+    token = _in_session(
+        settings, lambda session: auth_service.create_token(session, name, SystemClock().now())
+    )
+    typer.echo(f"token {name!r} created; keep it secret, it is not shown again:")
+    typer.echo(token)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens (names and dates; the tokens themselves are not stored)."""
+    tokens = _in_session(_settings(), auth_service.list_tokens)
+    for token in tokens:
+        state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+        typer.echo(f"{token.name}\tcreated {token.created_at:%Y-%m-%d %H:%M}\t{state}")
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    """Revoke a token by name; requests using it get 401 from now on."""
+    _in_session(
+        _settings(), lambda session: auth_service.revoke_token(session, name, SystemClock().now())
+    )
+    typer.echo(f"token {name!r} revoked")
+
