@@ -22,7 +22,7 @@ from sms_sender.clients.endpoints import router as clients_router
 from sms_sender.clock import Clock, SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
-from sms_sender.errors import install_error_handlers, problem
+from sms_sender.errors import PROBLEM_RESPONSES, Problem, install_error_handlers, problem
 from sms_sender.mailings.endpoints import router as mailings_router
 from sms_sender.messages.endpoints import router as messages_router
 from sms_sender.reports.endpoints import router as reports_router
@@ -73,12 +73,32 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    api = APIRouter(
+        prefix="/api/v1", dependencies=[Depends(require_token)], responses=PROBLEM_RESPONSES
+    )
     for router in (clients_router, messages_router, mailings_router, reports_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(_operations_router())
+    _register_problem_schema(app)
     return app
+
+
+def _register_problem_schema(app: FastAPI) -> None:
+    """Put ``Problem`` into components/schemas, where PROBLEM_RESPONSES refers to it."""
+    build_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build_schema()
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(problem_schema.pop("$defs", {}))
+        components["Problem"] = problem_schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _operations_router() -> APIRouter:

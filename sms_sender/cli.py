@@ -23,7 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-token_app = typer.Typer(help="API tokens for the Authorization: Bearer header.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="API tokens for the Authorization: Bearer header.", no_args_is_help=True
+)
 app.add_typer(token_app, name="token")
 
 T = TypeVar("T")
@@ -89,7 +91,7 @@ def _serve_http(settings: Settings, host: str, port: int, *, with_engine: bool) 
             await upgrade_to_head(engine)
         finally:
             await engine.dispose()
-        application = create_app(settings, with_engine=with_engine)
+        application = create_app(settings)
         config = uvicorn.Config(application, host=host, port=port, log_config=None)
         await uvicorn.Server(config).serve()
 
@@ -123,4 +125,3 @@ def token_revoke(name: str) -> None:
         _settings(), lambda session: auth_service.revoke_token(session, name, SystemClock().now())
     )
     typer.echo(f"token {name!r} revoked")
-

@@ -13,12 +13,15 @@ any unexpected exception (always a bug: 500) into problem documents.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -64,8 +67,49 @@ class Conflict(AppError):
     title = "Conflict"
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(examples=[["body", "phone"]])
+    msg: str = Field(examples=["phone must be 11 digits starting with 7, e.g. 79161234567"])
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: what went wrong and what to do about it."""
+
+    type: str = Field(examples=["/problems/invalid-input"])
+    title: str = Field(examples=["Invalid input"])
+    status: int = Field(examples=[422])
+    detail: str = Field(examples=["body.phone: phone must be 11 digits starting with 7"])
+    errors: list[FieldError] | None = Field(
+        default=None, description="For invalid input: each offending field and why."
+    )
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# Declared on every /api/v1 route so the OpenAPI document tells clients what errors look like.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("Bad request"),
+    401: _documented("Missing, unknown or revoked bearer token"),
+    404: _documented("No such resource"),
+    409: _documented("The request conflicts with the current state"),
+    415: _documented("Unsupported content type"),
+    422: _documented("Invalid input: see `errors` for each field"),
+}
+
+
 def problem(
-    status: int, title: str, detail: str, *, type_: str | None = None, **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": type_ or f"/problems/{title.lower().replace(' ', '-')}",
@@ -74,7 +118,8 @@ def problem(
         "detail": detail,
     }
     body.update({key: value for key, value in extra.items() if value is not None})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -83,6 +128,14 @@ def _validation_message(error: dict[str, Any]) -> str:
         return "datetime needs a UTC offset or Z, e.g. 2026-12-01T09:00:00+03:00"
     message = str(error.get("msg", "invalid value"))
     return message.removeprefix("Value error, ")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    path = request.url.path
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path):
+            return sorted(method.upper() for method in operations)
+    return []
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -104,9 +157,13 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
-        return problem(exc.status_code, title, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; list them all.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem(exc.status_code, title, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
