@@ -7,6 +7,7 @@ drops its own database). Without it the PostgreSQL half is skipped on a laptop a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -31,20 +32,37 @@ TABLES = ("reports", "mailings", "messages", "clients", "api_tokens")
 
 
 class FakeClock:
-    """A clock that moves only when a test says so."""
+    """A clock that moves only when a test says so; moving it wakes whoever sleeps past then."""
 
     def __init__(self, start: datetime | None = None) -> None:
         self.current = start or datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
+        self._sleepers: list[tuple[datetime, asyncio.Event]] = []
 
     def now(self) -> datetime:
         return self.current
 
     def advance(self, **delta: float) -> datetime:
-        self.current += timedelta(**delta)
+        self.set(self.current + timedelta(**delta))
         return self.current
 
     def set(self, when: datetime) -> None:
         self.current = when
+        for deadline, reached in self._sleepers:
+            if deadline <= when:
+                reached.set()
+
+    async def sleep_until(self, when: datetime, wake: asyncio.Event) -> None:
+        if when <= self.current or wake.is_set():
+            return
+        sleeper = (when, asyncio.Event())
+        self._sleepers.append(sleeper)
+        waits = [asyncio.ensure_future(sleeper[1].wait()), asyncio.ensure_future(wake.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            self._sleepers.remove(sleeper)
 
 
 def postgres_admin_url() -> str:
