@@ -1,0 +1,188 @@
+"""The client directory through the real HTTP stack: ``sms-sender api`` under uvicorn.
+
+* ``csv-import``: N clients in one streamed ``text/csv`` body (chunked, never held whole in
+  memory on either side), timed from the first byte sent to the answer.
+* ``api``: with N clients in the table, ``POST /clients`` one at a time (p50) and
+  ``GET /clients?cursor=…`` at random cursors anywhere in the list (p99). Requests are sequential
+  over one keep-alive connection, so the figures are latencies, not throughput.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+
+from benchmarks.databases import (
+    FIRST_PHONE,
+    BenchDatabase,
+    count_rows,
+    create_token,
+    fresh_database,
+    seed_clients,
+)
+from benchmarks.services import HttpService
+from benchmarks.suite import Context, Figure, Row, Target
+
+CSV_HEADER = b"phone,operator_code,tag,timezone\n"
+CSV_CHUNK_ROWS = 4_000
+# Phones created by the POST figure, far from the seeded ones.
+NEW_PHONES_FROM = FIRST_PHONE + 500_000_000
+PAGE_LIMIT = 50
+WARM_UP_REQUESTS = 20
+
+
+def _api(db: BenchDatabase, context: Context, log_name: str) -> HttpService:
+    return HttpService("api", {"database_url": db.url}, context.workdir / log_name)
+
+
+def _http(service: HttpService, token: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=f"{service.base_url}/api/v1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=600,
+    )
+
+
+async def _csv_rows(count: int) -> AsyncIterator[bytes]:
+    """The CSV in chunks of a few thousand rows, as a file read from disk would arrive."""
+    yield CSV_HEADER
+    for start in range(1, count + 1, CSV_CHUNK_ROWS):
+        stop = min(start + CSV_CHUNK_ROWS, count + 1)
+        yield b"".join(
+            b"%d,,tag%d,Europe/Moscow\n" % (FIRST_PHONE + number, number % 10)
+            for number in range(start, stop)
+        )
+
+
+async def measure_csv_import(context: Context) -> list[Row]:
+    clients = context.sizes.import_clients
+    sizes = {"clients": clients}
+    async with fresh_database(context.database, context.workdir, context.postgres_admin_url) as db:
+        token = await create_token(db)
+        with _api(db, context, "csv-import-api.log") as service:
+            await service.ready()
+            async with _http(service, token) as http:
+                started = time.perf_counter()
+                response = await http.post(
+                    "/clients/import",
+                    content=_csv_rows(clients),
+                    headers={"Content-Type": "text/csv"},
+                )
+                seconds = time.perf_counter() - started
+            peak_rss = service.peak_rss_bytes()
+        response.raise_for_status()
+        outcome = response.json()
+        stored = await count_rows(db, "clients")
+    return [
+        Row(
+            figure="csv-import",
+            label="",
+            value=seconds,
+            unit="s",
+            target=Target("<=", 30 * clients / 1_000_000, "s"),
+            sizes=sizes,
+            details={
+                "clients_per_second": round(clients / seconds),
+                "imported": outcome["imported"],
+                "failed": outcome["failed"],
+                "api_peak_rss_mb": round(peak_rss / 2**20, 1),
+            },
+        ),
+        Row(
+            figure="csv-import",
+            label="clients stored",
+            value=stored,
+            unit="",
+            target=Target("==", clients, ""),
+            sizes=sizes,
+            correctness=True,
+        ),
+    ]
+
+
+async def _latencies(
+    count: int, request: Callable[[int], Awaitable[httpx.Response]], expected_status: int
+) -> list[float]:
+    """Milliseconds of ``count`` sequential requests, after a few untimed warm-up ones."""
+    for number in range(-WARM_UP_REQUESTS, 0):
+        (await request(number)).raise_for_status()
+    timings = []
+    for number in range(count):
+        started = time.perf_counter()
+        response = await request(number)
+        timings.append((time.perf_counter() - started) * 1000)
+        if response.status_code != expected_status:
+            raise RuntimeError(
+                f"expected {expected_status}, got {response.status_code}: {response.text[:200]}"
+            )
+    return timings
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def _spread(timings: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(timings), 2),
+        "p90_ms": round(percentile(timings, 0.90), 2),
+        "p99_ms": round(percentile(timings, 0.99), 2),
+        "max_ms": round(max(timings), 2),
+    }
+
+
+async def measure_api(context: Context) -> list[Row]:
+    clients, requests = context.sizes.api_clients, context.sizes.api_requests
+    sizes = {"clients": clients, "requests": requests}
+    cursors = random.Random(4).sample(range(clients - PAGE_LIMIT), requests + WARM_UP_REQUESTS)
+    async with fresh_database(context.database, context.workdir, context.postgres_admin_url) as db:
+        await seed_clients(db, clients)
+        token = await create_token(db)
+        with _api(db, context, "api.log") as service:
+            await service.ready()
+            async with _http(service, token) as http:
+
+                async def create(number: int) -> httpx.Response:
+                    phone = NEW_PHONES_FROM + WARM_UP_REQUESTS + number
+                    return await http.post("/clients", json={"phone": str(phone), "tag": "new"})
+
+                async def read_page(number: int) -> httpx.Response:
+                    cursor = cursors[number + WARM_UP_REQUESTS]
+                    response = await http.get(
+                        "/clients", params={"cursor": str(cursor), "limit": PAGE_LIMIT}
+                    )
+                    if response.is_success and len(response.json()["items"]) != PAGE_LIMIT:
+                        raise RuntimeError(f"a page after {cursor} is not full: {response.text}")
+                    return response
+
+                posts = await _latencies(requests, create, 201)
+                pages = await _latencies(requests, read_page, 200)
+    return [
+        Row(
+            figure="api",
+            label="POST /clients p50",
+            value=statistics.median(posts),
+            unit="ms",
+            target=Target("<=", 5, "ms"),
+            sizes=sizes,
+            details=_spread(posts),
+        ),
+        Row(
+            figure="api",
+            label="GET /clients page p99",
+            value=percentile(pages, 0.99),
+            unit="ms",
+            target=Target("<=", 20, "ms"),
+            sizes=sizes,
+            details={**_spread(pages), "page_limit": PAGE_LIMIT},
+        ),
+    ]
+
+
+CSV_IMPORT = Figure("csv-import", "CSV import of N clients through the API", measure_csv_import)
+API = Figure("api", "POST /clients p50 and GET /clients page p99 with N clients", measure_api)

@@ -1,0 +1,133 @@
+"""The fake probe gateway (tests/fakes/gateway.py) in its own process, with timed records.
+
+``python -m benchmarks.gateway --latency-ms 50 --record calls.txt`` serves the same gateway as
+``python -m tests.fakes.gateway`` but writes ``<unix time> <message id>`` for every accepted
+call, stamped when the call reaches the gateway (before any latency): the cut-off figure counts
+the calls that arrived at or after a mailing's end_at, and every figure checks for ids accepted
+twice. :class:`Gateway` starts it on a free port and reads the record back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self, cast
+
+from tests.fakes._http import serve_until_signalled
+from tests.fakes.gateway import ProbeGateway
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "bench-token"
+
+
+class _TimedRecord:
+    """A line-buffered file that stamps each line the gateway writes with the time of writing."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("a", buffering=1)
+
+    def write(self, line: str) -> int:
+        return self._file.write(f"{time.time():.6f} {line}")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass(frozen=True)
+class Call:
+    arrived_at: float  # unix time
+    message_id: int
+
+
+class Gateway:
+    """``with Gateway(workdir / "calls.txt", latency_ms=50) as gateway: gateway.url``."""
+
+    def __init__(self, record: Path, *, latency_ms: float = 0.0) -> None:
+        self.record = record
+        self.latency_ms = latency_ms
+        self.token = TOKEN
+        self.url = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Self:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                *("-m", "benchmarks.gateway"),
+                *("--latency-ms", str(self.latency_ms)),
+                *("--record", str(self.record)),
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        ready = self._process.stdout.readline() if self._process.stdout else ""
+        if "listening on " not in ready:
+            self._process.kill()
+            self._process.wait()
+            raise RuntimeError(f"the fake gateway did not start (it said {ready!r})")
+        self.url = ready.rsplit("listening on ", 1)[1].strip()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the gateway is not running")
+        return self._process.pid
+
+    def calls(self) -> list[Call]:
+        if not self.record.exists():
+            return []
+        return [
+            Call(float(stamp), int(message_id))
+            for stamp, message_id in (line.split() for line in self.record.read_text().splitlines())
+        ]
+
+
+def duplicates(calls: list[Call]) -> int:
+    """How many message ids were accepted more than once."""
+    return sum(1 for count in Counter(call.message_id for call in calls).values() if count > 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The fake probe gateway with timed records.")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--record", type=Path, required=True)
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args.latency_ms / 1000, args.record))
+
+
+async def _serve(latency: float, record_path: Path) -> None:
+    record = _TimedRecord(record_path)
+    try:
+        gateway = ProbeGateway(
+            token=TOKEN,
+            latency=latency,
+            record=cast(IO[str], record),
+            keep_history=False,
+        )
+        await serve_until_signalled(gateway.server, "probe gateway")
+    finally:
+        record.close()
+
+
+if __name__ == "__main__":
+    main()
