@@ -124,7 +124,8 @@ def problem(
 
 
 def _validation_message(error: dict[str, Any]) -> str:
-    if error.get("type") == "timezone_naive":
+    # pydantic reports a naive input to an AwareDatetime field as "timezone_aware".
+    if error.get("type") == "timezone_aware":
         return "datetime needs a UTC offset or Z, e.g. 2026-12-01T09:00:00+03:00"
     message = str(error.get("msg", "invalid value"))
     return message.removeprefix("Value error, ")
