@@ -3,6 +3,7 @@
 from sms_sender.auth.models import ApiToken
 from sms_sender.clients.models import Client
 from sms_sender.db import Base
+from sms_sender.dispatch.models import RateLimit
 from sms_sender.mailings.models import Mailing, MailingStatus
 from sms_sender.messages.models import Message
 from sms_sender.reports.models import Report, ReportStatus
@@ -14,6 +15,7 @@ __all__ = [
     "Mailing",
     "MailingStatus",
     "Message",
+    "RateLimit",
     "Report",
     "ReportStatus",
 ]

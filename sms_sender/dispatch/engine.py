@@ -1,0 +1,145 @@
+"""DeliveryEngine: the scheduler, a worker and (when the provider can tell) the delivery poller.
+
+``sms-sender serve`` runs it beside the API in one process; ``sms-sender worker`` runs it
+alone, as many times as wanted against one PostgreSQL. It is built from what the process
+already owns (settings, sessionmaker and its notifier, clock, provider) and runs until its stop
+event is set, then shuts down gracefully (see :mod:`sms_sender.dispatch.worker`).
+
+A database that cannot be reached does not stop the engine: each loop logs the error and tries
+again a moment later. Any other exception is a bug and stops the engine with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sms_sender.clock import Clock
+from sms_sender.config import Settings
+from sms_sender.db import Notifier
+from sms_sender.dispatch.repository import UNAVAILABLE
+from sms_sender.dispatch.retry import RetryPolicy
+from sms_sender.dispatch.scheduler import Scheduler
+from sms_sender.dispatch.tracking import DeliveryPoller
+from sms_sender.dispatch.wakeups import PostgresListener, wait_or_stop
+from sms_sender.dispatch.worker import Worker, WorkerTuning
+from sms_sender.providers.base import Provider
+from sms_sender.providers.registry import delivery_tracker
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineTuning:
+    """Timings with sensible defaults; tests shorten some."""
+
+    worker: WorkerTuning = field(default_factory=WorkerTuning)
+    scheduler_poll: timedelta = timedelta(seconds=5)
+    delivery_poll: timedelta = timedelta(seconds=30)
+    retry_after_error: float = 2.0  # seconds before a loop tries again after losing the database
+
+
+class DeliveryEngine:
+    """Sends every mailing on time: ``await run(stop)``, or ``async with running()``."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        notifier: Notifier,
+        clock: Clock,
+        provider: Provider,
+        tuning: EngineTuning | None = None,
+        retry: RetryPolicy | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.tuning = tuning or EngineTuning()
+        self.settings = settings
+        self.notifier = notifier
+        self.scheduler = Scheduler(
+            sessionmaker=sessionmaker,
+            clock=clock,
+            notifier=notifier,
+            poll_interval=self.tuning.scheduler_poll,
+            retry_after_error=self.tuning.retry_after_error,
+        )
+        self.worker = Worker(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            provider=provider,
+            clock=clock,
+            notifier=notifier,
+            tuning=self.tuning.worker,
+            retry=retry,
+            worker_id=worker_id,
+        )
+        tracker = delivery_tracker(provider)
+        self.delivery_poller = (
+            DeliveryPoller(
+                sessionmaker=sessionmaker,
+                clock=clock,
+                tracker=tracker,
+                provider_name=provider.name,
+                batch_size=settings.batch_size,
+                interval=self.tuning.delivery_poll,
+            )
+            if tracker is not None
+            else None
+        )
+        dialect = sessionmaker.kw["bind"].dialect.name
+        self.listener = (
+            PostgresListener(settings.database_url, notifier) if dialect == "postgresql" else None
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; returns once in-flight sends are recorded."""
+        with structlog.contextvars.bound_contextvars(worker_id=self.worker.id):
+            await self._run_loops(stop)
+
+    async def _run_loops(self, stop: asyncio.Event) -> None:
+        _log.info("delivery engine started", provider=self.worker.provider_name)
+        loops: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = [
+            ("scheduler", self.scheduler.run),
+            ("worker", self.worker.run),
+        ]
+        if self.delivery_poller is not None:
+            loops.append(("delivery poller", self.delivery_poller.run))
+        if self.listener is not None:
+            loops.append(("listener", self.listener.run))
+        async with asyncio.TaskGroup() as group:
+            for name, loop in loops:
+                group.create_task(self._keep_running(name, loop, stop))
+        _log.info("delivery engine stopped")
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[DeliveryEngine]:
+        """Run in the background for the duration of the block, then stop gracefully."""
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.run(stop))
+        try:
+            yield self
+        finally:
+            stop.set()
+            await task
+
+    async def _keep_running(
+        self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
+    ) -> None:
+        while not stop.is_set():
+            try:
+                await loop(stop)
+            except UNAVAILABLE as exc:  # e.g. the database was down at start-up
+                _log.warning(
+                    "database unavailable; the loop starts again shortly",
+                    loop=name,
+                    error=repr(exc),
+                    retry_in=self.tuning.retry_after_error,
+                )
+                await wait_or_stop(self.tuning.retry_after_error, stop)

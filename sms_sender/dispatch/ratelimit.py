@@ -1,0 +1,102 @@
+"""One global send rate shared by every worker of a database, without a coordinator process.
+
+``SMS_SENDER_RATE_LIMIT`` messages per second is a property of the account at the gateway, so
+it caps the sum over all workers, on all machines. The limit is a GCRA ("generic cell rate
+algorithm", the virtual-scheduling form of a leaky bucket) whose whole state is one row of
+``rate_limits``: ``next_slot_at``, the earliest moment the next message may leave.
+
+A worker about to send ``n`` messages reserves ``n`` consecutive slots with one statement::
+
+    UPDATE rate_limits SET next_slot_at = max(next_slot_at, now) + n / rate
+    RETURNING next_slot_at - n / rate - now      -- seconds until the first reserved slot
+
+and sends its ``k``-th message at ``first slot + k / rate`` by its own monotonic clock. The
+UPDATE takes the row's lock, so concurrent reservations queue up and get disjoint stretches
+of the timeline: the sends of all workers together never exceed ``rate`` per second, and an
+idle limiter lets the next message go at once. On PostgreSQL ``now`` is the database server's
+clock, so machines whose clocks disagree still share one timeline; on SQLite (one machine) it
+is the local clock. Reserved slots a worker does not use (its mailing was paused meanwhile,
+it crashed) are simply lost: the limit errs on the side of sending slower, never faster.
+
+A worker reserves for a small group at a time (what its free concurrency allows, and no more
+than ``GROUP_SECONDS`` of the rate), so reservations stay fair between workers and a pause
+takes effect within that horizon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import BindParameter, ColumnElement, Double, bindparam, cast, func, literal, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.dispatch.models import RateLimit
+
+SEND_LIMIT = "send"
+# How far ahead one reservation may reach: it bounds both a group's size and how long a
+# report marked ``sending`` may wait for its slot.
+GROUP_SECONDS = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Consecutive send slots: the ``k``-th starts at ``first_at + k * interval`` (monotonic)."""
+
+    first_at: float
+    interval: float
+    count: int
+
+    def slot(self, index: int) -> float:
+        return self.first_at + index * self.interval
+
+
+class RateLimiter:
+    """Reserves send slots on the shared timeline of one database; see the module docstring."""
+
+    def __init__(self, rate: float, name: str = SEND_LIMIT) -> None:
+        self.rate = rate
+        self.name = name
+
+    def group_size(self) -> int:
+        """The most messages one reservation should cover."""
+        return max(1, int(self.rate * GROUP_SECONDS))
+
+    async def ensure_row(self, session: AsyncSession) -> None:
+        """Create the limiter's row if this database has none yet (idempotent)."""
+        module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        await session.execute(
+            module.insert(RateLimit)
+            .values(name=self.name, next_slot_at=0.0)
+            .on_conflict_do_nothing(index_elements=[RateLimit.name])
+        )
+
+    async def reserve(self, session: AsyncSession, count: int) -> Reservation:
+        """Reserve ``count`` slots, in the caller's transaction (commit it promptly)."""
+        span: BindParameter[float] = bindparam("span", count / self.rate, type_=Double())
+        now = _database_now(session)
+        later = func.greatest if session.get_bind().dialect.name == "postgresql" else func.max
+        wait = await session.scalar(
+            update(RateLimit)
+            .where(RateLimit.name == self.name)
+            .values(next_slot_at=later(RateLimit.next_slot_at, now) + span)
+            .returning(RateLimit.next_slot_at - span - now)
+        )
+        if wait is None:
+            raise LookupError(f"rate limit row {self.name!r} is missing; call ensure_row first")
+        return Reservation(time.monotonic() + max(0.0, wait), 1.0 / self.rate, count)
+
+
+async def wait_for_slot(slot_at: float) -> None:
+    """Sleep until the monotonic instant ``slot_at`` (at once if it has passed)."""
+    delay = slot_at - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _database_now(session: AsyncSession) -> ColumnElement[float]:
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.extract("epoch", func.statement_timestamp()), Double())
+    return literal(time.time(), Double())

@@ -1,0 +1,110 @@
+"""The scheduler: starts mailings at start_at and ends them at end_at, from the database alone.
+
+It sleeps until the next start_at or end_at it knows of (one query), and is woken early when a
+mailing is created, edited or resumed (the in-process notifier; PostgreSQL LISTEN for other
+processes), with a poll every few seconds as a safety net. The schedule lives only in the
+mailings table, so a restart loses nothing: a mailing whose start_at passed while no process
+ran starts at once, and one whose end_at passed too starts and ends in the same tick (its
+reports all ``expired``, which shows that nothing was sent). Several schedulers (one per
+process) may run against one database: each status change is a compare-and-set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sms_sender import metrics
+from sms_sender.clock import Clock
+from sms_sender.db import CHANNEL_MAILINGS, Notifier
+from sms_sender.dispatch import repository
+from sms_sender.dispatch.wakeups import set_when, wait_or_stop
+from sms_sender.mailings import service as mailings_service
+from sms_sender.mailings.models import Mailing
+
+_log = structlog.get_logger(__name__)
+
+
+class Scheduler:
+    """Starts and ends mailings on time; ``run(stop)`` until the stop event is set."""
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        notifier: Notifier,
+        poll_interval: timedelta = timedelta(seconds=5),
+        retry_after_error: float = 2.0,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+        self._notifier = notifier
+        self._poll_interval = poll_interval
+        self._retry_after_error = retry_after_error
+
+    async def run(self, stop: asyncio.Event) -> None:
+        wake = self._notifier.subscribe(CHANNEL_MAILINGS)
+        stop_watch = asyncio.create_task(set_when(stop, wake))
+        try:
+            while not stop.is_set():
+                wake.clear()  # a change committed from here on is seen by the next tick
+                try:
+                    next_event_at = await self.tick()
+                except repository.UNAVAILABLE as exc:
+                    _log.warning("database unavailable; scheduler retries", error=repr(exc))
+                    await wait_or_stop(self._retry_after_error, stop)
+                    continue
+                poll_at = self._clock.now() + self._poll_interval
+                await self._clock.sleep_until(min(next_event_at or poll_at, poll_at), wake)
+        finally:
+            stop_watch.cancel()
+            self._notifier.unsubscribe(CHANNEL_MAILINGS, wake)
+
+    async def tick(self) -> datetime | None:
+        """Start what is due, end what is over, finish what is done; the next event's time."""
+        await self._start_due()
+        await self._end_due()
+        now = self._clock.now()
+        async with self._sessionmaker() as session, session.begin():
+            for mailing_id in await repository.finish_completed(session, now):
+                _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
+            metrics.RUNNING_MAILINGS.set(await repository.count_running(session))
+            metrics.QUEUE_DEPTH.set(await repository.count_due(session, now))
+            return await repository.next_mailing_event_at(session)
+
+    async def _start_due(self) -> None:
+        async with self._sessionmaker() as session:
+            due = await repository.mailings_to_start(session, self._clock.now())
+        for mailing_id in due:
+            # One transaction per mailing: its reports are made in the same one (all or none).
+            async with self._sessionmaker() as session, session.begin():
+                mailing = await session.get(Mailing, mailing_id)
+                now = self._clock.now()
+                if mailing is None:  # deleted meanwhile
+                    continue
+                created = await mailings_service.start_mailing(session, mailing, now)
+            if created is not None:
+                metrics.SCHEDULER_LAG.labels("start").observe(_lag(now, mailing.start_at))
+                _log.info("mailing started", mailing_id=mailing_id, reports=created)
+
+    async def _end_due(self) -> None:
+        async with self._sessionmaker() as session:
+            due = await repository.mailings_to_end(session, self._clock.now())
+        for mailing_id in due:
+            async with self._sessionmaker() as session, session.begin():
+                mailing = await session.get(Mailing, mailing_id)
+                now = self._clock.now()
+                if mailing is None:
+                    continue
+                expired = await mailings_service.finish_mailing(session, mailing, now)
+            if expired is not None:
+                metrics.SCHEDULER_LAG.labels("end").observe(_lag(now, mailing.end_at))
+                _log.info("mailing ended at end_at", mailing_id=mailing_id, expired=expired)
+
+
+def _lag(now: datetime, due_at: datetime) -> float:
+    return max(0.0, (now - due_at).total_seconds())

@@ -1,0 +1,140 @@
+"""One provider call: the last checks before it, the call itself, and what its answer means.
+
+The worker runs one of these per message, concurrently. Between the end_at check and the call
+there is no ``await``, so no call starts at or after a mailing's end, however late the message
+got its rate-limit slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from sms_sender import metrics
+from sms_sender.clock import Clock
+from sms_sender.dispatch.ratelimit import wait_for_slot
+from sms_sender.dispatch.repository import ClaimedReport, MailingTerms, Settlement
+from sms_sender.dispatch.retry import RetryPolicy
+from sms_sender.providers.base import Outcome, OutgoingMessage, Provider, SendResult
+from sms_sender.reports.models import ReportStatus
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Sends one handed-over report and turns the answer into its :class:`Settlement`."""
+
+    provider: Provider
+    clock: Clock
+    retry: RetryPolicy
+    timeout: float
+
+    async def send(self, report: ClaimedReport, terms: MailingTerms, slot_at: float) -> Settlement:
+        """Wait for the rate-limit slot, check the end, call the provider; never raises."""
+        structlog.contextvars.bind_contextvars(
+            mailing_id=report.mailing_id, report_id=report.id, client_id=report.client_id
+        )
+        attempts = report.attempts + 1  # counted when it was handed over
+        called = False
+        try:
+            await wait_for_slot(slot_at)
+            now = self.clock.now()
+            if now >= terms.end_at:
+                return _settled(report, ReportStatus.EXPIRED, error=ENDED_BEFORE_SEND)
+            message = OutgoingMessage(
+                report_id=report.id,
+                mailing_id=report.mailing_id,
+                client_id=report.client_id,
+                phone=report.phone,
+                text=report.text,
+                valid_for=terms.end_at - now,
+            )
+            called = True
+            result = await self._call(message)
+        except asyncio.CancelledError:
+            # Only the worker's shutdown cancels a send, and it wants the settlement back.
+            if not called:  # still waiting for its slot: certainly not sent, so send it later
+                return _settled(report, ReportStatus.PENDING, next_attempt_at=self.clock.now())
+            return self._outcome_unknown(report, attempts, "send cancelled at shutdown")
+        if result is None:
+            return self._outcome_unknown(report, attempts, f"no answer within {self.timeout:g}s")
+        return self._settle(report, attempts, result)
+
+    async def _call(self, message: OutgoingMessage) -> SendResult | None:
+        """The provider's answer, or None when it did not give a usable one in time."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                results = await self.provider.send([message])
+        except TimeoutError:
+            return None
+        except Exception:  # the provider broke its contract; the message may or may not be out
+            _log.exception("provider raised instead of answering", provider=self.provider.name)
+            return None
+        finally:
+            metrics.SEND_LATENCY.labels(self.provider.name).observe(time.perf_counter() - started)
+        if len(results) != 1:
+            _log.error("provider answered %d results for 1 message", len(results))
+            return None
+        return results[0]
+
+    def _settle(self, report: ClaimedReport, attempts: int, result: SendResult) -> Settlement:
+        if result.outcome is Outcome.ACCEPTED:
+            return _settled(
+                report,
+                ReportStatus.SENT,
+                provider_message_id=result.provider_message_id,
+                sent_at=self.clock.now(),
+            )
+        error = result.error or result.outcome.value
+        if result.outcome is Outcome.PERMANENT:
+            _log.warning("message rejected", error=error)
+            return _settled(report, ReportStatus.FAILED, error=error)
+        return self._retry_or_fail(report, attempts, error)
+
+    def _retry_or_fail(self, report: ClaimedReport, attempts: int, error: str) -> Settlement:
+        next_attempt_at = self.retry.next_attempt_at(attempts, error, self.clock.now())
+        if next_attempt_at is None:
+            _log.warning("message failed; attempts exhausted", error=error, attempts=attempts)
+            failed = f"gave up after {attempts} attempts: {error}"
+            return _settled(report, ReportStatus.FAILED, error=failed)
+        metrics.RETRIES.labels(self.provider.name).inc()
+        _log.info("send failed; will retry", error=error, attempts=attempts, at=next_attempt_at)
+        return _settled(report, ReportStatus.PENDING, error=error, next_attempt_at=next_attempt_at)
+
+    def _outcome_unknown(self, report: ClaimedReport, attempts: int, why: str) -> Settlement:
+        """The call may have reached the gateway: re-send only through an idempotent provider."""
+        if self.provider.idempotent:
+            return self._retry_or_fail(report, attempts, f"outcome unknown: {why}")
+        _log.warning("send outcome unknown; marked interrupted", error=why)
+        error = f"outcome unknown ({why}); not sent again to avoid a duplicate"
+        return _settled(report, ReportStatus.INTERRUPTED, error=error)
+
+
+ENDED_BEFORE_SEND = "end_at reached before it could be sent"
+
+
+def _settled(
+    report: ClaimedReport,
+    status: ReportStatus,
+    *,
+    error: str | None = None,
+    provider_message_id: str | None = None,
+    sent_at: datetime | None = None,
+    next_attempt_at: datetime | None = None,
+) -> Settlement:
+    return Settlement(
+        report_id=report.id,
+        mailing_id=report.mailing_id,
+        client_id=report.client_id,
+        status=status,
+        error=error[:1000] if error else None,
+        provider_message_id=provider_message_id,
+        sent_at=sent_at,
+        next_attempt_at=next_attempt_at,
+    )

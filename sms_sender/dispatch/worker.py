@@ -1,0 +1,387 @@
+"""The worker: claims due reports in batches, sends them concurrently, writes results in batches.
+
+A report's life in one worker, and what a crash at each point leaves behind:
+
+1. **claimed** — leased to this worker, still ``pending``. A crash leaves an expiring lease;
+   any worker claims it again. Nothing was sent.
+2. **handed over** — right before its provider call (a small group at a time, as concurrency
+   and the shared rate limit allow) it is marked ``sending`` and *committed*, after a last
+   check that its mailing is still running. A crash from here on leaves ``sending`` with an
+   expiring lease: the gateway may have the message, so it becomes ``interrupted`` and is never
+   sent again (unless the provider is idempotent). See :func:`repository.reclaim`.
+3. **settled** — the answers are written together, a batch per statement, guarded so that a
+   report cancelled or reclaimed meanwhile is not overwritten.
+
+Graceful shutdown (the stop event): no new claims or hand-overs, in-flight calls get
+``shutdown_grace`` seconds to answer and are recorded, claimed reports are released at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sms_sender import metrics
+from sms_sender.clock import Clock
+from sms_sender.config import Settings
+from sms_sender.db import CHANNEL_REPORTS, Notifier
+from sms_sender.dispatch import repository
+from sms_sender.dispatch.ratelimit import RateLimiter
+from sms_sender.dispatch.repository import ClaimedReport, MailingTerms, Settlement
+from sms_sender.dispatch.retry import RetryPolicy
+from sms_sender.dispatch.sending import Sender
+from sms_sender.dispatch.wakeups import set_when, wait_or_stop
+from sms_sender.providers.base import Provider
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerTuning:
+    """Timings with sensible defaults; tests shorten some."""
+
+    poll_interval: timedelta = timedelta(seconds=5)  # look for due work even without a wake-up
+    reclaim_interval: timedelta = timedelta(seconds=15)  # look for workers that died
+    result_linger: float = 0.05  # seconds a result may wait to be written with others
+    shutdown_grace: float = 10.0  # seconds in-flight sends get to answer at shutdown
+    retry_after_error: float = 2.0  # seconds before trying again after losing the database
+
+
+def new_worker_id() -> str:
+    """Unique per worker instance, readable in the reports table (host, pid, random)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Worker:
+    """Delivers due reports; ``run(stop)`` until the stop event is set."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        provider: Provider,
+        clock: Clock,
+        notifier: Notifier,
+        tuning: WorkerTuning | None = None,
+        retry: RetryPolicy | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.id = worker_id or new_worker_id()
+        self._settings = settings
+        self._sessionmaker = sessionmaker
+        self._provider = provider
+        self._clock = clock
+        self._notifier = notifier
+        self._tuning = tuning or WorkerTuning()
+        self._lease = timedelta(seconds=settings.lease_seconds)
+        self._limiter = RateLimiter(settings.rate_limit)
+        self._sender = Sender(
+            provider=provider,
+            clock=clock,
+            retry=retry or RetryPolicy(settings.max_attempts, settings.retry_backoff),
+            # A provider call may not outlive its lease, or a live send would look abandoned.
+            timeout=settings.lease_seconds / 2,
+        )
+        self._held: deque[ClaimedReport] = deque()
+        self._terms: dict[int, MailingTerms] = {}
+        self._in_flight: dict[asyncio.Task[Settlement], ClaimedReport] = {}
+        self._settled: list[Settlement] = []
+        self._first_settled_at = 0.0
+        self._drained = False
+        self._wake = asyncio.Event()
+        self._next_reclaim_at = clock.now()
+        self._next_renewal_at = clock.now() + self._lease / 3
+
+    @property
+    def provider_name(self) -> str:
+        return self._provider.name
+
+    def wake(self) -> None:
+        """Look for due work now (new reports, a resumed mailing, shutdown)."""
+        self._wake.set()
+
+    async def prepare(self) -> None:
+        """Create the shared rate limiter's row if this database has none yet."""
+        async with self._sessionmaker() as session, session.begin():
+            await self._limiter.ensure_row(session)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        # New reports, a resumed mailing or a widened send window all notify this channel.
+        self._wake = self._notifier.subscribe(CHANNEL_REPORTS)
+        stop_watch = asyncio.create_task(set_when(stop, self._wake))
+        try:
+            await self.prepare()
+            while not stop.is_set():
+                try:
+                    await self.step(stop)
+                except repository.UNAVAILABLE as exc:
+                    # What was held keeps its lease and results stay queued; try again soon.
+                    _log.warning("database unavailable; worker retries", error=repr(exc))
+                    await wait_or_stop(self._tuning.retry_after_error, stop)
+        finally:
+            stop_watch.cancel()
+            self._notifier.unsubscribe(CHANNEL_REPORTS, self._wake)
+            await self._shut_down()
+
+    async def step(self, stop: asyncio.Event) -> None:
+        """One turn of the loop: housekeeping, then claim, hand over, wait for answers or idle."""
+        now = self._clock.now()
+        if now >= self._next_reclaim_at:
+            await self.reclaim()
+        if now >= self._next_renewal_at:
+            await self._renew_leases()
+        if self._settled and self._results_due():
+            await self._write_settled()
+        if not self._held and not self._drained:
+            await self._claim()
+        if self._held or self._in_flight:
+            await self._advance(stop)
+        else:
+            await self._write_settled()
+            await self._idle()
+
+    async def drain(self) -> None:
+        """Send everything due now and write the results (tests and benchmarks)."""
+        never = asyncio.Event()
+        await self.prepare()
+        while True:
+            await self._claim()
+            if not self._held and not self._in_flight:
+                return
+            while self._held or self._in_flight:
+                await self._advance(never)
+            await self._write_settled()
+
+    async def _advance(self, stop: asyncio.Event) -> None:
+        """Hand over the next group if a concurrency slot is free, else wait for an answer."""
+        free = self._settings.concurrency - len(self._in_flight)
+        if self._held and free > 0:
+            await self._hand_over(min(free, self._limiter.group_size()), stop)
+        else:
+            await self._wait_for_answers()
+
+    async def reclaim(self) -> None:
+        """Settle ``sending`` reports abandoned by dead workers (see repository.reclaim)."""
+        now = self._clock.now()
+        resendable = self._provider.name if self._provider.idempotent else None
+        async with self._sessionmaker() as session, session.begin():
+            reclaimed = await repository.reclaim(
+                session, owner=self.id, now=now, resendable_provider=resendable
+            )
+        self._next_reclaim_at = now + self._tuning.reclaim_interval
+        for report in reclaimed:
+            _log.warning(
+                "reclaimed a send abandoned by a stopped worker",
+                mailing_id=report.mailing_id,
+                report_id=report.report_id,
+                client_id=report.client_id,
+                status=report.status,
+            )
+
+    async def _claim(self) -> None:
+        self._wake.clear()  # a wake-up from here on means "look again"
+        now = self._clock.now()
+        async with self._sessionmaker() as session, session.begin():
+            claimed = await repository.claim(
+                session,
+                owner=self.id,
+                now=now,
+                lease_until=now + self._lease,
+                limit=self._settings.batch_size,
+            )
+            if claimed:
+                mailing_ids = list({report.mailing_id for report in claimed})
+                self._terms = await repository.mailing_terms(session, mailing_ids)
+        self._held.extend(claimed)
+        self._drained = len(claimed) < self._settings.batch_size
+        if claimed:
+            _log.debug("claimed reports", count=len(claimed))
+
+    async def _hand_over(self, size: int, stop: asyncio.Event) -> None:
+        """Screen a group, reserve its rate slots, mark it ``sending``, start its calls."""
+        group = [self._held.popleft() for _ in range(min(size, len(self._held)))]
+        ready = await self._screen(group)
+        if not ready:
+            return
+        async with self._sessionmaker() as session, session.begin():
+            reservation = await self._limiter.reserve(session, len(ready))
+        if await _stopped_before(reservation.first_at, stop):
+            await self._release([report.id for report in ready])
+            return
+        now = self._clock.now()
+        ids = [report.id for report in ready]
+        async with self._sessionmaker() as session, session.begin():
+            marked = await repository.hand_over(
+                session,
+                ids,
+                owner=self.id,
+                provider=self._provider.name,
+                now=now,
+                lease_until=now + self._lease,
+            )
+            # Not marked: its mailing was paused, cancelled or ended since the claim.
+            await repository.release(session, [i for i in ids if i not in marked], owner=self.id)
+        for index, report in enumerate(report for report in ready if report.id in marked):
+            terms = self._terms[report.mailing_id]
+            task = asyncio.create_task(self._sender.send(report, terms, reservation.slot(index)))
+            self._in_flight[task] = report
+            task.add_done_callback(self._on_answer)
+
+    async def _screen(self, group: list[ClaimedReport]) -> list[ClaimedReport]:
+        """Keep what may go now; put off what is outside its send window, drop what has ended."""
+        now = self._clock.now()
+        ready: list[ClaimedReport] = []
+        put_off: dict[int, datetime] = {}
+        ended: list[int] = []
+        for report in group:
+            terms = self._terms.get(report.mailing_id)
+            if terms is None or now >= terms.end_at:
+                ended.append(report.id)  # the scheduler expires it (or it was deleted)
+                continue
+            opening = terms.window.next_opening(now, report.timezone) if terms.window else None
+            if opening is None:
+                ready.append(report)
+            else:
+                put_off[report.id] = opening
+        if put_off or ended:
+            async with self._sessionmaker() as session, session.begin():
+                await repository.put_off(session, put_off, owner=self.id, now=now)
+                await repository.release(session, ended, owner=self.id)
+            if put_off:
+                _log.info(
+                    "outside the send window; put off until it opens",
+                    mailing_ids=sorted({r.mailing_id for r in group if r.id in put_off}),
+                    report_ids=sorted(put_off),
+                )
+        return ready
+
+    def _on_answer(self, task: asyncio.Task[Settlement]) -> None:
+        report = self._in_flight.pop(task)
+        if task.cancelled():  # only if the event loop itself is being torn down
+            return
+        if (error := task.exception()) is not None:  # a bug: the lease runs out, then reclaim
+            _log.error(
+                "send task failed",
+                mailing_id=report.mailing_id,
+                report_id=report.id,
+                exc_info=error,
+            )
+            return
+        if not self._settled:
+            self._first_settled_at = time.monotonic()
+        self._settled.append(task.result())
+
+    def _results_due(self) -> bool:
+        lingered = time.monotonic() - self._first_settled_at >= self._tuning.result_linger
+        return lingered or len(self._settled) >= self._settings.batch_size
+
+    async def _wait_for_answers(self) -> None:
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait(
+                [*self._in_flight, woken],
+                timeout=self._tuning.result_linger,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            woken.cancel()
+        if self._wake.is_set():
+            self._drained = False
+
+    async def _idle(self) -> None:
+        """Sleep until the next retry or window opening, a wake-up, or the poll interval."""
+        now = self._clock.now()
+        async with self._sessionmaker() as session:
+            next_due = await repository.next_due_at(session, now)
+        poll_at = now + self._tuning.poll_interval
+        await self._clock.sleep_until(min(next_due or poll_at, poll_at), self._wake)
+        self._drained = False
+
+    async def _write_settled(self) -> None:
+        if not self._settled:
+            return
+        settled, self._settled = self._settled, []
+        now = self._clock.now()
+        mailing_ids = sorted({settlement.mailing_id for settlement in settled})
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                written = await repository.settle(session, settled, owner=self.id, now=now)
+                finished = await repository.finish_completed(session, now, mailing_ids)
+        except BaseException:
+            self._settled[:0] = settled  # keep them for the next attempt
+            raise
+        _log_settled(self._provider.name, settled)
+        if written < len(settled):
+            _log.warning(
+                "some results were not written: their reports changed meanwhile "
+                "(cancelled, expired or reclaimed)",
+                mailing_ids=mailing_ids,
+                skipped=len(settled) - written,
+            )
+        for mailing_id in finished:
+            _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
+
+    async def _renew_leases(self) -> None:
+        now = self._clock.now()
+        held = [report.id for report in self._held] + [r.id for r in self._in_flight.values()]
+        async with self._sessionmaker() as session, session.begin():
+            await repository.renew(session, held, owner=self.id, lease_until=now + self._lease)
+        self._next_renewal_at = now + self._lease / 3
+
+    async def _release(self, report_ids: list[int]) -> None:
+        async with self._sessionmaker() as session, session.begin():
+            await repository.release(session, report_ids, owner=self.id)
+
+    async def _shut_down(self) -> None:
+        held = [report.id for report in self._held]
+        self._held.clear()
+        await self._release(held)
+        if self._in_flight:
+            _log.info("waiting for sends in flight", count=len(self._in_flight))
+            await asyncio.wait(list(self._in_flight), timeout=self._tuning.shutdown_grace)
+        for task in list(self._in_flight):
+            task.cancel()  # Sender.send turns this into a settlement: the outcome is unknown
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight))
+        await self._write_settled()
+        _log.info("worker stopped", worker_id=self.id, released=len(held))
+
+
+async def _stopped_before(monotonic_at: float, stop: asyncio.Event) -> bool:
+    """Wait until ``monotonic_at``; True if ``stop`` was set first."""
+    delay = monotonic_at - time.monotonic()
+    if delay > 0 and not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            return False
+    return stop.is_set()
+
+
+def _log_settled(provider: str, settled: Iterable[Settlement]) -> None:
+    """Count every result, and log one line per mailing and status with the report ids."""
+    groups: dict[tuple[int, str], list[int]] = {}
+    for settlement in settled:
+        groups.setdefault((settlement.mailing_id, settlement.status), []).append(
+            settlement.report_id
+        )
+    for (mailing_id, status), report_ids in groups.items():
+        metrics.MESSAGES.labels(provider, status).inc(len(report_ids))
+        _log.info(
+            "messages settled",
+            mailing_id=mailing_id,
+            status=status,
+            count=len(report_ids),
+            report_ids=report_ids,
+        )
