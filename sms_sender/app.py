@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from sms_sender.clients.endpoints import router as clients_router
 from sms_sender.clock import Clock, SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
+from sms_sender.dispatch.runtime import configured_engine
 from sms_sender.errors import PROBLEM_RESPONSES, Problem, install_error_handlers, problem
 from sms_sender.mailings.endpoints import router as mailings_router
 from sms_sender.messages.endpoints import router as messages_router
@@ -43,8 +45,9 @@ def create_app(
     *,
     clock: Clock | None = None,
     db_engine: AsyncEngine | None = None,
+    with_delivery: bool = False,
 ) -> FastAPI:
-    """The API application; the delivery engine is started beside it by ``sms-sender serve``.
+    """The API application; ``with_delivery`` runs the delivery engine in the same process.
 
     ``db_engine`` lets tests share one engine; otherwise the lifespan creates and disposes one.
     """
@@ -56,7 +59,11 @@ def create_app(
         app.state.db_engine = engine
         app.state.sessionmaker = create_sessionmaker(engine, app.state.notifier)
         try:
-            yield
+            if with_delivery:
+                async with _delivery_in_background(app):
+                    yield
+            else:
+                yield
         finally:
             if db_engine is None:
                 await engine.dispose()
@@ -99,6 +106,22 @@ def _register_problem_schema(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+@asynccontextmanager
+async def _delivery_in_background(app: FastAPI) -> AsyncIterator[None]:
+    """Scheduler and worker beside the API (``sms-sender serve``); stopped gracefully at exit."""
+    state = app.state
+    async with configured_engine(
+        state.settings, state.sessionmaker, state.notifier, state.clock
+    ) as delivery:
+        stop = asyncio.Event()
+        task = asyncio.create_task(delivery.run(stop), name="delivery-engine")
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
 
 
 def _operations_router() -> APIRouter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -14,7 +15,8 @@ from sms_sender.app import create_app
 from sms_sender.auth import service as auth_service
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
-from sms_sender.db import create_engine, create_sessionmaker
+from sms_sender.db import Notifier, create_engine, create_sessionmaker
+from sms_sender.dispatch.runtime import configured_engine
 from sms_sender.logging import configure_logging
 from sms_sender.migrations import upgrade_to_head
 
@@ -91,9 +93,38 @@ def _serve_http(settings: Settings, host: str, port: int, *, with_engine: bool) 
             await upgrade_to_head(engine)
         finally:
             await engine.dispose()
-        application = create_app(settings)
+        application = create_app(settings, with_delivery=with_engine)
         config = uvicorn.Config(application, host=host, port=port, log_config=None)
         await uvicorn.Server(config).serve()
+
+    asyncio.run(run())
+
+
+@app.command()
+def worker() -> None:
+    """Run the scheduler and a worker without the API; start as many as needed on PostgreSQL.
+
+    SIGTERM or Ctrl-C stops it gracefully: sends in flight are finished and recorded, claimed
+    messages not yet sent are released for other workers.
+    """
+    settings = _settings()
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade_to_head(engine)
+            notifier = Notifier()
+            sessionmaker = create_sessionmaker(engine, notifier)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for stop_signal in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(stop_signal, stop.set)
+            async with configured_engine(
+                settings, sessionmaker, notifier, SystemClock()
+            ) as delivery:
+                await delivery.run(stop)
+        finally:
+            await engine.dispose()
 
     asyncio.run(run())
 

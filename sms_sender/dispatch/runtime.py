@@ -1,0 +1,33 @@
+"""Builds a DeliveryEngine from the settings, with the provider and HTTP client it owns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sms_sender.clock import Clock
+from sms_sender.config import Settings
+from sms_sender.db import Notifier
+from sms_sender.dispatch.engine import DeliveryEngine
+from sms_sender.providers.registry import build_provider, create_http_client
+
+
+@asynccontextmanager
+async def configured_engine(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    clock: Clock,
+) -> AsyncIterator[DeliveryEngine]:
+    """The engine for ``settings.provider``; its HTTP client closes when the block ends."""
+    async with create_http_client(settings) as http_client:
+        provider = build_provider(settings, http_client)
+        yield DeliveryEngine(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            notifier=notifier,
+            clock=clock,
+            provider=provider,
+        )
