@@ -113,8 +113,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def placeholders_to_templates(path: str) -> str:
-    """``/a/{{clientId}}`` (Postman) and ``/a/{client_id}`` (OpenAPI) both become ``/a/{}``."""
-    return re.sub(r"\{\{[^}]+\}\}|\{[^}]+\}", "{}", path)
+    """``/a/{{clientId}}``, ``/a/42`` (Postman) and ``/a/{client_id}`` (OpenAPI): ``/a/{}``."""
+    return re.sub(r"\{\{[^}]+\}\}|\{[^}]+\}|(?<=/)[0-9]+(?=/|$)", "{}", path)
 
 
 def load_json(path: Path) -> Any:
