@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -13,10 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.app import create_app
 from sms_sender.auth import service as auth_service
+from sms_sender.clients.csv_import import import_clients, read_lines
+from sms_sender.clients.schemas import ImportResult
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
+from sms_sender.demo import load_demo
 from sms_sender.dispatch.runtime import configured_engine
+from sms_sender.errors import AppError
 from sms_sender.logging import configure_logging
 from sms_sender.migrations import upgrade_to_head
 
@@ -55,7 +60,11 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except AppError as error:
+        typer.echo(f"error: {error.detail}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -127,6 +136,41 @@ def worker() -> None:
             await engine.dispose()
 
     asyncio.run(run())
+
+
+@app.command("import")
+def import_csv(
+    path: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="CSV: phone,operator_code,tag,timezone"),
+    ],
+) -> None:
+    """Import clients from a CSV file; bad rows are reported by line, good rows are kept."""
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> ImportResult:
+        with path.open("rb") as csv_file:
+            return await import_clients(
+                session,
+                read_lines(csv_file),
+                default_timezone=settings.default_timezone,
+                now=SystemClock().now(),
+            )
+
+    result = _in_session(settings, work)
+    for error in result.errors:
+        typer.echo(f"line {error.line}: {error.error}", err=True)
+    if result.errors_truncated:
+        typer.echo(f"… and {result.failed - len(result.errors)} more bad rows", err=True)
+    typer.echo(f"imported {result.imported} clients, {result.failed} rows rejected")
+
+
+@app.command()
+def demo() -> None:
+    """Fill a demo directory, two messages and two mailings, to see the whole flow at once."""
+    settings = _settings()
+    summary = _in_session(settings, lambda session: load_demo(session, SystemClock().now()))
+    typer.echo(summary)
 
 
 @token_app.command("create")

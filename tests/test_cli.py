@@ -1,0 +1,85 @@
+"""The command line, run as a user would, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import CliRunner, Result
+
+from sms_sender.auth.service import hash_token
+from sms_sender.cli import app
+from sms_sender.models import ApiToken, Client, Mailing
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+class Cli:
+    """Runs the CLI in a thread: each command starts its own event loop, as from a shell."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    async def __call__(self, *args: str) -> Result:
+        return await asyncio.to_thread(self.runner.invoke, app, list(args))
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.setenv("SMS_SENDER_DATABASE_URL", database_url)
+    monkeypatch.setenv("SMS_SENDER_LOG_LEVEL", "WARNING")
+    return Cli()
+
+
+async def test_token_create_prints_the_token_last_and_stores_its_hash(
+    cli: Cli, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    result = await cli("token", "create", "ops")
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    async with sessionmaker() as session:
+        stored = await session.scalar(select(ApiToken.token_hash).where(ApiToken.name == "ops"))
+    assert stored == hash_token(token)
+
+    listed = await cli("token", "list")
+    assert "ops" in listed.output
+    assert token not in listed.output
+    assert (await cli("token", "revoke", "ops")).exit_code == 0
+    assert "revoked" in (await cli("token", "list")).output
+
+
+async def test_duplicate_token_name_fails_with_a_reason(cli: Cli) -> None:
+    assert (await cli("token", "create", "ops")).exit_code == 0
+    again = await cli("token", "create", "ops")
+    assert again.exit_code != 0
+    assert "exists already" in again.output
+
+
+async def test_import_keeps_good_rows_and_names_bad_lines(
+    cli: Cli, tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    csv_file = tmp_path / "clients.csv"
+    csv_file.write_text(
+        "phone,operator_code,tag,timezone\n79160000001,,vip,Europe/Moscow\nnot-a-phone,,,\n"
+    )
+    result = await cli("import", str(csv_file))
+    assert result.exit_code == 0, result.output
+    assert "imported 1 clients, 1 rows rejected" in result.output
+    assert "line 3:" in result.output
+    async with sessionmaker() as session:
+        assert await session.scalar(select(Client.phone)) == "79160000001"
+
+
+async def test_demo_loads_clients_and_mailings(
+    cli: Cli, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    result = await cli("demo")
+    assert result.exit_code == 0, result.output
+    assert "30 clients imported" in result.output
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Client)) == 30
+        statuses = set((await session.scalars(select(Mailing.status))).all())
+    assert statuses == {"running", "scheduled"}
