@@ -1,0 +1,253 @@
+"""Bulk import of clients from CSV, streamed: memory stays flat whatever the size of the file.
+
+The bytes are split into lines as they arrive (:func:`read_lines`); each line is checked on its
+own and the valid rows are inserted a batch at a time, one statement per batch, skipping
+phones already taken (:func:`import_clients`). A record is one line: quoted cells may hold
+commas but not line breaks, which no valid client field contains.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.clients import repository
+from sms_sender.clients.schemas import ClientCreate, ImportResult, RowError, shown
+from sms_sender.clients.service import ClientFields, with_defaults
+from sms_sender.errors import InvalidInput
+
+HEADER = ("phone", "operator_code", "tag", "timezone")
+# Six columns a row: 6,000 bound parameters a statement, well under SQLite's 32,766.
+BATCH_ROWS = 1000
+MAX_REPORTED_ERRORS = 1000
+# The longest valid row is under 200 bytes; a far longer line means this is not the right file.
+MAX_LINE_BYTES = 64 * 1024
+
+T = TypeVar("T")
+
+
+async def read_lines(chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIterator[str]:
+    """Split a UTF-8 byte stream into lines, without their line breaks.
+
+    A line that is not UTF-8 or absurdly long raises InvalidInput naming its line number.
+    Splitting bytes at ``\\n`` is safe: in UTF-8 that byte is never part of another character.
+    """
+    partial = b""
+    number = 0
+    async for chunk in _aiter(chunks):
+        *complete, partial = (partial + chunk).split(b"\n")
+        for raw in complete:
+            number += 1
+            yield _decode(raw, number)
+        if len(partial) > MAX_LINE_BYTES:
+            raise _line_error(number + 1, f"is longer than {MAX_LINE_BYTES} bytes; is it a CSV?")
+    if partial:
+        yield _decode(partial, number + 1)
+
+
+async def import_clients(
+    session: AsyncSession,
+    lines: AsyncIterable[str] | Iterable[str],
+    *,
+    default_timezone: str,
+    now: datetime,
+) -> ImportResult:
+    """Add the clients of a CSV given line by line (with or without line breaks); flush only.
+
+    The first line must be the header ``phone,operator_code,tag,timezone`` (InvalidInput
+    otherwise, before anything is written). Blank lines are skipped; every other line is a
+    client or an error in the result, by line number. The caller commits.
+    """
+    numbered = _numbered(lines)
+    first = await anext(numbered, None)
+    _check_header(first[1] if first else None)
+    batch = _Batch(session, default_timezone=default_timezone, now=now)
+    outcome = _Outcome()
+    async for number, line in numbered:
+        if line.strip():
+            batch.take(number, line)
+        if batch.full:
+            await batch.insert(outcome)
+    await batch.insert(outcome)
+    return outcome.result()
+
+
+class _RowRejected(Exception):
+    """A line that cannot become a client; the message says why."""
+
+
+class _Batch:
+    """Up to BATCH_ROWS consecutive lines: the valid rows to insert and the lines rejected."""
+
+    def __init__(self, session: AsyncSession, *, default_timezone: str, now: datetime) -> None:
+        self._session = session
+        self._default_timezone = default_timezone
+        self._now = now
+        self._rows: list[tuple[int, ClientFields]] = []
+        self._errors: list[RowError] = []
+
+    @property
+    def full(self) -> bool:
+        # Errors count too, so a file of bad lines cannot pile up an unbounded error list.
+        return len(self._rows) + len(self._errors) >= BATCH_ROWS
+
+    def take(self, number: int, line: str) -> None:
+        try:
+            self._rows.append((number, parse_row(line, self._default_timezone)))
+        except _RowRejected as rejected:
+            self._errors.append(RowError(line=number, error=str(rejected)))
+
+    async def insert(self, outcome: _Outcome) -> None:
+        """Insert the batch's new phones in one statement and hand its results to ``outcome``."""
+        unique = self._first_of_each_phone()
+        inserted = await repository.insert_new(
+            self._session, [self._values(fields) for _, fields in unique]
+        )
+        for number, fields in unique:
+            if fields.phone not in inserted:
+                self._reject(
+                    number,
+                    f"phone {fields.phone} already belongs to a client "
+                    "(in the directory or on an earlier line of this file)",
+                )
+        outcome.add(imported=len(inserted), errors=sorted(self._errors, key=lambda e: e.line))
+        self._rows.clear()
+        self._errors.clear()
+
+    def _first_of_each_phone(self) -> list[tuple[int, ClientFields]]:
+        first_line: dict[str, int] = {}
+        unique = []
+        for number, fields in self._rows:
+            first = first_line.setdefault(fields.phone, number)
+            if first == number:
+                unique.append((number, fields))
+            else:
+                self._reject(number, f"phone {fields.phone} is already on line {first}")
+        return unique
+
+    def _reject(self, number: int, error: str) -> None:
+        self._errors.append(RowError(line=number, error=error))
+
+    def _values(self, fields: ClientFields) -> dict[str, Any]:
+        return {
+            "phone": fields.phone,
+            "operator_code": fields.operator_code,
+            "tag": fields.tag,
+            "timezone": fields.timezone,
+            "created_at": self._now,
+            "updated_at": self._now,
+        }
+
+
+class _Outcome:
+    """Running totals; keeps the first MAX_REPORTED_ERRORS errors and counts the rest."""
+
+    def __init__(self) -> None:
+        self.imported = 0
+        self.failed = 0
+        self.errors: list[RowError] = []
+
+    def add(self, *, imported: int, errors: list[RowError]) -> None:
+        self.imported += imported
+        self.failed += len(errors)
+        room = MAX_REPORTED_ERRORS - len(self.errors)
+        self.errors.extend(errors[:room])
+
+    def result(self) -> ImportResult:
+        return ImportResult(
+            imported=self.imported,
+            failed=self.failed,
+            errors=self.errors,
+            errors_truncated=self.failed > len(self.errors),
+        )
+
+
+def parse_row(line: str, default_timezone: str) -> ClientFields:
+    """One CSV line to a client's values, by the same rules as the JSON API."""
+    cells = _cells(line)
+    if len(cells) != len(HEADER):
+        raise _RowRejected(f"expected {len(HEADER)} cells ({','.join(HEADER)}), got {len(cells)}")
+    phone, operator_code, tag, timezone = (cell.strip() or None for cell in cells)
+    if phone is None:
+        raise _RowRejected("phone: is empty")
+    try:
+        payload = ClientCreate.model_validate(
+            {"phone": phone, "operator_code": operator_code, "tag": tag, "timezone": timezone}
+        )
+    except ValidationError as invalid:
+        raise _RowRejected(_describe(invalid)) from None
+    return with_defaults(payload, default_timezone)
+
+
+def _cells(line: str) -> list[str]:
+    if '"' not in line:
+        # What csv.reader would return for an unquoted line, without building a reader per line.
+        return line.split(",")
+    try:
+        return next(csv.reader((line,), strict=True))
+    except csv.Error as error:
+        raise _RowRejected(f"not valid CSV: {error}") from None
+
+
+def _describe(invalid: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: "
+        f"{error['msg'].removeprefix('Value error, ')}"
+        for error in invalid.errors()
+    )
+
+
+def _check_header(line: str | None) -> None:
+    expected = ",".join(HEADER)
+    if line is None:
+        raise InvalidInput.field(["body"], f"the file is empty; its first line must be {expected}")
+    cells = tuple(cell.strip().lower() for cell in _header_cells(line))
+    if cells != HEADER:
+        raise InvalidInput.field(
+            ["body", "header"],
+            f"the first line must be the header {expected}; got {shown(line, 100)}",
+        )
+
+
+def _header_cells(line: str) -> list[str]:
+    try:
+        return _cells(line)
+    except _RowRejected:
+        return [line]
+
+
+async def _numbered(lines: AsyncIterable[str] | Iterable[str]) -> AsyncIterator[tuple[int, str]]:
+    """Lines numbered from 1, without line breaks, and without the BOM some editors write."""
+    number = 0
+    async for line in _aiter(lines):
+        number += 1
+        text = line.rstrip("\r\n")
+        yield number, text.removeprefix("\ufeff") if number == 1 else text
+
+
+async def _aiter(items: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+def _decode(raw: bytes, number: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _line_error(
+            number, f"is not UTF-8 (byte {error.start + 1}); save the file as UTF-8 and retry"
+        ) from None
+
+
+def _line_error(number: int, problem: str) -> InvalidInput:
+    message = f"line {number} {problem}"
+    return InvalidInput(message, errors=[{"loc": ["body"], "msg": message, "line": number}])

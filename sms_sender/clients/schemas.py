@@ -1,0 +1,198 @@
+"""The client's public shape and its rules, shared by the JSON API and the CSV import."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import cache
+from typing import Annotated, Any
+from zoneinfo import available_timezones
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+# [0-9], not \d: \d also matches other scripts' digits, such as Arabic-Indic ones.
+_PHONE = re.compile(r"7[0-9]{10}")
+_OPERATOR_CODE = re.compile(r"[0-9]{3}")
+TAG_MAX_LENGTH = 64
+
+
+def shown(value: str, limit: int = 40) -> str:
+    """The value quoted for an error message, cut short so a huge input makes a short message."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def _phone_from_json_number(value: Any) -> Any:
+    """Accept 79001234567 as well as "79001234567": a phone starting with 7 loses no zeros."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _check_phone(value: str) -> str:
+    if not _PHONE.fullmatch(value):
+        raise ValueError(
+            "must be 11 digits starting with 7, like 79001234567 "
+            f"(no +, spaces or dashes); got {shown(value)}"
+        )
+    return value
+
+
+def _check_operator_code(value: str) -> str:
+    if not _OPERATOR_CODE.fullmatch(value):
+        raise ValueError(f"must be 3 digits, like 900; got {shown(value)}")
+    return value
+
+
+@cache
+def _known_timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _check_timezone(value: str) -> str:
+    if value not in _known_timezones():
+        raise ValueError(
+            "must be an IANA time zone name, like Europe/Moscow or UTC "
+            f"(names are case-sensitive); got {shown(value)}"
+        )
+    return value
+
+
+def _blank_tag_is_no_tag(value: Any) -> Any:
+    # A CSV cell or a form field cannot say null; an empty tag means "no tag" everywhere.
+    return None if value == "" else value
+
+
+Phone = Annotated[
+    str,
+    BeforeValidator(_phone_from_json_number),
+    AfterValidator(_check_phone),
+    Field(
+        description="11 digits starting with 7 (`7XXXXXXXXXX`); unique in the directory. "
+        "A JSON number is accepted too.",
+        examples=["79001234567"],
+    ),
+]
+OperatorCode = Annotated[
+    str,
+    AfterValidator(_check_operator_code),
+    Field(description="The mobile operator's 3-digit code.", examples=["900"]),
+]
+Timezone = Annotated[
+    str,
+    AfterValidator(_check_timezone),
+    Field(
+        description="The client's IANA time zone; a mailing's send window is in this local time.",
+        examples=["Europe/Moscow"],
+    ),
+]
+Tag = Annotated[
+    Annotated[str, Field(max_length=TAG_MAX_LENGTH)] | None,
+    BeforeValidator(_blank_tag_is_no_tag),
+    Field(
+        description=f"A free label mailings can select by, up to {TAG_MAX_LENGTH} characters; "
+        "null or empty for none.",
+        examples=["vip"],
+    ),
+]
+
+_DEFAULTS_NOTE = (
+    "operator_code defaults to phone digits 2-4 and timezone to the service's default time zone."
+)
+
+
+class ClientCreate(BaseModel):
+    """A new client, or (PUT) the full new state of one; omitted fields take their defaults."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "description": f"Only phone is required; {_DEFAULTS_NOTE}",
+            "examples": [
+                {"phone": "79001234567", "tag": "vip", "timezone": "Europe/Moscow"},
+                {"phone": "79161234567", "operator_code": "916", "tag": None},
+            ],
+        },
+    )
+
+    phone: Phone
+    operator_code: OperatorCode | None = None
+    tag: Tag = None
+    timezone: Timezone | None = None
+
+
+class ClientUpdate(BaseModel):
+    """Only the fields given change; a new phone does not change the stored operator_code."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "description": "Only the fields given change; tag: null removes the tag. "
+            "operator_code is not re-derived from a new phone: send it too, or use PUT.",
+            "examples": [{"tag": "lapsed"}, {"phone": "79001234568", "operator_code": "900"}],
+        },
+    )
+
+    phone: Phone | None = None
+    operator_code: OperatorCode | None = None
+    tag: Tag = None
+    timezone: Timezone | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_tag_may_be_null(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for field in ("phone", "operator_code", "timezone"):
+                if field in value and value[field] is None:
+                    raise ValueError(f"{field} cannot be null; leave it out to keep it as it is")
+        return value
+
+
+class ClientRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[1])
+    phone: str = Field(examples=["79001234567"])
+    operator_code: str = Field(examples=["900"])
+    tag: str | None = Field(examples=["vip"])
+    timezone: str = Field(examples=["Europe/Moscow"])
+    created_at: datetime
+    updated_at: datetime
+
+
+class Facets(BaseModel):
+    """What the directory holds, for building a mailing filter."""
+
+    tags: list[str] = Field(
+        description="Every distinct tag in the directory, sorted.", examples=[["new", "vip"]]
+    )
+    operator_codes: list[str] = Field(
+        description="Every distinct operator code in the directory, sorted.",
+        examples=[["900", "916"]],
+    )
+
+
+class RowError(BaseModel):
+    line: int = Field(description="Line number in the file; the header is line 1.", examples=[7])
+    error: str = Field(
+        examples=["phone must be 11 digits starting with 7, like 79001234567; got '8900123'"]
+    )
+
+
+class ImportResult(BaseModel):
+    """The outcome of a CSV import: valid rows are kept, the others are listed by line."""
+
+    imported: int = Field(description="Clients created.", examples=[998])
+    failed: int = Field(
+        description="Rows rejected (all of them, even past the list).", examples=[2]
+    )
+    errors: list[RowError] = Field(description="Rejected rows in line order, up to a cap.")
+    errors_truncated: bool = Field(
+        description="True when more rows failed than `errors` lists.", examples=[False]
+    )

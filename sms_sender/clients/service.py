@@ -1,0 +1,132 @@
+"""Rules of the client directory: defaults, unique phones, deletion that keeps history."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.clients import repository
+from sms_sender.clients.models import Client
+from sms_sender.clients.schemas import ClientCreate, ClientUpdate, Facets
+from sms_sender.errors import Conflict, NotFound
+from sms_sender.reports.repository import cancel_pending_for_client
+
+
+@dataclass(frozen=True)
+class ClientFields:
+    """A client's stored values once the defaults are applied."""
+
+    phone: str
+    operator_code: str
+    tag: str | None
+    timezone: str
+
+
+def with_defaults(payload: ClientCreate, default_timezone: str) -> ClientFields:
+    """Fill what the payload left out: operator_code from the phone, the default time zone."""
+    return ClientFields(
+        phone=payload.phone,
+        operator_code=payload.operator_code or default_operator_code(payload.phone),
+        tag=payload.tag,
+        timezone=payload.timezone or default_timezone,
+    )
+
+
+def default_operator_code(phone: str) -> str:
+    """Digits 2-4 of the phone: 79001234567 -> 900."""
+    return phone[1:4]
+
+
+async def create(
+    session: AsyncSession, payload: ClientCreate, *, default_timezone: str, now: datetime
+) -> Client:
+    fields = with_defaults(payload, default_timezone)
+    client = Client(
+        phone=fields.phone,
+        operator_code=fields.operator_code,
+        tag=fields.tag,
+        timezone=fields.timezone,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        return await repository.add(session, client)
+    except repository.PhoneInUse:
+        raise await _phone_conflict(session, fields.phone) from None
+
+
+async def get(session: AsyncSession, client_id: int) -> Client:
+    client = await repository.get(session, client_id)
+    if client is None:
+        raise NotFound(f"client {client_id} does not exist")
+    return client
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    after_id: int,
+    limit: int,
+    tags: Collection[str] = (),
+    operator_codes: Collection[str] = (),
+) -> Sequence[Client]:
+    return await repository.page(
+        session, after_id=after_id, limit=limit, tags=tags, operator_codes=operator_codes
+    )
+
+
+async def replace(
+    session: AsyncSession,
+    client_id: int,
+    payload: ClientCreate,
+    *,
+    default_timezone: str,
+    now: datetime,
+) -> Client:
+    """PUT: the payload is the whole new client; what it leaves out takes its default."""
+    client = await get(session, client_id)
+    return await _update(session, client, asdict(with_defaults(payload, default_timezone)), now)
+
+
+async def update(
+    session: AsyncSession, client_id: int, payload: ClientUpdate, *, now: datetime
+) -> Client:
+    """PATCH: change only the fields the payload names."""
+    client = await get(session, client_id)
+    return await _update(session, client, payload.model_dump(exclude_unset=True), now)
+
+
+async def delete(session: AsyncSession, client_id: int, *, now: datetime) -> None:
+    """Delete the client, cancelling its unsent reports; its reports stay, with client_id null."""
+    client = await get(session, client_id)
+    await cancel_pending_for_client(session, client_id, now)
+    await repository.delete(session, client)
+
+
+async def facets(session: AsyncSession) -> Facets:
+    return Facets(
+        tags=await repository.distinct_tags(session),
+        operator_codes=await repository.distinct_operator_codes(session),
+    )
+
+
+async def _update(
+    session: AsyncSession, client: Client, values: dict[str, Any], now: datetime
+) -> Client:
+    try:
+        await repository.update(session, client, values | {"updated_at": now})
+    except repository.PhoneInUse:
+        # Only a new phone can break a constraint, so "phone" is among the values here.
+        raise await _phone_conflict(session, values["phone"]) from None
+    return client
+
+
+async def _phone_conflict(session: AsyncSession, phone: str) -> Conflict:
+    owner = await repository.id_by_phone(session, phone)
+    return Conflict(
+        f"phone {phone} already belongs to client {owner}; change that client or pick another phone"
+    )
