@@ -1,5 +1,116 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from sms_sender.mailings import service
+from sms_sender.mailings.models import MailingStatus
+from sms_sender.mailings.schemas import MailingCreate, MailingRead, MailingUpdate
+from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
+from sms_sender.reports.schemas import MAX_ID
+from sms_sender.web import ClockDep, SessionDep
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
+
+MailingId = Annotated[int, Path(ge=1, le=MAX_ID, description="The mailing's id.")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a mailing",
+    description="A mailing whose [start_at, end_at) contains now starts at once (status "
+    "`running`, its reports created); a later one is `scheduled` and starts by itself.",
+)
+async def create_mailing(
+    payload: MailingCreate, session: SessionDep, clock: ClockDep
+) -> MailingRead:
+    mailing = await service.create(session, payload, clock.now())
+    return await service.describe_one(session, mailing)
+
+
+@router.get("", summary="List mailings, each with its report counts")
+async def list_mailings(
+    session: SessionDep,
+    page: Annotated[PageRequest, Depends(page_request)],
+    mailing_status: Annotated[
+        MailingStatus | None, Query(alias="status", description="Only mailings in this status.")
+    ] = None,
+) -> Page[MailingRead]:
+    mailings = await service.page(
+        session, status=mailing_status, after_id=page.after_id, limit=page.limit
+    )
+    return Page[MailingRead](
+        items=await service.describe(session, mailings[: page.limit]),
+        next_cursor=next_cursor([mailing.id for mailing in mailings], page.limit),
+    )
+
+
+@router.get("/{mailing_id}", summary="Read a mailing")
+async def read_mailing(mailing_id: MailingId, session: SessionDep) -> MailingRead:
+    return await service.describe_one(session, await service.get(session, mailing_id))
+
+
+@router.patch(
+    "/{mailing_id}",
+    summary="Change a mailing",
+    description="Only the fields sent change. A scheduled mailing takes any change; a running "
+    "or paused one only end_at and send_window (409 naming the field otherwise); a finished or "
+    "cancelled one none (409).",
+)
+async def update_mailing(
+    mailing_id: MailingId, payload: MailingUpdate, session: SessionDep, clock: ClockDep
+) -> MailingRead:
+    mailing = await service.update(session, mailing_id, payload, clock.now())
+    return await service.describe_one(session, mailing)
+
+
+@router.delete(
+    "/{mailing_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a mailing and its reports",
+    description="409 while it is running or paused: cancel it first.",
+)
+async def delete_mailing(mailing_id: MailingId, session: SessionDep) -> Response:
+    await service.delete(session, mailing_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{mailing_id}/pause",
+    summary="Pause a running or scheduled mailing",
+    description="Nothing more is handed to providers until it is resumed; 409 for a mailing "
+    "in any other status.",
+)
+async def pause_mailing(mailing_id: MailingId, session: SessionDep, clock: ClockDep) -> MailingRead:
+    mailing = await service.pause(session, mailing_id, clock.now())
+    return await service.describe_one(session, mailing)
+
+
+@router.post(
+    "/{mailing_id}/resume",
+    summary="Resume a paused mailing",
+    description="It runs again if now is within [start_at, end_at) (starting it if it never "
+    "started), or goes back to `scheduled` if start_at is still ahead. 409 if it is not "
+    "paused or its end_at has passed.",
+)
+async def resume_mailing(
+    mailing_id: MailingId, session: SessionDep, clock: ClockDep
+) -> MailingRead:
+    mailing = await service.resume(session, mailing_id, clock.now())
+    return await service.describe_one(session, mailing)
+
+
+@router.post(
+    "/{mailing_id}/cancel",
+    summary="Cancel a mailing",
+    description="Every report not yet handed to a provider becomes `cancelled`; messages "
+    "already in flight are recorded as the provider answers. 409 if it already finished or "
+    "was cancelled.",
+)
+async def cancel_mailing(
+    mailing_id: MailingId, session: SessionDep, clock: ClockDep
+) -> MailingRead:
+    mailing = await service.cancel(session, mailing_id, clock.now())
+    return await service.describe_one(session, mailing)

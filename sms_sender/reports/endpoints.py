@@ -1,5 +1,77 @@
+"""Reports of each message sent, and statistics over them (``/reports``, ``/stats``)."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter(prefix="/reports", tags=["reports"])
+from fastapi import APIRouter, Depends, Path, Query
+
+from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
+from sms_sender.reports import service
+from sms_sender.reports.models import ReportStatus
+from sms_sender.reports.schemas import MAX_ID, MailingStats, OverallStats, ReportRead
+from sms_sender.web import SessionDep
+
+router = APIRouter()
+
+
+@router.get("/reports", tags=["reports"], summary="List reports, one per message")
+async def list_reports(
+    session: SessionDep,
+    page: Annotated[PageRequest, Depends(page_request)],
+    mailing_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only this mailing's reports.")
+    ] = None,
+    report_status: Annotated[
+        ReportStatus | None, Query(alias="status", description="Only reports in this status.")
+    ] = None,
+    phone: Annotated[
+        str | None,
+        Query(
+            pattern="^7[0-9]{10}$",
+            description="Only reports sent to this phone (7XXXXXXXXXX).",
+            examples=["79161234567"],
+        ),
+    ] = None,
+) -> Page[ReportRead]:
+    reports = await service.page(
+        session,
+        mailing_id=mailing_id,
+        status=report_status,
+        phone=phone,
+        after_id=page.after_id,
+        limit=page.limit,
+    )
+    return Page[ReportRead](
+        items=[ReportRead.model_validate(report) for report in reports[: page.limit]],
+        next_cursor=next_cursor([report.id for report in reports], page.limit),
+    )
+
+
+@router.get("/reports/{report_id}", tags=["reports"], summary="Read a report")
+async def read_report(
+    report_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The report's id.")],
+    session: SessionDep,
+) -> ReportRead:
+    return ReportRead.model_validate(await service.get(session, report_id))
+
+
+@router.get(
+    "/mailings/{mailing_id}/stats",
+    tags=["statistics", "mailings"],
+    summary="A mailing's reports by status",
+)
+async def read_mailing_stats(
+    mailing_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The mailing's id.")],
+    session: SessionDep,
+) -> MailingStats:
+    return await service.mailing_stats(session, mailing_id)
+
+
+@router.get(
+    "/stats",
+    tags=["statistics"],
+    summary="Reports by status over every mailing, and per mailing",
+)
+async def read_overall_stats(session: SessionDep) -> OverallStats:
+    return await service.overall_stats(session)

@@ -1,0 +1,342 @@
+"""Mailing rules: what may be created, edited, paused, resumed, cancelled or deleted, and when.
+
+Status changes take the mailing's row lock (:func:`repository.get_for_change`) or are
+compare-and-set updates, so a user's action and the engine's scheduler cannot both win.
+Nothing here commits; wake-ups for the engine are queued with :func:`notify` and fire after
+the caller's commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, notify
+from sms_sender.errors import Conflict, InvalidInput, NotFound
+from sms_sender.mailings import repository
+from sms_sender.mailings.models import ACTIVE_MAILING_STATUSES, Mailing, MailingStatus
+from sms_sender.mailings.schemas import (
+    MailingCreate,
+    MailingFilter,
+    MailingRead,
+    MailingUpdate,
+    SendWindow,
+    time_to_minutes,
+)
+from sms_sender.reports import repository as reports_repository
+from sms_sender.reports.schemas import ReportCounts
+
+# Once a mailing is running or paused its reports are (or will be) snapshots of its start,
+# message and filter; the end and the send window only steer the sending of those reports.
+EDITABLE_WHILE_ACTIVE = frozenset({"end_at", "send_window"})
+UNFINISHED = (MailingStatus.SCHEDULED, MailingStatus.RUNNING, MailingStatus.PAUSED)
+PAUSABLE = (MailingStatus.RUNNING, MailingStatus.SCHEDULED)
+
+
+@dataclass(frozen=True)
+class MailingSpec:
+    """What a user decides about a mailing, in the API's terms; an edit makes a new spec."""
+
+    start_at: datetime
+    end_at: datetime
+    message_id: int
+    filter: MailingFilter
+    send_window: SendWindow | None
+
+    @classmethod
+    def of(cls, mailing: Mailing) -> MailingSpec:
+        return cls(
+            start_at=mailing.start_at,
+            end_at=mailing.end_at,
+            message_id=mailing.message_id,
+            filter=MailingFilter(
+                operator_codes=list(mailing.filter_operator_codes),
+                tags=list(mailing.filter_tags),
+            ),
+            send_window=SendWindow.from_minutes(mailing.send_window_start, mailing.send_window_end),
+        )
+
+    def edited(self, payload: MailingUpdate) -> MailingSpec:
+        """This spec with the fields the PATCH body sent."""
+        sent = {name: getattr(payload, name) for name in payload.model_fields_set}
+        return dataclasses.replace(self, **sent)
+
+    def fields_changed_in(self, other: MailingSpec) -> list[str]:
+        return [
+            field.name
+            for field in dataclasses.fields(self)
+            if getattr(self, field.name) != getattr(other, field.name)
+        ]
+
+    def write_to(self, mailing: Mailing) -> None:
+        mailing.start_at = self.start_at
+        mailing.end_at = self.end_at
+        mailing.message_id = self.message_id
+        mailing.filter_operator_codes = list(self.filter.operator_codes)
+        mailing.filter_tags = list(self.filter.tags)
+        window = self.send_window
+        mailing.send_window_start = time_to_minutes(window.start) if window else None
+        mailing.send_window_end = time_to_minutes(window.end) if window else None
+
+
+def to_read(mailing: Mailing, counts: Mapping[str, int]) -> MailingRead:
+    spec = MailingSpec.of(mailing)
+    return MailingRead(
+        id=mailing.id,
+        start_at=spec.start_at,
+        end_at=spec.end_at,
+        message_id=spec.message_id,
+        filter=spec.filter,
+        send_window=spec.send_window,
+        status=MailingStatus(mailing.status),
+        created_at=mailing.created_at,
+        updated_at=mailing.updated_at,
+        started_at=mailing.started_at,
+        finished_at=mailing.finished_at,
+        counts=ReportCounts.of(counts),
+    )
+
+
+async def describe(session: AsyncSession, mailings: Sequence[Mailing]) -> list[MailingRead]:
+    """The mailings as the API shows them, their report counts taken in one grouped query."""
+    counts = await reports_repository.count_by_status(session, [mailing.id for mailing in mailings])
+    return [to_read(mailing, counts.get(mailing.id, {})) for mailing in mailings]
+
+
+async def describe_one(session: AsyncSession, mailing: Mailing) -> MailingRead:
+    return (await describe(session, [mailing]))[0]
+
+
+async def get(session: AsyncSession, mailing_id: int) -> Mailing:
+    mailing = await repository.get(session, mailing_id)
+    if mailing is None:
+        raise NotFound(f"mailing {mailing_id} does not exist")
+    return mailing
+
+
+async def page(
+    session: AsyncSession, *, status: MailingStatus | None, after_id: int, limit: int
+) -> Sequence[Mailing]:
+    return await repository.page(session, status=status, after_id=after_id, limit=limit)
+
+
+async def create(session: AsyncSession, payload: MailingCreate, now: datetime) -> Mailing:
+    """A new mailing: scheduled, or running with its reports made if its window contains now."""
+    spec = MailingSpec(
+        start_at=payload.start_at,
+        end_at=payload.end_at,
+        message_id=payload.message_id,
+        filter=payload.filter,
+        send_window=payload.send_window,
+    )
+    _check_times(spec, now, blame="end_at")
+    await _check_message(session, spec.message_id)
+    mailing = Mailing(status=MailingStatus.SCHEDULED, created_at=now, updated_at=now)
+    spec.write_to(mailing)
+    await repository.add(session, mailing)
+    await _start_if_due(session, mailing, now)
+    await notify(session, CHANNEL_MAILINGS)
+    return mailing
+
+
+async def update(
+    session: AsyncSession, mailing_id: int, payload: MailingUpdate, now: datetime
+) -> Mailing:
+    """Apply the fields sent; a field sent with its current value counts as unchanged."""
+    mailing = await _get_for_change(session, mailing_id)
+    current = MailingSpec.of(mailing)
+    wanted = current.edited(payload)
+    changed = current.fields_changed_in(wanted)
+    _check_editable(mailing, changed)
+    if not changed:
+        return mailing
+    if "start_at" in changed or "end_at" in changed:
+        _check_times(wanted, now, blame="end_at" if "end_at" in changed else "start_at")
+    if "message_id" in changed:
+        await _check_message(session, wanted.message_id)
+    wanted.write_to(mailing)
+    mailing.updated_at = now
+    await session.flush()
+    if "send_window" in changed and mailing.status in ACTIVE_MAILING_STATUSES:
+        # Reports put off until the old window opened are looked at again under the new one.
+        await reports_repository.make_waiting_due(session, mailing.id, now)
+        await notify(session, CHANNEL_REPORTS)
+    await _start_if_due(session, mailing, now)
+    await notify(session, CHANNEL_MAILINGS)
+    return mailing
+
+
+async def delete(session: AsyncSession, mailing_id: int) -> None:
+    """Delete a mailing that is not sending (its reports go with it)."""
+    mailing = await _get_for_change(session, mailing_id)
+    if mailing.status in ACTIVE_MAILING_STATUSES:
+        raise Conflict(f"mailing {mailing_id} is {mailing.status}; cancel it first, then delete it")
+    await repository.delete_mailing(session, mailing)
+    await notify(session, CHANNEL_MAILINGS)
+
+
+async def pause(session: AsyncSession, mailing_id: int, now: datetime) -> Mailing:
+    """Stop handing its reports to providers (a scheduled one will not start) until resumed."""
+    mailing = await _get_for_change(session, mailing_id)
+    _require_status(mailing, PAUSABLE, "paused")
+    mailing.status = MailingStatus.PAUSED
+    mailing.updated_at = now
+    await session.flush()
+    await notify(session, CHANNEL_MAILINGS)
+    return mailing
+
+
+async def resume(session: AsyncSession, mailing_id: int, now: datetime) -> Mailing:
+    """Running again if its window contains now (starting it if it never did); else scheduled."""
+    mailing = await _get_for_change(session, mailing_id)
+    _require_status(mailing, (MailingStatus.PAUSED,), "resumed")
+    if now >= mailing.end_at:
+        raise Conflict(
+            f"mailing {mailing_id} ended at {mailing.end_at.isoformat()}; "
+            "move end_at into the future (PATCH) before resuming it"
+        )
+    mailing.updated_at = now
+    if now < mailing.start_at:
+        mailing.status = MailingStatus.SCHEDULED
+    else:
+        mailing.status = MailingStatus.RUNNING
+        if mailing.started_at is None:  # paused before it ever started
+            mailing.started_at = now
+            await session.flush()
+            await _materialise(session, mailing, now)
+    await session.flush()
+    await notify(session, CHANNEL_MAILINGS)
+    await notify(session, CHANNEL_REPORTS)
+    return mailing
+
+
+async def cancel(session: AsyncSession, mailing_id: int, now: datetime) -> Mailing:
+    """Cancel the mailing and, in the same transaction, every report not yet sent."""
+    mailing = await _get_for_change(session, mailing_id)
+    _require_status(mailing, UNFINISHED, "cancelled")
+    mailing.status = MailingStatus.CANCELLED
+    mailing.finished_at = now
+    mailing.updated_at = now
+    await session.flush()
+    await reports_repository.cancel_unsent(session, mailing.id, now)
+    await notify(session, CHANNEL_MAILINGS)
+    return mailing
+
+
+async def start_mailing(session: AsyncSession, mailing: Mailing, now: datetime) -> int | None:
+    """Start a scheduled mailing: mark it running and make its reports, in the caller's transaction.
+
+    For the scheduler at start_at (and for creation when start_at has passed). Safe when several
+    processes race: only the one whose compare-and-set moves it out of ``scheduled`` makes the
+    reports. Returns how many reports were made, or None when the mailing was no longer
+    scheduled (already started elsewhere, paused, cancelled or deleted).
+    """
+    started = await repository.change_status(
+        session,
+        mailing.id,
+        expected=(MailingStatus.SCHEDULED,),
+        status=MailingStatus.RUNNING,
+        now=now,
+        started_at=now,
+    )
+    if started is None:
+        return None
+    created = await _materialise(session, started, now)
+    await notify(session, CHANNEL_MAILINGS)
+    return created
+
+
+async def finish_mailing(session: AsyncSession, mailing: Mailing, now: datetime) -> int | None:
+    """Finish a mailing at its end (or once every report is final), expiring what is unsent.
+
+    For the engine's scheduler. Reports in ``sending`` are left to the worker that holds them.
+    Returns how many reports expired, or None when the mailing was already finished or
+    cancelled (another process got there first).
+    """
+    finished = await repository.change_status(
+        session,
+        mailing.id,
+        expected=UNFINISHED,
+        status=MailingStatus.FINISHED,
+        now=now,
+        finished_at=now,
+    )
+    if finished is None:
+        return None
+    return await reports_repository.expire_unsent(session, mailing.id, now)
+
+
+async def _materialise(session: AsyncSession, mailing: Mailing, now: datetime) -> int:
+    created = await reports_repository.materialise(
+        session,
+        mailing_id=mailing.id,
+        text=await repository.message_text_of(session, mailing),
+        operator_codes=mailing.filter_operator_codes,
+        tags=mailing.filter_tags,
+        now=now,
+    )
+    await notify(session, CHANNEL_REPORTS)
+    return created
+
+
+async def _start_if_due(session: AsyncSession, mailing: Mailing, now: datetime) -> None:
+    if mailing.status == MailingStatus.SCHEDULED and mailing.start_at <= now < mailing.end_at:
+        await start_mailing(session, mailing, now)
+
+
+async def _get_for_change(session: AsyncSession, mailing_id: int) -> Mailing:
+    mailing = await repository.get_for_change(session, mailing_id)
+    if mailing is None:
+        raise NotFound(f"mailing {mailing_id} does not exist")
+    return mailing
+
+
+def _require_status(mailing: Mailing, allowed: Sequence[MailingStatus], becoming: str) -> None:
+    if mailing.status not in allowed:
+        *others, last = allowed
+        expected = f"{', '.join(others)} or {last}" if others else last
+        raise Conflict(
+            f"mailing {mailing.id} is {mailing.status}; only a {expected} mailing can be {becoming}"
+        )
+
+
+def _check_editable(mailing: Mailing, changed: Sequence[str]) -> None:
+    status = mailing.status
+    if status not in UNFINISHED:
+        raise Conflict(f"mailing {mailing.id} is {status}; it can no longer be edited")
+    if status in ACTIVE_MAILING_STATUSES:
+        for field in changed:
+            if field not in EDITABLE_WHILE_ACTIVE:
+                raise Conflict(
+                    f"{field} cannot change while mailing {mailing.id} is {status}: its "
+                    "reports are made from the start_at, message and filter it started with. "
+                    "Only end_at and send_window can change; to change "
+                    f"{field}, cancel it and create a new mailing"
+                )
+
+
+def _check_times(spec: MailingSpec, now: datetime, *, blame: str) -> None:
+    """end_at after start_at and in the future; ``blame`` is the field the error points at."""
+    if spec.end_at <= spec.start_at:
+        raise InvalidInput.field(
+            ["body", blame],
+            f"end_at ({spec.end_at.isoformat()}) must be after start_at "
+            f"({spec.start_at.isoformat()})",
+        )
+    if spec.end_at <= now:
+        raise InvalidInput.field(
+            ["body", "end_at"],
+            f"end_at ({spec.end_at.isoformat()}) must be in the future (now: {now.isoformat()})",
+        )
+
+
+async def _check_message(session: AsyncSession, message_id: int) -> None:
+    if await repository.find_message_text(session, message_id) is None:
+        raise InvalidInput.field(
+            ["body", "message_id"],
+            f"message {message_id} does not exist; create it with POST /api/v1/messages",
+        )

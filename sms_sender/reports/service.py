@@ -1,0 +1,58 @@
+"""Reading reports and counting them; the engine, not this module, changes their status."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from itertools import groupby
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.errors import NotFound
+from sms_sender.mailings import service as mailings_service
+from sms_sender.mailings.models import MailingStatus
+from sms_sender.reports import repository
+from sms_sender.reports.models import Report, ReportStatus
+from sms_sender.reports.schemas import MailingStats, MailingStatsLine, OverallStats
+
+
+async def get(session: AsyncSession, report_id: int) -> Report:
+    report = await repository.get(session, report_id)
+    if report is None:
+        raise NotFound(f"report {report_id} does not exist")
+    return report
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    mailing_id: int | None,
+    status: ReportStatus | None,
+    phone: str | None,
+    after_id: int,
+    limit: int,
+) -> Sequence[Report]:
+    return await repository.page(
+        session, mailing_id=mailing_id, status=status, phone=phone, after_id=after_id, limit=limit
+    )
+
+
+async def mailing_stats(session: AsyncSession, mailing_id: int) -> MailingStats:
+    """One mailing's reports by status; 404 for a mailing that does not exist."""
+    mailing = await mailings_service.get(session, mailing_id)
+    counts = await repository.count_by_status(session, [mailing.id])
+    return MailingStats.of(counts.get(mailing.id, {}), mailing_id=mailing.id)
+
+
+async def overall_stats(session: AsyncSession) -> OverallStats:
+    """Reports by status over every mailing, and per mailing, from one grouped query."""
+    rows = await repository.count_by_mailing_and_status(session)
+    totals: Counter[str] = Counter()
+    lines = []
+    for (mailing_id, mailing_status), groups in groupby(rows, key=lambda row: row[:2]):
+        counts = {status: count for _, _, status, count in groups if status is not None}
+        totals.update(counts)
+        lines.append(
+            MailingStatsLine.of(counts, mailing_id=mailing_id, status=MailingStatus(mailing_status))
+        )
+    return OverallStats.of(totals, mailings=lines)

@@ -1,0 +1,334 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, Notifier
+from sms_sender.mailings.models import Mailing
+from sms_sender.reports.models import ReportStatus
+from tests.conftest import FakeClock
+from tests.mailings.factories import (
+    add_clients,
+    add_message,
+    create_mailing,
+    iso,
+    mailing_body,
+    reports_of,
+)
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+# (phone, operator_code, tag): two operators, two tags, one client without a tag.
+DIRECTORY = (
+    ("79160000001", "916", "vip"),
+    ("79160000002", "916", None),
+    ("79260000003", "926", "vip"),
+    ("79260000004", "926", "regular"),
+    ("79030000005", "903", "regular"),
+)
+EVERY_STATUS_ZERO = {status.value: 0 for status in ReportStatus}
+
+
+@pytest.mark.parametrize(
+    ("mailing_filter", "expected_phones"),
+    [
+        ({}, {"79160000001", "79160000002", "79260000003", "79260000004", "79030000005"}),
+        ({"operator_codes": [], "tags": []}, {phone for phone, _, _ in DIRECTORY}),
+        ({"operator_codes": ["916"]}, {"79160000001", "79160000002"}),
+        ({"tags": ["vip"]}, {"79160000001", "79260000003"}),
+        (
+            {"operator_codes": ["916", "926"]},
+            {"79160000001", "79160000002", "79260000003", "79260000004"},
+        ),
+        (
+            {"operator_codes": ["916", "926"], "tags": ["vip", "regular"]},
+            {"79160000001", "79260000003", "79260000004"},
+        ),
+        ({"operator_codes": ["903"], "tags": ["vip"]}, set()),
+    ],
+    ids=[
+        "empty",
+        "empty-lists",
+        "one-code",
+        "one-tag",
+        "two-codes",
+        "and-across-or-within",
+        "nobody",
+    ],
+)
+async def test_immediate_start_makes_one_report_per_matching_client(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    clock: FakeClock,
+    mailing_filter: dict[str, list[str]],
+    expected_phones: set[str],
+) -> None:
+    await add_clients(session, clock.now(), *DIRECTORY)
+    message_id = await add_message(client, "Hello from the test")
+
+    mailing = await create_mailing(
+        client,
+        mailing_body(
+            message_id, clock.now(), starts_in=timedelta(minutes=-5), filter=mailing_filter
+        ),
+    )
+
+    assert mailing["status"] == "running"
+    assert mailing["started_at"] == iso(clock.now()).replace("+00:00", "Z")
+    assert mailing["counts"]["total"] == len(expected_phones)
+    assert mailing["counts"]["by_status"] == EVERY_STATUS_ZERO | {"pending": len(expected_phones)}
+    reports = await reports_of(session, mailing["id"])
+    assert {report.phone for report in reports} == expected_phones
+    assert {report.text for report in reports} <= {"Hello from the test"}
+    assert all(report.status == ReportStatus.PENDING for report in reports)
+
+
+async def test_mailing_starting_now_exactly_starts(
+    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+) -> None:
+    await add_clients(session, clock.now(), ("79160000001", "916", None))
+    mailing = await create_mailing(client, mailing_body(await add_message(client), clock.now()))
+    assert mailing["status"] == "running"
+    assert mailing["counts"]["total"] == 1
+
+
+async def test_future_mailing_is_scheduled_with_no_reports(
+    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+) -> None:
+    await add_clients(session, clock.now(), *DIRECTORY)
+    body = mailing_body(
+        await add_message(client),
+        clock.now(),
+        starts_in=timedelta(seconds=1),
+        filter={"operator_codes": ["916"], "tags": ["vip"]},
+        send_window={"start": "22:00", "end": "06:00"},
+    )
+
+    mailing = await create_mailing(client, body)
+
+    assert mailing["status"] == "scheduled"
+    assert mailing["started_at"] is None
+    assert mailing["counts"] == {"total": 0, "by_status": EVERY_STATUS_ZERO}
+    assert mailing["filter"] == {"operator_codes": ["916"], "tags": ["vip"]}
+    assert mailing["send_window"] == {"start": "22:00", "end": "06:00"}
+    assert await reports_of(session, mailing["id"]) == []
+    stored = await session.get(Mailing, mailing["id"])
+    assert stored is not None
+    assert (stored.send_window_start, stored.send_window_end) == (22 * 60, 6 * 60)
+
+
+async def test_datetimes_with_an_offset_are_stored_and_shown_in_utc(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    body = mailing_body(
+        await add_message(client),
+        clock.now(),
+        start_at="2030-02-01T09:00:00+03:00",
+        end_at="2030-02-01T18:30:00+03:00",
+    )
+    mailing = await create_mailing(client, body)
+    again = (await client.get(f"/api/v1/mailings/{mailing['id']}")).json()
+    assert (again["start_at"], again["end_at"]) == ("2030-02-01T06:00:00Z", "2030-02-01T15:30:00Z")
+    assert (mailing["start_at"], mailing["end_at"]) == (again["start_at"], again["end_at"])
+
+
+async def test_creating_wakes_the_engine_after_commit(
+    client: httpx.AsyncClient, notifier: Notifier, clock: FakeClock
+) -> None:
+    message_id = await add_message(client)
+    schedule_changed = notifier.subscribe(CHANNEL_MAILINGS)
+    reports_due = notifier.subscribe(CHANNEL_REPORTS)
+
+    await create_mailing(
+        client, mailing_body(message_id, clock.now(), starts_in=timedelta(hours=1))
+    )
+    assert schedule_changed.is_set()
+    assert not reports_due.is_set()
+
+    await create_mailing(client, mailing_body(message_id, clock.now()))
+    assert reports_due.is_set()
+
+
+def _naive(body: dict[str, Any]) -> dict[str, Any]:
+    return body | {"start_at": "2030-01-15T12:00:00"}
+
+
+@pytest.mark.parametrize(
+    ("change", "loc", "words"),
+    [
+        (_naive, ["body", "start_at"], "UTC offset or Z"),
+        (lambda b: b | {"end_at": b["start_at"]}, ["body", "end_at"], "must be after start_at"),
+        (
+            lambda b: b | {"start_at": "2030-01-14T00:00:00Z", "end_at": "2030-01-15T11:59:59Z"},
+            ["body", "end_at"],
+            "must be in the future",
+        ),
+        (lambda b: b | {"message_id": 999_999}, ["body", "message_id"], "message 999999 does not"),
+        (lambda b: b | {"message_id": None}, ["body", "message_id"], ""),
+        (lambda b: b | {"message_id": 2**63}, ["body", "message_id"], ""),
+        (
+            lambda b: b | {"filter": {"operator_codes": ["91"]}},
+            ["body", "filter", "operator_codes", 0],
+            "3 digits",
+        ),
+        (
+            lambda b: b | {"filter": {"operator_codes": ["\uff19\uff11\uff16"]}},
+            ["body", "filter", "operator_codes", 0],
+            "3 digits",
+        ),
+        (lambda b: b | {"filter": {"tags": ["x" * 65]}}, ["body", "filter", "tags", 0], "64"),
+        (lambda b: b | {"filter": {"tags": [""]}}, ["body", "filter", "tags", 0], ""),
+        (lambda b: b | {"filter": {"colour": ["red"]}}, ["body", "filter", "colour"], ""),
+        (lambda b: {k: v for k, v in b.items() if k != "filter"}, ["body", "filter"], ""),
+        (
+            lambda b: b | {"send_window": {"start": "24:00", "end": "06:00"}},
+            ["body", "send_window", "start"],
+            "HH:MM",
+        ),
+        (
+            lambda b: b | {"send_window": {"start": "9:00", "end": "18:00"}},
+            ["body", "send_window", "start"],
+            "HH:MM",
+        ),
+        (
+            lambda b: b | {"send_window": {"start": "09:00", "end": "09:60"}},
+            ["body", "send_window", "end"],
+            "HH:MM",
+        ),
+        (
+            lambda b: b | {"send_window": {"start": "09:00", "end": "09:00"}},
+            ["body", "send_window"],
+            "must differ",
+        ),
+        (lambda b: b | {"priority": "high"}, ["body", "priority"], ""),
+    ],
+    ids=[
+        "naive",
+        "end-not-after-start",
+        "end-in-past",
+        "unknown-message",
+        "null-message",
+        "huge-message-id",
+        "short-code",
+        "non-ascii-digits",
+        "long-tag",
+        "empty-tag",
+        "unknown-filter-field",
+        "missing-filter",
+        "hour-24",
+        "one-digit-hour",
+        "minute-60",
+        "empty-window",
+        "unknown-field",
+    ],
+)
+async def test_invalid_mailing_is_422_and_stores_nothing(
+    client: httpx.AsyncClient,
+    clock: FakeClock,
+    change: Any,
+    loc: list[str | int],
+    words: str,
+) -> None:
+    body = change(mailing_body(await add_message(client), clock.now()))
+
+    response = await client.post("/api/v1/mailings", json=body)
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert loc in [error["loc"] for error in problem["errors"]]
+    assert words in problem["detail"]
+    assert (await client.get("/api/v1/mailings")).json()["items"] == []
+
+
+async def test_filter_repeats_are_dropped(client: httpx.AsyncClient, clock: FakeClock) -> None:
+    body = mailing_body(
+        await add_message(client),
+        clock.now(),
+        filter={"operator_codes": ["916", "916", "926"], "tags": ["vip", "vip"]},
+    )
+    mailing = await create_mailing(client, body)
+    assert mailing["filter"] == {"operator_codes": ["916", "926"], "tags": ["vip"]}
+
+
+async def test_unknown_mailing_is_404(client: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/mailings/12345", f"/api/v1/mailings/{2**63 - 1}"):
+        response = await client.get(path)
+        assert response.status_code == 404
+        assert response.json()["title"] == "Not found"
+    assert (await client.get(f"/api/v1/mailings/{2**63}")).status_code == 422
+
+
+async def test_list_filters_by_status_across_pages(
+    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+) -> None:
+    await add_clients(session, clock.now(), *DIRECTORY)
+    message_id = await add_message(client)
+    scheduled_ids = []
+    for number in range(5):
+        running = await create_mailing(client, mailing_body(message_id, clock.now()))
+        assert running["status"] == "running"
+        later = mailing_body(message_id, clock.now(), starts_in=timedelta(hours=number + 1))
+        scheduled_ids.append((await create_mailing(client, later))["id"])
+
+    seen: list[int] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"status": "scheduled", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/api/v1/mailings", params=params)).json()
+        assert {item["status"] for item in page["items"]} == {"scheduled"}
+        seen += [item["id"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert seen == scheduled_ids
+    assert pages == 3
+    running = (await client.get("/api/v1/mailings", params={"status": "running"})).json()
+    assert len(running["items"]) == 5
+    assert all(
+        item["counts"]["by_status"]["pending"] == len(DIRECTORY) for item in running["items"]
+    )
+
+
+async def test_list_rejects_an_unknown_status_naming_the_valid_ones(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/api/v1/mailings", params={"status": "done"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["query", "status"]
+    for status in ("scheduled", "running", "paused", "finished", "cancelled"):
+        assert status in response.json()["detail"]
+
+
+async def test_list_counts_come_from_one_query_over_reports(
+    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock, clean_db: AsyncEngine
+) -> None:
+    await add_clients(session, clock.now(), *DIRECTORY)
+    message_id = await add_message(client)
+    for _ in range(4):
+        await create_mailing(client, mailing_body(message_id, clock.now()))
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(clean_db.sync_engine, "before_cursor_execute", record)
+    try:
+        page = (await client.get("/api/v1/mailings")).json()
+    finally:
+        event.remove(clean_db.sync_engine, "before_cursor_execute", record)
+
+    assert [item["counts"]["total"] for item in page["items"]] == [len(DIRECTORY)] * 4
+    over_reports = [sql for sql in statements if "FROM reports" in sql]
+    assert len(over_reports) == 1
+    assert "GROUP BY" in over_reports[0]

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.models import Client
+from sms_sender.reports.models import ReportStatus
+from tests.conftest import FakeClock
+from tests.mailings.factories import (
+    add_clients,
+    add_message,
+    create_mailing,
+    mailing_body,
+    reports_of,
+    set_report_status,
+)
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+CLIENTS = (
+    ("79160000001", "916", "vip"),
+    ("79160000002", "916", None),
+    ("79260000003", "926", "vip"),
+)
+REPORT_FIELDS = {
+    "id",
+    "mailing_id",
+    "client_id",
+    "phone",
+    "text",
+    "status",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "next_attempt_at",
+    "sent_at",
+    "provider",
+    "provider_message_id",
+    "error",
+}
+
+
+@pytest.fixture
+async def two_mailings(
+    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+) -> list[dict[str, Any]]:
+    """Two running mailings to every client in CLIENTS: 6 reports, all pending."""
+    await add_clients(session, clock.now(), *CLIENTS)
+    message_id = await add_message(client, "Sale!")
+    return [await create_mailing(client, mailing_body(message_id, clock.now())) for _ in range(2)]
+
+
+async def _reports(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    response = await client.get("/api/v1/reports", params=params)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_report_shows_what_was_sent_and_how_it_went(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    clock: FakeClock,
+    two_mailings: list[dict[str, Any]],
+) -> None:
+    first = (await reports_of(session, two_mailings[0]["id"]))[0]
+    await set_report_status(
+        session,
+        [first.id],
+        ReportStatus.SENT,
+        attempts=1,
+        sent_at=clock.now(),
+        provider="smsaero",
+        provider_message_id="8412033",
+    )
+
+    response = await client.get(f"/api/v1/reports/{first.id}")
+
+    assert response.status_code == 200
+    report = response.json()
+    assert set(report) == REPORT_FIELDS
+    assert report["mailing_id"] == two_mailings[0]["id"]
+    assert (report["phone"], report["text"]) == ("79160000001", "Sale!")
+    assert (report["status"], report["attempts"]) == ("sent", 1)
+    assert (report["provider"], report["provider_message_id"]) == ("smsaero", "8412033")
+    assert report["sent_at"] == "2030-01-15T12:00:00Z"
+
+
+async def test_missing_report_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/reports/4242")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "report 4242 does not exist"
+
+
+async def test_report_outlives_its_client(
+    client: httpx.AsyncClient, session: AsyncSession, two_mailings: list[dict[str, Any]]
+) -> None:
+    await session.execute(delete(Client).where(Client.phone == "79160000001"))
+    await session.commit()
+    reports = await _reports(client, phone="79160000001")
+    assert len(reports) == 2
+    assert {report["client_id"] for report in reports} == {None}
+    assert {report["text"] for report in reports} == {"Sale!"}
+
+
+async def test_list_filters_combine(
+    client: httpx.AsyncClient, session: AsyncSession, two_mailings: list[dict[str, Any]]
+) -> None:
+    first_mailing, second_mailing = (mailing["id"] for mailing in two_mailings)
+    delivered = [report.id for report in await reports_of(session, first_mailing)][:2]
+    await set_report_status(session, delivered, ReportStatus.DELIVERED)
+
+    assert len(await _reports(client)) == 6
+    assert {r["mailing_id"] for r in await _reports(client, mailing_id=second_mailing)} == {
+        second_mailing
+    }
+    assert [r["id"] for r in await _reports(client, status="delivered")] == delivered
+    by_phone = await _reports(client, phone="79260000003")
+    assert {(r["mailing_id"], r["phone"]) for r in by_phone} == {
+        (first_mailing, "79260000003"),
+        (second_mailing, "79260000003"),
+    }
+    both = await _reports(client, mailing_id=first_mailing, status="pending", phone="79260000003")
+    assert [(r["mailing_id"], r["phone"], r["status"]) for r in both] == [
+        (first_mailing, "79260000003", "pending")
+    ]
+    assert await _reports(client, mailing_id=first_mailing + second_mailing) == []
+
+
+async def test_list_pages_through_a_filtered_set(
+    client: httpx.AsyncClient, two_mailings: list[dict[str, Any]]
+) -> None:
+    mailing_id = two_mailings[1]["id"]
+    seen: list[int] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"mailing_id": mailing_id, "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/api/v1/reports", params=params)).json()
+        seen += [item["id"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    everything = await _reports(client, mailing_id=mailing_id)
+    assert seen == [report["id"] for report in everything]
+    assert len(seen) == len(CLIENTS)
+    assert pages == 2
+
+
+@pytest.mark.parametrize(
+    ("params", "loc", "words"),
+    [
+        ({"status": "lost"}, ["query", "status"], "'pending'"),
+        ({"status": "lost"}, ["query", "status"], "'interrupted'"),
+        ({"phone": "89160000001"}, ["query", "phone"], "pattern"),
+        ({"phone": "7916"}, ["query", "phone"], "pattern"),
+        ({"mailing_id": "abc"}, ["query", "mailing_id"], "integer"),
+        ({"mailing_id": str(2**63)}, ["query", "mailing_id"], ""),
+    ],
+)
+async def test_bad_filters_are_422(
+    client: httpx.AsyncClient, params: dict[str, str], loc: list[str], words: str
+) -> None:
+    response = await client.get("/api/v1/reports", params=params)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == loc
+    assert words in response.json()["detail"]
