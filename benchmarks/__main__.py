@@ -16,6 +16,8 @@ from pathlib import Path
 
 from benchmarks.figures import FIGURES
 from benchmarks.postgres import ThrowawayPostgres
+from benchmarks.profiles import summarise
+from benchmarks.services import PROFILE_DIR_ENV
 from benchmarks.suite import DATABASES, SIZES, Context, Figure, Row, run_figure, table
 
 DEFAULT_JSON = Path("benchmarks/results/latest.json")
@@ -34,7 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--db", choices=[*DATABASES, "both"], default="both")
     run.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default: {DEFAULT_JSON}")
+    run.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample every worker and API process with py-spy into DIR",
+    )
     commands.add_parser("list", help="list the figures")
+    profile = commands.add_parser("profile", help="summarise py-spy samples from --profile")
+    profile.add_argument("files", type=Path, nargs="+")
     return parser
 
 
@@ -44,6 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for figure in FIGURES:
             print(f"{figure.name:<16} {figure.title}")
         return 0
+    if args.command == "profile":
+        print("\n\n".join(summarise(path) for path in args.files))
+        return 0
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        os.environ[PROFILE_DIR_ENV] = str(args.profile.resolve())
     figures = [figure for figure in FIGURES if not args.only or figure.name in args.only]
     databases = DATABASES if args.db == "both" else (args.db,)
     rows = asyncio.run(_run(figures, databases, args.size))

@@ -1,12 +1,13 @@
-"""sms-sender's own processes (``api``, ``serve``, ``worker``) started for a figure, by pid.
+"""The service's processes a figure starts (``sms-sender api``, ``serve``, a worker), by pid.
 
-Each runs the installed ``sms-sender`` command with settings in its environment, logs to a file
-in the figure's scratch folder, and is stopped with SIGTERM (then SIGKILL) by its pid.
+Each gets its settings in its environment, logs to a file in the figure's scratch folder, and is
+stopped with SIGTERM (then SIGKILL) by its pid.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,29 +18,33 @@ from benchmarks.network import LOOPBACK, free_port, wait_until_answering
 
 SMS_SENDER = str(Path(sys.executable).with_name("sms-sender"))
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Set by ``python -m benchmarks run --profile DIR``: every process is sampled by py-spy.
+PROFILE_DIR_ENV = "SMS_SENDER_BENCH_PROFILE_DIR"
 
 
 class ServiceProcess:
-    """``with ServiceProcess(["worker"], settings, log) as worker: worker.pid``."""
+    """``with ServiceProcess([SMS_SENDER, "worker"], settings, log) as worker: worker.pid``."""
 
-    def __init__(self, arguments: list[str], settings: dict[str, str], log: Path) -> None:
-        self.arguments = arguments
+    def __init__(self, command: list[str], settings: dict[str, str], log: Path) -> None:
+        self.command = command
         self._environment = {
             **os.environ,
             **{f"SMS_SENDER_{name.upper()}": value for name, value in settings.items()},
         }
         self.log = log
         self._process: subprocess.Popen[bytes] | None = None
+        self._profiler: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
-                [SMS_SENDER, *self.arguments],
+                self.command,
                 env=self._environment,
                 cwd=PROJECT_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        self._profiler = _start_profiler(self._process.pid, self.log.stem)
         return self
 
     def __exit__(
@@ -53,7 +58,7 @@ class ServiceProcess:
     @property
     def process(self) -> subprocess.Popen[bytes]:
         if self._process is None:
-            raise RuntimeError(f"sms-sender {' '.join(self.arguments)} is not running")
+            raise RuntimeError(f"{' '.join(self.command)} is not running")
         return self._process
 
     @property
@@ -70,6 +75,9 @@ class ServiceProcess:
             self._process.kill()
             self._process.wait()
         self._process = None
+        if self._profiler is not None:
+            self._profiler.wait(timeout=60)  # it writes its samples once the target is gone
+            self._profiler = None
 
     def peak_rss_bytes(self) -> int:
         """The process's high-water mark of resident memory (VmHWM), read from /proc."""
@@ -77,6 +85,40 @@ class ServiceProcess:
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def check_alive(self) -> None:
+        """Raise with the end of its log if the process has exited."""
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"{' '.join(self.command)} exited with {self.process.returncode}; "
+                f"its log ends with:\n{self.log_tail()}"
+            )
+
+
+def benchmark_worker(provider: str, settings: dict[str, str], log: Path) -> ServiceProcess:
+    """The engine's Worker in its own process with ``instant`` or the configured provider."""
+    return ServiceProcess(
+        [sys.executable, "-m", "benchmarks.worker", "--provider", provider], settings, log
+    )
+
+
+def _start_profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``pid`` into DIR/NAME-PID.txt (collapsed stacks) when profiling is on."""
+    directory = os.environ.get(PROFILE_DIR_ENV)
+    if not directory:
+        return None
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        raise RuntimeError("--profile needs py-spy on PATH (pip install py-spy, outside the lock)")
+    output = Path(directory) / f"{name}-{pid}.txt"
+    return subprocess.Popen(
+        [
+            *(py_spy, "record", "--nonblocking"),
+            *("--pid", str(pid), "--format", "raw", "--rate", "200", "--output", str(output)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _proc_status_kib(pid: int, field: str) -> int:
@@ -92,7 +134,9 @@ class HttpService(ServiceProcess):
 
     def __init__(self, command: str, settings: dict[str, str], log: Path) -> None:
         self.port = free_port()
-        super().__init__([command, "--host", LOOPBACK, "--port", str(self.port)], settings, log)
+        super().__init__(
+            [SMS_SENDER, command, "--host", LOOPBACK, "--port", str(self.port)], settings, log
+        )
         self.base_url = f"http://{LOOPBACK}:{self.port}"
 
     async def ready(self) -> Self:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks.figures import clients_api, fanout
+from benchmarks.figures import clients_api, engine, fanout
 from benchmarks.suite import Figure
 
 FIGURES: tuple[Figure, ...] = (
+    engine.CEILING,
+    engine.HTTP,
+    engine.LATENCY,
+    engine.SCALE_OUT,
     fanout.FIGURE,
     clients_api.CSV_IMPORT,
     clients_api.API,

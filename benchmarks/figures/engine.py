@@ -1,0 +1,170 @@
+"""Delivery throughput: the engine's ceiling, the http provider, gateway latency, scale-out.
+
+Every figure runs the real Worker in its own process(es) (``python -m benchmarks.worker``) over
+a mailing whose reports are already materialised, with the rate limit set far above what is
+measured (the default of 100 msg/s would otherwise be the figure).
+"""
+
+from __future__ import annotations
+
+from benchmarks.databases import fresh_database
+from benchmarks.delivery import Delivery, Plan, deliver
+from benchmarks.suite import Context, Figure, Row, Target
+
+UNLIMITED_RATE = "1000000"
+LATENCY_MS = 50.0
+LATENCY_CONCURRENCY = 50
+SCALE_OUT_LATENCY_MS = 50.0
+SCALE_OUT_CONCURRENCY = 20
+# Generous: a stalled engine fails the figure instead of hanging the suite.
+SLOWEST_EXPECTED_RATE = 50
+
+
+def _settings(concurrency: int, batch_size: int = 500) -> dict[str, str]:
+    return {
+        "rate_limit": UNLIMITED_RATE,
+        "concurrency": str(concurrency),
+        "batch_size": str(batch_size),
+    }
+
+
+async def _deliver(context: Context, plan: Plan) -> Delivery:
+    async with fresh_database(context.database, context.workdir, context.postgres_admin_url) as db:
+        return await deliver(
+            db, plan, context.workdir, within=60 + plan.reports / SLOWEST_EXPECTED_RATE
+        )
+
+
+def _details(plan: Plan, delivery: Delivery) -> dict[str, object]:
+    return {
+        "settings": plan.settings,
+        "workers": plan.workers,
+        "gateway_latency_ms": plan.gateway_latency_ms,
+        "whole_run_seconds": round(delivery.seconds, 2),
+        "by_status": delivery.by_status,
+        "worker_peak_rss_mb": delivery.worker_peak_rss_mb,
+        "gateway_calls": delivery.gateway_calls,
+    }
+
+
+def _correctness(figure: str, plan: Plan, delivery: Delivery) -> list[Row]:
+    """Every report sent; through a gateway, every message received exactly once."""
+    sizes = {"reports": plan.reports}
+    rows = [
+        Row(
+            figure,
+            "reports sent",
+            delivery.sent,
+            "",
+            Target("==", plan.reports, ""),
+            sizes,
+            correctness=True,
+        ),
+    ]
+    if delivery.gateway_duplicates is not None:
+        rows.append(
+            Row(
+                figure,
+                "duplicate sends",
+                delivery.gateway_duplicates,
+                "",
+                Target("==", 0, ""),
+                sizes,
+                correctness=True,
+            )
+        )
+    return rows
+
+
+def _throughput(figure: str, plan: Plan, delivery: Delivery, target: Target) -> list[Row]:
+    sizes = {"reports": plan.reports, "workers": plan.workers}
+    row = Row(
+        figure,
+        "",
+        delivery.messages_per_second,
+        "msg/s",
+        target,
+        sizes,
+        details=_details(plan, delivery),
+    )
+    return [row, *_correctness(figure, plan, delivery)]
+
+
+async def measure_ceiling(context: Context) -> list[Row]:
+    plan = Plan(
+        reports=context.sizes.ceiling_reports,
+        provider="instant",
+        settings=_settings(concurrency=1000, batch_size=1000),
+    )
+    delivery = await _deliver(context, plan)
+    return _throughput("ceiling", plan, delivery, Target(">=", 20_000, "msg/s"))
+
+
+async def measure_http(context: Context) -> list[Row]:
+    plan = Plan(reports=context.sizes.http_reports, gateway_latency_ms=0.0, settings=_settings(100))
+    delivery = await _deliver(context, plan)
+    return _throughput("http", plan, delivery, Target(">=", 3_000, "msg/s"))
+
+
+async def measure_latency(context: Context) -> list[Row]:
+    plan = Plan(
+        reports=context.sizes.latency_reports,
+        gateway_latency_ms=LATENCY_MS,
+        settings=_settings(LATENCY_CONCURRENCY),
+    )
+    delivery = await _deliver(context, plan)
+    ideal = LATENCY_CONCURRENCY / (LATENCY_MS / 1000)
+    rows = _throughput("latency", plan, delivery, Target(">=", 0.8 * ideal, "msg/s"))
+    rows[0].details["concurrency_over_latency"] = ideal
+    rows[0].details["share_of_ideal"] = round(delivery.messages_per_second / ideal, 3)
+    return rows
+
+
+async def measure_scale_out(context: Context) -> list[Row]:
+    """Two worker processes against one, where the gateway's latency is the bottleneck."""
+    deliveries = {}
+    for workers in (1, 2):
+        plan = Plan(
+            reports=context.sizes.scale_out_reports,
+            workers=workers,
+            gateway_latency_ms=SCALE_OUT_LATENCY_MS,
+            settings=_settings(SCALE_OUT_CONCURRENCY),
+        )
+        deliveries[workers] = (plan, await _deliver(context, plan))
+    (one_plan, one), (two_plan, two) = deliveries[1], deliveries[2]
+    speed_up = two.messages_per_second / one.messages_per_second
+    sizes = {"reports": one_plan.reports}
+    row = Row(
+        "scale-out",
+        "2 workers / 1",
+        speed_up,
+        "x",
+        Target(">=", 1.6, "x"),
+        sizes,
+        details={
+            "one_worker_msg_per_s": round(one.messages_per_second),
+            "two_workers_msg_per_s": round(two.messages_per_second),
+            "one_worker": _details(one_plan, one),
+            "two_workers": _details(two_plan, two),
+        },
+    )
+    return [
+        row,
+        *_correctness("scale-out 1", one_plan, one),
+        *_correctness("scale-out 2", two_plan, two),
+    ]
+
+
+CEILING = Figure(
+    "ceiling", "engine ceiling: claim + record, provider answers at once", measure_ceiling
+)
+HTTP = Figure("http", "http provider to the loopback gateway, one worker", measure_http)
+LATENCY = Figure(
+    "latency", f"http provider, gateway answering after {LATENCY_MS:g} ms", measure_latency
+)
+SCALE_OUT = Figure(
+    "scale-out",
+    "2 worker processes vs 1, gateway-bound",
+    measure_scale_out,
+    databases=("postgresql",),
+)
