@@ -10,6 +10,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -21,6 +22,20 @@ from sms_sender.reports.schemas import MAX_ID, ReportCounts
 
 _OPERATOR_CODE = re.compile(r"[0-9]{3}")
 _TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def _iso_text(value: Any) -> Any:
+    # Without this pydantic would also take a number as seconds since 1970: not what we document.
+    if not isinstance(value, str | datetime):
+        raise ValueError("datetime must be an ISO 8601 string, e.g. 2026-12-01T09:00:00+03:00")
+    return value
+
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema's integer: 7 or 7.0, but not "7" or true, which pydantic would also take.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -61,7 +76,7 @@ def _without_repeats(values: list[str]) -> list[str]:
 
 
 # Offsets are required (a naive time is a 422 that says so) and stored and shown in UTC.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_to_utc)]
 OperatorCode = Annotated[
     str,
     AfterValidator(_operator_code),
@@ -82,7 +97,11 @@ TimeOfDay = Annotated[
     AfterValidator(_time_of_day),
     Field(json_schema_extra={"pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}, examples=["09:00"]),
 ]
-MessageId = Annotated[int, Field(ge=1, le=MAX_ID, description="Id of a message text.")]
+MessageId = Annotated[
+    int,
+    BeforeValidator(_json_integer),
+    Field(ge=1, le=MAX_ID, description="Id of a message text."),
+]
 
 
 def minutes_to_time(minutes: int) -> str:

@@ -170,6 +170,8 @@ def _naive(body: dict[str, Any]) -> dict[str, Any]:
         ),
         (lambda b: b | {"message_id": 999_999}, ["body", "message_id"], "message 999999 does not"),
         (lambda b: b | {"message_id": None}, ["body", "message_id"], ""),
+        (lambda b: b | {"message_id": "1"}, ["body", "message_id"], "integer"),
+        (lambda b: b | {"start_at": 1_900_000_000}, ["body", "start_at"], "ISO 8601"),
         (lambda b: b | {"message_id": 2**63}, ["body", "message_id"], ""),
         (
             lambda b: b | {"filter": {"operator_codes": ["91"]}},
@@ -213,6 +215,8 @@ def _naive(body: dict[str, Any]) -> dict[str, Any]:
         "end-in-past",
         "unknown-message",
         "null-message",
+        "message-id-as-text",
+        "epoch-seconds",
         "huge-message-id",
         "short-code",
         "non-ascii-digits",
