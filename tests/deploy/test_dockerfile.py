@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from tests.deploy._contract import ROOT, api_paths, invoke
+from tests.deploy._contract import ROOT, SETTINGS_PREFIX, api_paths, invoke, setting_env_names
 
 BUILD_CONTEXT_FILES = ("requirements.lock", "pyproject.toml", "README.md", "sms_sender")
 
@@ -185,3 +185,13 @@ def test_everything_copied_from_the_build_context_is_let_in_by_dockerignore() ->
     for source in sources:
         assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
         assert source.rstrip("/") in allowed, f".dockerignore keeps {source} out of the context"
+
+
+def test_settings_given_in_the_image_are_real_settings() -> None:
+    names = [
+        assignment.partition("=")[0]
+        for each in _final().all("ENV")
+        for assignment in shlex.split(each.arguments)
+    ]
+    ours = [name for name in names if name.startswith((SETTINGS_PREFIX, "SMSAERO_"))]
+    assert set(ours) <= set(setting_env_names()), ours
