@@ -87,7 +87,10 @@ async def _run(figures: Sequence[Figure], databases: Sequence[str], size: str) -
         for figure in figures:
             for database in (kind for kind in figure.databases if kind in databases):
                 print(f"… {figure.name} on {database}", file=sys.stderr, flush=True)
-                context = Context(database, SIZES[size], workdir, admin_url)
+                # Each run gets its own folder: logs and gateway records never mix.
+                scratch = workdir / f"{figure.name}-{database}"
+                scratch.mkdir()
+                context = Context(database, SIZES[size], scratch, admin_url)
                 figure_rows = await run_figure(figure, context)
                 for row in figure_rows:
                     print(

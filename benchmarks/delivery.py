@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from benchmarks.databases import BenchDatabase, seed_clients, start_mailing_now
 from benchmarks.gateway import Gateway, duplicates
-from benchmarks.services import ServiceProcess, benchmark_worker
+from benchmarks.services import ServiceProcess, worker_process
 from sms_sender.db import normalise_url
 from sms_sender.reports.models import Report, ReportStatus
 
@@ -36,7 +36,7 @@ class Plan:
 
     reports: int
     workers: int = 1
-    provider: str = "configured"  # or "instant"
+    instant: bool = False  # a provider that answers at once instead of the settings' one
     gateway_latency_ms: float | None = None  # None: no gateway (the instant provider)
     settings: dict[str, str] = field(default_factory=dict)
 
@@ -77,7 +77,7 @@ async def deliver(db: BenchDatabase, plan: Plan, workdir: Path, *, within: float
             settings |= {"provider": "http", "http_url": gateway.url, "http_token": gateway.token}
         workers = [
             stack.enter_context(
-                benchmark_worker(plan.provider, settings, workdir / f"worker-{number}.log")
+                worker_process(settings, workdir / f"worker-{number}.log", instant=plan.instant)
             )
             for number in range(plan.workers)
         ]
@@ -152,4 +152,5 @@ async def measured(db: BenchDatabase, mailing_id: int) -> Delivery:
         low, high = int(sent * STEADY_FROM), int(sent * STEADY_TO) - 1
         steady_seconds = (await nth_sent_at(high) - await nth_sent_at(low)).total_seconds()
     rate = (high - low) / steady_seconds if steady_seconds > 0 else float("inf")
-    return Delivery(rate, (last_written_at - first_sent_at).total_seconds(), by_status, [])
+    whole_run = last_written_at - first_sent_at if first_sent_at and last_written_at else None
+    return Delivery(rate, whole_run.total_seconds() if whole_run else float("nan"), by_status, [])

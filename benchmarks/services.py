@@ -95,11 +95,10 @@ class ServiceProcess:
             )
 
 
-def benchmark_worker(provider: str, settings: dict[str, str], log: Path) -> ServiceProcess:
-    """The engine's Worker in its own process with ``instant`` or the configured provider."""
-    return ServiceProcess(
-        [sys.executable, "-m", "benchmarks.worker", "--provider", provider], settings, log
-    )
+def worker_process(settings: dict[str, str], log: Path, *, instant: bool) -> ServiceProcess:
+    """``sms-sender worker``, or with ``instant`` the same engine with an instant provider."""
+    command = [sys.executable, "-m", "benchmarks.worker"] if instant else [SMS_SENDER, "worker"]
+    return ServiceProcess(command, settings, log)
 
 
 def _start_profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:

@@ -1,15 +1,14 @@
-"""A worker process for the engine figures: the real Worker, with the provider a figure needs.
+"""``sms-sender worker`` with a provider that answers at once, for the engine-ceiling figures.
 
-``python -m benchmarks.worker --provider instant|configured`` reads ``SMS_SENDER_*`` settings
-like ``sms-sender worker`` and runs :class:`sms_sender.dispatch.worker.Worker` until SIGTERM.
-``instant`` accepts every message without doing anything, so the engine ceiling measures the
-claim, hand-over and settle path alone; ``configured`` builds the provider the settings name
-(``http`` to the fake gateway), exactly as the service does.
+``python -m benchmarks.worker`` reads the ``SMS_SENDER_*`` settings and runs the same
+:class:`~sms_sender.dispatch.engine.DeliveryEngine` as ``sms-sender worker`` (scheduler, worker,
+LISTEN wake-ups on PostgreSQL) until SIGTERM, except that every message is accepted without
+doing anything: what is left to measure is the claim, hand-over and settle path alone. Figures
+that send through a gateway run the real ``sms-sender worker``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 from collections.abc import Sequence
@@ -17,14 +16,9 @@ from collections.abc import Sequence
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
-from sms_sender.dispatch.wakeups import PostgresListener
-from sms_sender.dispatch.worker import Worker
+from sms_sender.dispatch.engine import DeliveryEngine
 from sms_sender.logging import configure_logging
-from sms_sender.providers import Provider, SendResult, build_provider, create_http_client
-from sms_sender.providers.base import OutgoingMessage
-
-INSTANT = "instant"
-CONFIGURED = "configured"
+from sms_sender.providers import OutgoingMessage, SendResult
 
 
 class InstantProvider:
@@ -38,31 +32,21 @@ class InstantProvider:
         return [accepted] * len(batch)
 
 
-async def run(provider_choice: str) -> None:
+async def run() -> None:
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     engine = create_engine(settings.database_url)
     notifier = Notifier()
     stop = _stop_on_signals()
     try:
-        async with create_http_client(settings) as http_client:
-            provider: Provider = (
-                InstantProvider()
-                if provider_choice == INSTANT
-                else build_provider(settings, http_client)
-            )
-            worker = Worker(
-                settings=settings,
-                sessionmaker=create_sessionmaker(engine, notifier),
-                provider=provider,
-                clock=SystemClock(),
-                notifier=notifier,
-            )
-            loops = [worker.run(stop)]
-            if engine.dialect.name == "postgresql":
-                # Hear other processes' NOTIFYs, as ``sms-sender worker`` does.
-                loops.append(PostgresListener(settings.database_url, notifier).run(stop))
-            await asyncio.gather(*loops)
+        delivery = DeliveryEngine(
+            settings=settings,
+            sessionmaker=create_sessionmaker(engine, notifier),
+            notifier=notifier,
+            clock=SystemClock(),
+            provider=InstantProvider(),
+        )
+        await delivery.run(stop)
     finally:
         await engine.dispose()
 
@@ -75,12 +59,5 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--provider", choices=[INSTANT, CONFIGURED], default=CONFIGURED)
-    args = parser.parse_args(argv)
-    asyncio.run(run(args.provider))
-
-
 if __name__ == "__main__":
-    main()
+    asyncio.run(run())

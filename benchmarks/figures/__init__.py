@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.figures import clients_api, engine, fanout
+from benchmarks.figures import clients_api, engine, fanout, memory, schedule
 from benchmarks.suite import Figure
 
 FIGURES: tuple[Figure, ...] = (
@@ -11,6 +11,9 @@ FIGURES: tuple[Figure, ...] = (
     engine.LATENCY,
     engine.SCALE_OUT,
     fanout.FIGURE,
+    schedule.START_LAG,
+    schedule.CUTOFF,
+    memory.FIGURE,
     clients_api.CSV_IMPORT,
     clients_api.API,
 )

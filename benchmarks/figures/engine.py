@@ -1,8 +1,8 @@
 """Delivery throughput: the engine's ceiling, the http provider, gateway latency, scale-out.
 
-Every figure runs the real Worker in its own process(es) (``python -m benchmarks.worker``) over
-a mailing whose reports are already materialised, with the rate limit set far above what is
-measured (the default of 100 msg/s would otherwise be the figure).
+Every figure runs worker processes (``sms-sender worker``; for the ceiling the same engine with
+an instant provider) over a mailing whose reports are already materialised, with the rate limit
+set far above what is measured (the default of 100 msg/s would otherwise be the figure).
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from benchmarks.delivery import Delivery, Plan, deliver
 from benchmarks.suite import Context, Figure, Row, Target
 
 UNLIMITED_RATE = "1000000"
+DEFAULT_CONCURRENCY = 50  # SMS_SENDER_CONCURRENCY's default
 LATENCY_MS = 50.0
-LATENCY_CONCURRENCY = 50
+LATENCY_CONCURRENCY = DEFAULT_CONCURRENCY
 SCALE_OUT_LATENCY_MS = 50.0
 SCALE_OUT_CONCURRENCY = 20
 # Generous: a stalled engine fails the figure instead of hanging the suite.
 SLOWEST_EXPECTED_RATE = 50
 
 
-def _settings(concurrency: int, batch_size: int = 500) -> dict[str, str]:
+def engine_settings(concurrency: int, batch_size: int = 500) -> dict[str, str]:
     return {
         "rate_limit": UNLIMITED_RATE,
         "concurrency": str(concurrency),
@@ -93,15 +94,17 @@ def _throughput(figure: str, plan: Plan, delivery: Delivery, target: Target) -> 
 async def measure_ceiling(context: Context) -> list[Row]:
     plan = Plan(
         reports=context.sizes.ceiling_reports,
-        provider="instant",
-        settings=_settings(concurrency=1000, batch_size=1000),
+        instant=True,
+        settings=engine_settings(concurrency=1000, batch_size=1000),
     )
     delivery = await _deliver(context, plan)
     return _throughput("ceiling", plan, delivery, Target(">=", 20_000, "msg/s"))
 
 
 async def measure_http(context: Context) -> list[Row]:
-    plan = Plan(reports=context.sizes.http_reports, gateway_latency_ms=0.0, settings=_settings(100))
+    plan = Plan(
+        reports=context.sizes.http_reports, gateway_latency_ms=0.0, settings=engine_settings(100)
+    )
     delivery = await _deliver(context, plan)
     return _throughput("http", plan, delivery, Target(">=", 3_000, "msg/s"))
 
@@ -110,7 +113,7 @@ async def measure_latency(context: Context) -> list[Row]:
     plan = Plan(
         reports=context.sizes.latency_reports,
         gateway_latency_ms=LATENCY_MS,
-        settings=_settings(LATENCY_CONCURRENCY),
+        settings=engine_settings(LATENCY_CONCURRENCY),
     )
     delivery = await _deliver(context, plan)
     ideal = LATENCY_CONCURRENCY / (LATENCY_MS / 1000)
@@ -128,7 +131,7 @@ async def measure_scale_out(context: Context) -> list[Row]:
             reports=context.sizes.scale_out_reports,
             workers=workers,
             gateway_latency_ms=SCALE_OUT_LATENCY_MS,
-            settings=_settings(SCALE_OUT_CONCURRENCY),
+            settings=engine_settings(SCALE_OUT_CONCURRENCY),
         )
         deliveries[workers] = (plan, await _deliver(context, plan))
     (one_plan, one), (two_plan, two) = deliveries[1], deliveries[2]
