@@ -182,7 +182,11 @@ def table(rows: Sequence[Row]) -> str:
     header = ("figure", "db", "measured", "target", "ok", "sizes")
     lines = [header]
     for row in rows:
-        measured = row.error or f"{number(row.value)} {row.unit}".rstrip()
+        measured = (
+            f"CRASHED: {row.error.splitlines()[0][:60]}"
+            if row.error
+            else f"{number(row.value)} {row.unit}".rstrip()
+        )
         ok = {True: "yes", False: "NO", None: ""}[row.meets_target]
         sizes = ", ".join(f"{key}={number(value)}" for key, value in row.sizes.items())
         label = f"{row.figure} {row.label}".strip()
