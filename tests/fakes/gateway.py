@@ -1,0 +1,342 @@
+"""A fake "probe" gateway: ``POST /send/{id}`` with a bearer token, answering like the real one.
+
+In a test (same event loop)::
+
+    async with ProbeGateway(token="secret") as gateway:
+        settings = Settings(provider="http", http_url=gateway.url, http_token="secret")
+        gateway.script(79000000001, Answer.SERVER_ERROR, Answer.OK)  # 500 once, then accepted
+        ...
+        await gateway.wait_for_accepted(10)
+        assert gateway.duplicates() == []
+
+As a process (for tests that kill the worker, and for benchmarks)::
+
+    python -m tests.fakes.gateway --port 0 --latency-ms 50 --record accepted.txt [--token T]
+
+prints ``probe gateway listening on http://127.0.0.1:PORT`` as its first line, appends the id of
+every accepted message to the record file (one per line, written before the answer is sent, so
+the file survives the death of the client) and stops on SIGTERM. ``GET /stats`` answers
+``{"received": n, "accepted": n, "duplicates": n}``. ``GatewayProcess`` wraps all this.
+
+What it answers, in order: 401 for a missing or wrong token, 404 for another path, 400 for a
+body that is not ``{"id": <the path's id>, "phone": <int>, "text": <str>}``, then the scripted
+``Answer`` for that phone, else ``default_answer``. A message counts as *accepted* (and is
+recorded) the moment an ``OK`` or ``SLOW`` answer is chosen, before any latency: a real gateway
+delivers what it took even if its answer never reaches the caller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+from tests.fakes._http import HangUp, LoopbackServer, Request, Response, serve_until_signalled
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Answer(StrEnum):
+    OK = "ok"  # 200 {"code": 0, "message": "OK"}
+    SLOW = "slow"  # like OK, after slow_seconds
+    REJECT = "reject"  # 200 {"code": 3, "message": "phone is on the stop list"}
+    BAD_REQUEST = "bad_request"  # 400 with a JSON reason
+    TOO_MANY_REQUESTS = "too_many_requests"  # 429
+    SERVER_ERROR = "server_error"  # 500 with an HTML page
+    GARBAGE = "garbage"  # 200 with an HTML body
+    NO_CODE = "no_code"  # 200 with JSON that has no "code"
+    HANG_UP = "hang_up"  # closes the connection without answering
+
+
+ACCEPTING = frozenset({Answer.OK, Answer.SLOW})
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    id: int
+    phone: int
+    text: str
+    answer: Answer
+
+
+class ProbeGateway:
+    """The fake probe gateway; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        token: str | None = "test-token",
+        latency: float = 0.0,
+        slow_seconds: float = 5.0,
+        default_answer: Answer = Answer.OK,
+        record: IO[str] | None = None,
+        keep_history: bool = True,
+        port: int = 0,
+    ) -> None:
+        self.token = token  # None accepts any caller
+        self.latency = latency
+        self.slow_seconds = slow_seconds
+        self.default_answer = default_answer
+        # With keep_history (in tests) every request and every valid message is kept; a long
+        # benchmark run keeps only the counts and the accepted ids.
+        self.requests: list[Request] = []
+        self.received: list[ReceivedMessage] = []
+        self.received_count = 0
+        self.accepted_ids: list[int] = []  # repeats included
+        self._record = record
+        self._keep_history = keep_history
+        self._scripts: defaultdict[int, deque[Answer]] = defaultdict(deque)
+        self._changed = asyncio.Condition()
+        self._server = LoopbackServer(self._handle, port=port)
+
+    @property
+    def url(self) -> str:
+        return self._server.base_url
+
+    def script(self, phone: int | str, *answers: Answer) -> None:
+        """The next messages to ``phone`` get these answers in order, then ``default_answer``."""
+        self._scripts[int(phone)].extend(answers)
+
+    def duplicates(self) -> list[int]:
+        """Ids accepted more than once: a client who would get the message twice."""
+        counts = Counter(self.accepted_ids)
+        return sorted(message_id for message_id, count in counts.items() if count > 1)
+
+    async def wait_for_received(self, count: int, within: float = 5.0) -> None:
+        await self._wait(lambda: self.received_count >= count, f"{count} messages", within)
+
+    async def wait_for_accepted(self, count: int, within: float = 5.0) -> None:
+        await self._wait(lambda: len(self.accepted_ids) >= count, f"{count} accepted", within)
+
+    async def __aenter__(self) -> Self:
+        await self._server.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._server.stop()
+
+    @property
+    def server(self) -> LoopbackServer:
+        return self._server
+
+    @property
+    def connections_opened(self) -> int:
+        return self._server.connections_opened
+
+    async def _handle(self, request: Request) -> Response:
+        if self._keep_history:
+            self.requests.append(request)
+        if request.method == "GET" and request.path == "/stats":
+            return self._stats()
+        if self.token is not None and request.headers.get("authorization") != (
+            f"Bearer {self.token}"
+        ):
+            return Response.json(401, {"code": 401, "message": "invalid or missing token"})
+        message_id = _path_id(request)
+        if request.method != "POST" or message_id is None:
+            return Response.json(404, {"code": 404, "message": f"no route {request.path}"})
+        parsed = _parse_message(request, message_id)
+        if isinstance(parsed, str):
+            return Response.json(400, {"code": 400, "message": parsed})
+        return await self._answer(parsed)
+
+    async def _answer(self, message: tuple[int, int, str]) -> Response:
+        message_id, phone, text = message
+        script = self._scripts.get(phone)
+        answer = script.popleft() if script else self.default_answer
+        self.received_count += 1
+        if self._keep_history:
+            self.received.append(ReceivedMessage(message_id, phone, text, answer))
+        if answer in ACCEPTING:
+            self.accepted_ids.append(message_id)
+            if self._record is not None:
+                self._record.write(f"{message_id}\n")  # line-buffered: on disk before we answer
+        await self._notify()
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        return await self._response(answer, message_id)
+
+    async def _response(self, answer: Answer, message_id: int) -> Response:
+        match answer:
+            case Answer.OK:
+                return Response.json(200, {"code": 0, "message": "OK", "id": message_id})
+            case Answer.SLOW:
+                await asyncio.sleep(self.slow_seconds)
+                return Response.json(200, {"code": 0, "message": "OK", "id": message_id})
+            case Answer.REJECT:
+                return Response.json(200, {"code": 3, "message": "phone is on the stop list"})
+            case Answer.BAD_REQUEST:
+                return Response.json(400, {"code": 400, "message": "text is too long"})
+            case Answer.TOO_MANY_REQUESTS:
+                return Response.json(429, {"code": 429, "message": "slow down"})
+            case Answer.SERVER_ERROR:
+                return Response.text(500, "<html><body>Internal Server Error</body></html>")
+            case Answer.GARBAGE:
+                return Response.text(200, "<html><body>Welcome to nginx!</body></html>")
+            case Answer.NO_CODE:
+                return Response.json(200, {"status": "queued"})
+            case Answer.HANG_UP:
+                raise HangUp
+
+    def _stats(self) -> Response:
+        return Response.json(
+            200,
+            {
+                "received": self.received_count,
+                "accepted": len(self.accepted_ids),
+                "duplicates": len(self.duplicates()),
+            },
+        )
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _wait(self, reached: Callable[[], bool], what: str, within: float) -> None:
+        try:
+            async with asyncio.timeout(within), self._changed:
+                await self._changed.wait_for(reached)
+        except TimeoutError:
+            raise TimeoutError(
+                f"waited {within:g}s for {what}; received {self.received_count}, "
+                f"accepted {len(self.accepted_ids)}"
+            ) from None
+
+
+def _path_id(request: Request) -> int | None:
+    prefix, _, tail = request.path.rpartition("/")
+    if prefix.endswith("/send"):
+        return int(tail) if tail.isdigit() else None
+    return None
+
+
+def _parse_message(request: Request, path_id: int) -> tuple[int, int, str] | str:
+    """(id, phone, text) of a valid body, or the reason it is not valid."""
+    try:
+        body: Any = request.json()
+    except ValueError:
+        return "body is not JSON"
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    message_id, phone, text = body.get("id"), body.get("phone"), body.get("text")
+    if type(message_id) is not int or message_id != path_id:
+        return f"id must be the integer {path_id} from the path"
+    if type(phone) is not int:
+        return "phone must be an integer"
+    if not isinstance(text, str):
+        return "text must be a string"
+    return message_id, phone, text
+
+
+class GatewayProcess:
+    """``python -m tests.fakes.gateway`` as a child process; its record outlives any client.
+
+    ``with GatewayProcess(tmp_path / "accepted.txt", latency_ms=20) as gateway:`` starts it on a
+    free port (``gateway.url``); ``gateway.accepted_ids()`` reads the record; leaving the block
+    stops it with SIGTERM.
+    """
+
+    def __init__(
+        self,
+        record: Path,
+        *,
+        token: str | None = "test-token",
+        latency_ms: float = 0.0,
+        default_answer: Answer = Answer.OK,
+    ) -> None:
+        self.record = record
+        self.token = token
+        self._arguments = [
+            "--record",
+            str(record),
+            "--latency-ms",
+            str(latency_ms),
+            "--answer",
+            default_answer.value,
+        ]
+        if token is not None:
+            self._arguments += ["--token", token]
+        self._process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> Self:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.gateway", "--port", "0", *self._arguments],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        ready = self._process.stdout.readline() if self._process.stdout else ""
+        if "listening on " not in ready:
+            self._process.kill()
+            raise RuntimeError(f"the fake gateway did not start (said {ready!r})")
+        self.url = ready.rsplit("listening on ", 1)[1].strip()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        self._process.wait(timeout=10)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        self._process = None
+
+    def accepted_ids(self) -> list[int]:
+        if not self.record.exists():
+            return []
+        return [int(line) for line in self.record.read_text().split()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A fake probe SMS gateway on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--token", default=None, help="required bearer token (default: any)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of every answer")
+    parser.add_argument("--slow-seconds", type=float, default=5.0, help="delay of a slow answer")
+    parser.add_argument("--record", type=Path, help="append each accepted message id here")
+    parser.add_argument(
+        "--answer", type=Answer, default=Answer.OK, choices=list(Answer), help="default answer"
+    )
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    record = args.record.open("a", buffering=1) if args.record else None
+    try:
+        gateway = ProbeGateway(
+            token=args.token,
+            latency=args.latency_ms / 1000,
+            slow_seconds=args.slow_seconds,
+            default_answer=args.answer,
+            record=record,
+            keep_history=False,
+            port=args.port,
+        )
+        await serve_until_signalled(gateway.server, "probe gateway")
+    finally:
+        if record is not None:
+            record.close()
+
+
+if __name__ == "__main__":
+    main()
