@@ -32,6 +32,7 @@ class Sizes:
     scale_out_reports: int
     start_lag_mailings: int
     cutoff_reports: int
+    cutoff_seconds: float
     rss_reports: tuple[int, int]
     import_clients: int
     api_clients: int
@@ -43,15 +44,16 @@ SIZES = {
         name="tiny",
         fanout_clients=5_000,
         ceiling_reports=2_000,
-        http_reports=500,
-        latency_reports=300,
-        scale_out_reports=300,
+        http_reports=200,
+        latency_reports=200,
+        scale_out_reports=200,
         start_lag_mailings=5,
-        cutoff_reports=1_000,
-        rss_reports=(1_000, 5_000),
+        cutoff_reports=400,
+        cutoff_seconds=1.0,
+        rss_reports=(500, 2_500),
         import_clients=5_000,
         api_clients=5_000,
-        api_requests=100,
+        api_requests=50,
     ),
     "full": Sizes(
         name="full",
@@ -62,6 +64,7 @@ SIZES = {
         scale_out_reports=8_000,
         start_lag_mailings=50,
         cutoff_reports=20_000,
+        cutoff_seconds=3.0,
         rss_reports=(100_000, 1_000_000),
         import_clients=1_000_000,
         api_clients=1_000_000,

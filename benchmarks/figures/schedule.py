@@ -35,7 +35,6 @@ CLIENTS_PER_MAILING = 10
 # Cut-off: a mailing too big to finish before its end, with sends in flight at end_at.
 CUTOFF_LATENCY_MS = 50.0
 CUTOFF_CONCURRENCY = 50
-CUTOFF_SECONDS = 2.0
 SATURATED_FACTOR = 5
 WATCH_EVERY = 0.1
 
@@ -180,9 +179,8 @@ async def measure_cutoff(context: Context) -> list[Row]:
     # Paced: at most half can go out before the end however fast the engine is, so sends are
     # in flight at end_at and the rest must expire. Saturated: no limit and more reports than
     # the engine can send in time, so the worker is as busy as it gets when the end comes.
-    paced = await _cutoff_run(
-        context, "paced", reports=reports, rate_limit=reports / (2 * CUTOFF_SECONDS)
-    )
+    seconds = context.sizes.cutoff_seconds
+    paced = await _cutoff_run(context, "paced", reports=reports, rate_limit=reports / (2 * seconds))
     saturated = await _cutoff_run(
         context, "saturated", reports=SATURATED_FACTOR * reports, rate_limit=1_000_000
     )
@@ -192,7 +190,7 @@ async def measure_cutoff(context: Context) -> list[Row]:
 async def _cutoff_run(
     context: Context, variant: str, *, reports: int, rate_limit: float
 ) -> list[Row]:
-    lasting = timedelta(seconds=CUTOFF_SECONDS)
+    lasting = timedelta(seconds=context.sizes.cutoff_seconds)
     sizes = {"reports": reports}
     settings = {"concurrency": str(CUTOFF_CONCURRENCY), "rate_limit": str(rate_limit)}
     workdir = context.workdir / variant
@@ -211,7 +209,7 @@ async def _cutoff_run(
     late = [call.arrived_at - end_at.timestamp() for call in calls]
     after_end = sorted(seconds for seconds in late if seconds >= 0)
     details = {
-        "end_after_seconds": CUTOFF_SECONDS,
+        "end_after_seconds": lasting.total_seconds(),
         "rate_limit": rate_limit,
         "gateway_calls": len(calls),
         "by_status": by_status,
