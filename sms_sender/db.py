@@ -33,6 +33,8 @@ NAMING_CONVENTION = {
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# The largest id either database can store; the API refuses larger ones with a 422, not a 500.
+MAX_ID = 2**63 - 1
 
 
 class Base(DeclarativeBase):

@@ -4,8 +4,9 @@
     ├── InvalidInput (422)      a value breaks a rule the schema cannot express
     ├── Unauthorized (401)      missing, unknown or revoked bearer token
     ├── NotFound (404)          no such client, message, mailing or report
-    └── Conflict (409)          the request fights the current state (duplicate phone,
-                                editing a running mailing, deleting a message in use)
+    ├── Conflict (409)          the request fights the current state (duplicate phone,
+    │                           editing a running mailing, deleting a message in use)
+    └── UnsupportedMediaType (415)  a body in a format the route does not read
 
 Services raise these; ``install_error_handlers`` turns them, FastAPI's validation errors and
 any unexpected exception (always a bug: 500) into problem documents.
@@ -65,6 +66,11 @@ class NotFound(AppError):
 class Conflict(AppError):
     status_code = 409
     title = "Conflict"
+
+
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    title = "Unsupported media type"
 
 
 class FieldError(BaseModel):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sms_sender.clients import csv_import, service
 from sms_sender.clients.schemas import (
@@ -21,18 +22,16 @@ from sms_sender.clients.schemas import (
 )
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
-from sms_sender.errors import AppError, InvalidInput
+from sms_sender.db import MAX_ID
+from sms_sender.errors import InvalidInput, UnsupportedMediaType
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.web import ClockDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["clients"])
 
+ClientId = Annotated[int, Path(ge=1, le=MAX_ID, description="The client's id.")]
+
 UPLOAD_CHUNK_BYTES = 64 * 1024
-
-
-class UnsupportedMediaType(AppError):
-    status_code = 415
-    title = "Unsupported media type"
 
 
 @router.post("/clients", status_code=status.HTTP_201_CREATED, summary="Add a client")
@@ -122,6 +121,14 @@ async def import_clients(
     )
 
 
+@router.api_route(
+    "/clients/import", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+async def import_takes_only_post() -> None:
+    """Without this, PUT /clients/import would reach PUT /clients/{client_id} and get a 422."""
+    raise StarletteHTTPException(status.HTTP_405_METHOD_NOT_ALLOWED)
+
+
 async def _import(
     session: AsyncSession, chunks: AsyncIterator[bytes], settings: Settings, clock: Clock
 ) -> ImportResult:
@@ -139,13 +146,13 @@ async def _chunks_of(upload: UploadFile) -> AsyncIterator[bytes]:
 
 
 @router.get("/clients/{client_id}", summary="Read a client")
-async def read_client(client_id: int, session: SessionDep) -> ClientRead:
+async def read_client(client_id: ClientId, session: SessionDep) -> ClientRead:
     return ClientRead.model_validate(await service.get(session, client_id))
 
 
 @router.patch("/clients/{client_id}", summary="Change some fields of a client")
 async def update_client(
-    client_id: int, payload: ClientUpdate, session: SessionDep, clock: ClockDep
+    client_id: ClientId, payload: ClientUpdate, session: SessionDep, clock: ClockDep
 ) -> ClientRead:
     client = await service.update(session, client_id, payload, now=clock.now())
     return ClientRead.model_validate(client)
@@ -153,7 +160,7 @@ async def update_client(
 
 @router.put("/clients/{client_id}", summary="Replace a client; omitted fields take defaults")
 async def replace_client(
-    client_id: int,
+    client_id: ClientId,
     payload: ClientCreate,
     session: SessionDep,
     settings: SettingsDep,
@@ -170,6 +177,6 @@ async def replace_client(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a client; its reports stay, its unsent ones are cancelled",
 )
-async def delete_client(client_id: int, session: SessionDep, clock: ClockDep) -> Response:
+async def delete_client(client_id: ClientId, session: SessionDep, clock: ClockDep) -> Response:
     await service.delete(session, client_id, now=clock.now())
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,12 +14,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 # [0-9], not \d: \d also matches other scripts' digits, such as Arabic-Indic ones.
 _PHONE = re.compile(r"7[0-9]{10}")
 _OPERATOR_CODE = re.compile(r"[0-9]{3}")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 TAG_MAX_LENGTH = 64
 
 
@@ -77,12 +81,17 @@ Phone = Annotated[
         description="11 digits starting with 7 (`7XXXXXXXXXX`); unique in the directory. "
         "A JSON number is accepted too.",
         examples=["79001234567"],
+        json_schema_extra={"pattern": "^7[0-9]{10}$"},
     ),
 ]
 OperatorCode = Annotated[
     str,
     AfterValidator(_check_operator_code),
-    Field(description="The mobile operator's 3-digit code.", examples=["900"]),
+    Field(
+        description="The mobile operator's 3-digit code.",
+        examples=["900"],
+        json_schema_extra={"pattern": "^[0-9]{3}$"},
+    ),
 ]
 Timezone = Annotated[
     str,
@@ -90,10 +99,25 @@ Timezone = Annotated[
     Field(
         description="The client's IANA time zone; a mailing's send window is in this local time.",
         examples=["Europe/Moscow"],
+        # The list lets a client (and Swagger UI) pick a valid zone instead of guessing.
+        json_schema_extra=lambda schema: schema.update(enum=sorted(_known_timezones())),
     ),
 ]
+
+
+def _printable_tag(value: str) -> str:
+    if _CONTROL_CHARACTER.search(value):
+        raise ValueError(f"must not contain control characters; got {shown(value)}")
+    return value
+
+
 Tag = Annotated[
-    Annotated[str, Field(max_length=TAG_MAX_LENGTH)] | None,
+    Annotated[
+        str,
+        Field(max_length=TAG_MAX_LENGTH, json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f]*$"}),
+        AfterValidator(_printable_tag),
+    ]
+    | None,
     BeforeValidator(_blank_tag_is_no_tag),
     Field(
         description=f"A free label mailings can select by, up to {TAG_MAX_LENGTH} characters; "
@@ -143,6 +167,19 @@ class ClientUpdate(BaseModel):
     operator_code: OperatorCode | None = None
     tag: Tag = None
     timezone: Timezone | None = None
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Say in the schema what the validator below enforces: only tag may be null."""
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        for field in ("phone", "operator_code", "timezone"):
+            prop = schema["properties"][field]
+            options = [option for option in prop.pop("anyOf") if option.get("type") != "null"]
+            prop.update(options[0])
+            prop.pop("default", None)
+        return schema
 
     @model_validator(mode="before")
     @classmethod

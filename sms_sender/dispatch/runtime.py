@@ -11,7 +11,7 @@ from sms_sender.clock import Clock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier
 from sms_sender.dispatch.engine import DeliveryEngine
-from sms_sender.providers.registry import build_provider, create_http_client
+from sms_sender.providers.registry import build_provider, close_provider, create_http_client
 
 
 @asynccontextmanager
@@ -24,10 +24,13 @@ async def configured_engine(
     """The engine for ``settings.provider``; its HTTP client closes when the block ends."""
     async with create_http_client(settings) as http_client:
         provider = build_provider(settings, http_client)
-        yield DeliveryEngine(
-            settings=settings,
-            sessionmaker=sessionmaker,
-            notifier=notifier,
-            clock=clock,
-            provider=provider,
-        )
+        try:
+            yield DeliveryEngine(
+                settings=settings,
+                sessionmaker=sessionmaker,
+                notifier=notifier,
+                clock=clock,
+                provider=provider,
+            )
+        finally:
+            await close_provider(provider)

@@ -4,11 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
+from sms_sender.db import MAX_ID
 from sms_sender.mailings import service
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.mailings.schemas import MailingCreate, MailingRead, MailingUpdate
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
-from sms_sender.reports.schemas import MAX_ID
 from sms_sender.web import ClockDep, SessionDep
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])

@@ -17,8 +17,9 @@ from pydantic import (
     model_validator,
 )
 
+from sms_sender.db import MAX_ID
 from sms_sender.mailings.models import MailingStatus
-from sms_sender.reports.schemas import MAX_ID, ReportCounts
+from sms_sender.reports.schemas import ReportCounts
 
 _OPERATOR_CODE = re.compile(r"[0-9]{3}")
 _TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 
+from sms_sender.db import MAX_ID
 from sms_sender.messages import service
 from sms_sender.messages.schemas import MessageCreate, MessageRead, MessageUpdate
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.web import ClockDep, SessionDep
 
 router = APIRouter(prefix="/messages", tags=["messages"])
+
+MessageId = Annotated[int, Path(ge=1, le=MAX_ID, description="The message's id.")]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a message text")
@@ -31,13 +34,13 @@ async def list_messages(
 
 
 @router.get("/{message_id}", summary="Read a message text")
-async def read_message(message_id: int, session: SessionDep) -> MessageRead:
+async def read_message(message_id: MessageId, session: SessionDep) -> MessageRead:
     return service.to_read(await service.get(session, message_id))
 
 
 @router.patch("/{message_id}", summary="Change a message text")
 async def update_message(
-    message_id: int, payload: MessageUpdate, session: SessionDep, clock: ClockDep
+    message_id: MessageId, payload: MessageUpdate, session: SessionDep, clock: ClockDep
 ) -> MessageRead:
     return service.to_read(await service.update(session, message_id, payload, clock.now()))
 
@@ -45,6 +48,6 @@ async def update_message(
 @router.delete(
     "/{message_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an unused message"
 )
-async def delete_message(message_id: int, session: SessionDep) -> Response:
+async def delete_message(message_id: MessageId, session: SessionDep) -> Response:
     await service.delete(session, message_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

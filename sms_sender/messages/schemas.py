@@ -1,29 +1,38 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from sms_sender.messages.encoding import Encoding
 
 MessageText = Field(
     min_length=1,
     max_length=1600,
-    description="The SMS text, 1-1600 characters.",
+    # NUL cannot be stored by PostgreSQL nor sent as SMS; every other character can.
+    json_schema_extra={"pattern": "^[^\\x00]*$"},
+    description="The SMS text, 1-1600 characters (no NUL).",
     examples=["Winter sale: -20% on everything until Sunday!"],
 )
+
+
+def _without_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("text must not contain the NUL character (\\u0000)")
+    return text
 
 
 class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = MessageText
+    text: Annotated[str, AfterValidator(_without_nul)] = MessageText
 
 
 class MessageUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = MessageText
+    text: Annotated[str, AfterValidator(_without_nul)] = MessageText
 
 
 class MessageRead(BaseModel):

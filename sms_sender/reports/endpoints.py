@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from sms_sender.db import MAX_ID
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.reports import service
 from sms_sender.reports.models import ReportStatus
-from sms_sender.reports.schemas import MAX_ID, MailingStats, OverallStats, ReportRead
+from sms_sender.reports.schemas import MailingStats, OverallStats, ReportRead
 from sms_sender.web import SessionDep
 
 router = APIRouter()

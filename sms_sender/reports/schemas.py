@@ -12,7 +12,6 @@ from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.models import ReportStatus
 
 # Ids are 64-bit integers; a larger one cannot exist, and PostgreSQL refuses it as a parameter.
-MAX_ID = 2**63 - 1
 
 _BY_STATUS_EXAMPLE = {status.value: 0 for status in ReportStatus} | {
     "pending": 120,
