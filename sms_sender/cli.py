@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import prometheus_client
 import typer
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,13 +111,20 @@ def _serve_http(settings: Settings, host: str, port: int, *, with_engine: bool) 
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_host: Annotated[str, typer.Option(help="Address for /metrics.")] = "127.0.0.1",
+    metrics_port: Annotated[
+        int, typer.Option(help="Port for Prometheus /metrics; 0 turns it off.")
+    ] = 9100,
+) -> None:
     """Run the scheduler and a worker without the API; start as many as needed on PostgreSQL.
 
     SIGTERM or Ctrl-C stops it gracefully: sends in flight are finished and recorded, claimed
     messages not yet sent are released for other workers.
     """
     settings = _settings()
+    if metrics_port:
+        prometheus_client.start_http_server(metrics_port, addr=metrics_host)
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
