@@ -149,7 +149,7 @@ class Worker:
             await self._advance(stop)
         else:
             await self._write_settled()
-            await self._idle()
+            await self._idle(stop)
 
     async def drain(self) -> None:
         """Send everything due now and write the results (tests and benchmarks)."""
@@ -299,13 +299,15 @@ class Worker:
         if self._wake.is_set():
             self._drained = False
 
-    async def _idle(self) -> None:
+    async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep until the next retry or window opening, a wake-up, or the poll interval."""
         now = self._clock.now()
         async with self._sessionmaker() as session:
             next_due = await repository.next_due_at(session, now)
         poll_at = now + self._tuning.poll_interval
-        await self._clock.sleep_until(min(next_due or poll_at, poll_at), self._wake)
+        # The claim cleared the wake-up, possibly a stop's: look at the stop itself too.
+        if not stop.is_set():
+            await self._clock.sleep_until(min(next_due or poll_at, poll_at), self._wake)
         self._drained = False
 
     async def _write_settled(self) -> None:

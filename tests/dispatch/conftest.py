@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -128,9 +128,7 @@ def arrange(sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock) ->
 
 # Short enough that a test never waits on them, long enough not to busy-loop.
 FAST = EngineTuning(
-    worker=WorkerTuning(
-        poll_interval=timedelta(seconds=5), result_linger=0.01, shutdown_grace=2.0
-    ),
+    worker=WorkerTuning(poll_interval=timedelta(seconds=5), result_linger=0.01, shutdown_grace=2.0),
     scheduler_poll=timedelta(seconds=5),
     retry_after_error=0.1,
 )
@@ -177,8 +175,7 @@ async def eventually(
     """Poll a condition that another task or process makes true (the database has no events)."""
     try:
         async with asyncio.timeout(within):
-            while not await condition():
+            while not await condition():  # noqa: ASYNC110 - rows in a database fire no events
                 await asyncio.sleep(0.01)
     except TimeoutError:
         raise AssertionError(f"{what} did not happen within {within:g}s") from None
-
