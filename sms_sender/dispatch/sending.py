@@ -68,20 +68,43 @@ class Sender:
     async def _call(self, message: OutgoingMessage) -> SendResult | None:
         """The provider's answer, or None when it did not give a usable one in time."""
         started = time.perf_counter()
+        result: SendResult | None = None
         try:
             async with asyncio.timeout(self.timeout):
                 results = await self.provider.send([message])
+            if len(results) == 1:
+                result = results[0]
+            else:
+                _log.error("provider answered %d results for 1 message", len(results))
         except TimeoutError:
-            return None
+            pass
         except Exception:  # the provider broke its contract; the message may or may not be out
             _log.exception("provider raised instead of answering", provider=self.provider.name)
-            return None
         finally:
-            metrics.SEND_LATENCY.labels(self.provider.name).observe(time.perf_counter() - started)
-        if len(results) != 1:
-            _log.error("provider answered %d results for 1 message", len(results))
-            return None
-        return results[0]
+            elapsed = time.perf_counter() - started
+            metrics.SEND_LATENCY.labels(self.provider.name).observe(elapsed)
+            self._log_exchange(message, result, elapsed)
+        return result
+
+    def _log_exchange(
+        self, message: OutgoingMessage, result: SendResult | None, elapsed: float
+    ) -> None:
+        """One line per send: what went to the provider and what came back (ids are bound)."""
+        _log.info(
+            "provider exchange",
+            provider=self.provider.name,
+            request={"phone": message.phone, "text": message.text},
+            response=(
+                {
+                    "outcome": result.outcome.value,
+                    "provider_message_id": result.provider_message_id,
+                    "error": result.error,
+                }
+                if result is not None
+                else {"outcome": "no answer"}
+            ),
+            duration_ms=round(elapsed * 1000, 2),
+        )
 
     def _settle(self, report: ClaimedReport, attempts: int, result: SendResult) -> Settlement:
         if result.outcome is Outcome.ACCEPTED:
