@@ -30,7 +30,7 @@ async def test_every_api_route_needs_a_token(app: FastAPI, anon_client: httpx.As
             assert response.headers["content-type"] == "application/problem+json"
             assert response.headers["www-authenticate"] == "Bearer"
             checked += 1
-    assert checked >= 5
+    assert checked >= 25  # the contract has 25 operations; more may come, none may vanish
 
 
 async def test_unknown_and_revoked_tokens_are_refused(
