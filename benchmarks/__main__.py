@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -79,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run(figures: Sequence[Figure], databases: Sequence[str], size: str) -> list[Row]:
     rows: list[Row] = []
+    run = asyncio.current_task()
+    if run is not None:  # SIGTERM unwinds like Ctrl-C: every process and the cluster stop
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, run.cancel)
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sms-bench.")))
         admin_url = None
