@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
@@ -70,9 +70,10 @@ class DeliveryEngine:
             poll_interval=self.tuning.scheduler_poll,
             retry_after_error=self.tuning.retry_after_error,
         )
+        database: AsyncEngine = sessionmaker.kw["bind"]
         self.worker = Worker(
             settings=settings,
-            sessionmaker=sessionmaker,
+            database=database,
             provider=provider,
             clock=clock,
             notifier=notifier,
@@ -83,7 +84,7 @@ class DeliveryEngine:
         tracker = delivery_tracker(provider)
         self.delivery_poller = (
             DeliveryPoller(
-                sessionmaker=sessionmaker,
+                database=database,
                 clock=clock,
                 tracker=tracker,
                 provider_name=provider.name,
@@ -93,9 +94,10 @@ class DeliveryEngine:
             if tracker is not None
             else None
         )
-        dialect = sessionmaker.kw["bind"].dialect.name
         self.listener = (
-            PostgresListener(settings.database_url, notifier) if dialect == "postgresql" else None
+            PostgresListener(settings.database_url, notifier)
+            if database.dialect.name == "postgresql"
+            else None
         )
 
     async def run(self, stop: asyncio.Event) -> None:

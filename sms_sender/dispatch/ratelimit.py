@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import BindParameter, ColumnElement, Double, bindparam, cast, func, literal, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sms_sender.dispatch.models import RateLimit
 
@@ -39,6 +39,8 @@ SEND_LIMIT = "send"
 # How far ahead one reservation may reach: it bounds both a group's size and how long a
 # report marked ``sending`` may wait for its slot.
 GROUP_SECONDS = 0.1
+# A reservation whose first slot is at most this far off counts as "free now".
+PROMPT = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,10 @@ class Reservation:
     def slot(self, index: int) -> float:
         return self.first_at + index * self.interval
 
+    def delay(self) -> float:
+        """Seconds from now until the first slot."""
+        return self.first_at - time.monotonic()
+
 
 class RateLimiter:
     """Reserves send slots on the shared timeline of one database; see the module docstring."""
@@ -64,21 +70,21 @@ class RateLimiter:
         """The most messages one reservation should cover."""
         return max(1, int(self.rate * GROUP_SECONDS))
 
-    async def ensure_row(self, session: AsyncSession) -> None:
+    async def ensure_row(self, connection: AsyncConnection) -> None:
         """Create the limiter's row if this database has none yet (idempotent)."""
-        module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        await session.execute(
+        module = postgresql if connection.dialect.name == "postgresql" else sqlite
+        await connection.execute(
             module.insert(RateLimit)
             .values(name=self.name, next_slot_at=0.0)
             .on_conflict_do_nothing(index_elements=[RateLimit.name])
         )
 
-    async def reserve(self, session: AsyncSession, count: int) -> Reservation:
+    async def reserve(self, connection: AsyncConnection, count: int) -> Reservation:
         """Reserve ``count`` slots, in the caller's transaction (commit it promptly)."""
         span: BindParameter[float] = bindparam("span", count / self.rate, type_=Double())
-        now = _database_now(session)
-        later = func.greatest if session.get_bind().dialect.name == "postgresql" else func.max
-        wait = await session.scalar(
+        now = _database_now(connection)
+        later = func.greatest if connection.dialect.name == "postgresql" else func.max
+        wait = await connection.scalar(
             update(RateLimit)
             .where(RateLimit.name == self.name)
             .values(next_slot_at=later(RateLimit.next_slot_at, now) + span)
@@ -96,7 +102,7 @@ async def wait_for_slot(slot_at: float) -> None:
         await asyncio.sleep(delay)
 
 
-def _database_now(session: AsyncSession) -> ColumnElement[float]:
-    if session.get_bind().dialect.name == "postgresql":
+def _database_now(connection: AsyncConnection) -> ColumnElement[float]:
+    if connection.dialect.name == "postgresql":
         return cast(func.extract("epoch", func.statement_timestamp()), Double())
     return literal(time.time(), Double())

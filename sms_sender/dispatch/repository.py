@@ -19,17 +19,17 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    cast,
     column,
     func,
     or_,
     select,
+    text,
     tuple_,
     update,
-    values,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
 from sms_sender.db import UTCDateTime
@@ -42,8 +42,6 @@ mailings: Table = Mailing.__table__  # type: ignore[assignment]
 
 # Errors that say "the database (or the network to it) is unavailable right now".
 UNAVAILABLE = (DBAPIError, OSError, TimeoutError)
-# asyncpg takes at most 32,767 parameters per statement; a row of results binds 7.
-_ROWS_PER_STATEMENT = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +80,7 @@ class Settlement:
 
 
 async def claim(
-    session: AsyncSession, *, owner: str, now: datetime, lease_until: datetime, limit: int
+    connection: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[ClaimedReport]:
     """Lease up to ``limit`` due reports of running mailings, oldest due first.
 
@@ -103,10 +101,14 @@ async def claim(
         .order_by(reports.c.next_attempt_at)
         .limit(limit)
     )
-    if _dialect(session) == "postgresql":
+    if _dialect(connection) == "postgresql":
         due = due.with_for_update(of=reports, skip_locked=True)
+        # Read the due queue in order through ix_reports_due and stop after ``limit``. Right
+        # after a mailing of a million reports is made, before autovacuum has analysed them,
+        # the planner would otherwise fetch and sort every pending report of the mailing.
+        await connection.execute(text("SET LOCAL enable_sort = off"))
     due_ids = due.cte("due")
-    rows = await session.execute(
+    rows = await connection.execute(
         update(reports)
         .where(reports.c.id.in_(select(due_ids.c.id)))
         .values(lease_owner=owner, lease_expires_at=lease_until)
@@ -124,10 +126,10 @@ async def claim(
 
 
 async def mailing_terms(
-    session: AsyncSession, mailing_ids: Sequence[int]
+    connection: AsyncConnection, mailing_ids: Sequence[int]
 ) -> dict[int, MailingTerms]:
     """The end and send window of each mailing, read fresh (both may be edited while running)."""
-    rows = await session.execute(
+    rows = await connection.execute(
         select(
             mailings.c.id,
             mailings.c.end_at,
@@ -142,7 +144,7 @@ async def mailing_terms(
 
 
 async def hand_over(
-    session: AsyncSession,
+    connection: AsyncConnection,
     report_ids: Sequence[int],
     *,
     owner: str,
@@ -157,7 +159,7 @@ async def hand_over(
     effect. The caller commits before calling the provider, so after a crash a ``sending``
     report means "the provider may have it" and a ``pending`` one "it certainly does not".
     """
-    marked = await session.scalars(
+    marked = await connection.scalars(
         update(reports)
         .where(
             reports.c.id.in_(list(report_ids)),
@@ -181,11 +183,11 @@ async def hand_over(
     return set(marked)
 
 
-async def release(session: AsyncSession, report_ids: Sequence[int], *, owner: str) -> int:
+async def release(connection: AsyncConnection, report_ids: Sequence[int], *, owner: str) -> int:
     """Give back leases on reports never handed over, so any worker may take them at once."""
     if not report_ids:
         return 0
-    result = await session.execute(
+    result = await connection.execute(
         update(reports)
         .where(
             reports.c.id.in_(list(report_ids)),
@@ -194,16 +196,16 @@ async def release(session: AsyncSession, report_ids: Sequence[int], *, owner: st
         )
         .values(lease_owner=None, lease_expires_at=None)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)
 
 
 async def renew(
-    session: AsyncSession, report_ids: Sequence[int], *, owner: str, lease_until: datetime
+    connection: AsyncConnection, report_ids: Sequence[int], *, owner: str, lease_until: datetime
 ) -> int:
     """Extend this worker's leases on reports it still holds (waiting or in flight)."""
     if not report_ids:
         return 0
-    result = await session.execute(
+    result = await connection.execute(
         update(reports)
         .where(
             reports.c.id.in_(list(report_ids)),
@@ -212,15 +214,15 @@ async def renew(
         )
         .values(lease_expires_at=lease_until)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)
 
 
 async def put_off(
-    session: AsyncSession, until: Mapping[int, datetime], *, owner: str, now: datetime
+    connection: AsyncConnection, until: Mapping[int, datetime], *, owner: str, now: datetime
 ) -> int:
     """Release held reports with a later ``next_attempt_at`` each (their send window opens)."""
     return await _update_each(
-        session,
+        connection,
         {"id": BigInteger(), "next_attempt_at": UTCDateTime()},
         list(until.items()),
         lambda row: {
@@ -234,11 +236,11 @@ async def put_off(
 
 
 async def settle(
-    session: AsyncSession, settlements: Sequence[Settlement], *, owner: str, now: datetime
+    connection: AsyncConnection, settlements: Sequence[Settlement], *, owner: str, now: datetime
 ) -> int:
     """Write the outcome of sends, leaving alone reports no longer ``sending`` under our lease."""
     return await _update_each(
-        session,
+        connection,
         {
             "id": BigInteger(),
             "status": String(),
@@ -268,12 +270,12 @@ async def settle(
             "lease_expires_at": None,
             "updated_at": now,
         },
-        guard=[reports.c.status == ReportStatus.SENDING, reports.c.lease_owner == owner],
+        guard=[_status_is(ReportStatus.SENDING), reports.c.lease_owner == owner],
     )
 
 
 async def finish_completed(
-    session: AsyncSession, now: datetime, mailing_ids: Sequence[int] | None = None
+    connection: AsyncConnection, now: datetime, mailing_ids: Sequence[int] | None = None
 ) -> list[int]:
     """Finish running mailings with nothing left to send (of ``mailing_ids``, or any)."""
     unsent = (
@@ -287,7 +289,7 @@ async def finish_completed(
     statement = update(mailings).where(mailings.c.status == MailingStatus.RUNNING, ~unsent)
     if mailing_ids is not None:
         statement = statement.where(mailings.c.id.in_(list(mailing_ids)))
-    finished = await session.scalars(
+    finished = await connection.scalars(
         statement.values(status=MailingStatus.FINISHED, finished_at=now, updated_at=now).returning(
             mailings.c.id
         )
@@ -304,7 +306,7 @@ class Reclaimed:
 
 
 async def reclaim(
-    session: AsyncSession, *, owner: str, now: datetime, resendable_provider: str | None
+    connection: AsyncConnection, *, owner: str, now: datetime, resendable_provider: str | None
 ) -> list[Reclaimed]:
     """Settle ``sending`` reports whose worker died (lease expired): their outcome is unknown.
 
@@ -322,14 +324,14 @@ async def reclaim(
     cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     reclaimed: list[Reclaimed] = []
     if resendable_provider is not None:
-        rows = await session.execute(
+        rows = await connection.execute(
             update(reports)
             .where(*abandoned, reports.c.provider == resendable_provider)
             .values(status=ReportStatus.PENDING, next_attempt_at=now, **cleared)
             .returning(*returning)
         )
         reclaimed += [Reclaimed(*row) for row in rows]
-    rows = await session.execute(
+    rows = await connection.execute(
         update(reports)
         .where(*abandoned)
         .values(
@@ -342,9 +344,9 @@ async def reclaim(
     return reclaimed + [Reclaimed(*row) for row in rows]
 
 
-async def next_due_at(session: AsyncSession, now: datetime) -> datetime | None:
+async def next_due_at(connection: AsyncConnection, now: datetime) -> datetime | None:
     """The earliest future ``next_attempt_at`` of a pending report (a retry or a window)."""
-    due_at: datetime | None = await session.scalar(
+    due_at: datetime | None = await connection.scalar(
         select(func.min(reports.c.next_attempt_at)).where(
             reports.c.status == ReportStatus.PENDING, reports.c.next_attempt_at > now
         )
@@ -352,9 +354,9 @@ async def next_due_at(session: AsyncSession, now: datetime) -> datetime | None:
     return due_at
 
 
-async def count_due(session: AsyncSession, now: datetime) -> int:
+async def count_due(connection: AsyncConnection, now: datetime) -> int:
     """Reports of running mailings due now: the queue depth."""
-    count = await session.scalar(
+    count = await connection.scalar(
         select(func.count())
         .select_from(reports.join(mailings, mailings.c.id == reports.c.mailing_id))
         .where(
@@ -366,24 +368,24 @@ async def count_due(session: AsyncSession, now: datetime) -> int:
     return int(count or 0)
 
 
-async def mailings_to_start(session: AsyncSession, now: datetime) -> list[int]:
+async def mailings_to_start(connection: AsyncConnection, now: datetime) -> list[int]:
     """Scheduled mailings whose start_at has come (even if their end passed while we were down)."""
     query = select(mailings.c.id).where(
         mailings.c.status == MailingStatus.SCHEDULED, mailings.c.start_at <= now
     )
-    return list(await session.scalars(query.order_by(mailings.c.start_at)))
+    return list(await connection.scalars(query.order_by(mailings.c.start_at)))
 
 
-async def mailings_to_end(session: AsyncSession, now: datetime) -> list[int]:
+async def mailings_to_end(connection: AsyncConnection, now: datetime) -> list[int]:
     """Running or paused mailings whose end_at has come."""
     query = select(mailings.c.id).where(
         mailings.c.status.in_((MailingStatus.RUNNING, MailingStatus.PAUSED)),
         mailings.c.end_at <= now,
     )
-    return list(await session.scalars(query.order_by(mailings.c.end_at)))
+    return list(await connection.scalars(query.order_by(mailings.c.end_at)))
 
 
-async def next_mailing_event_at(session: AsyncSession) -> datetime | None:
+async def next_mailing_event_at(connection: AsyncConnection) -> datetime | None:
     """The next start_at of a scheduled mailing or end_at of an active one, in one query."""
     next_start = (
         select(func.min(mailings.c.start_at))
@@ -395,13 +397,13 @@ async def next_mailing_event_at(session: AsyncSession) -> datetime | None:
         .where(mailings.c.status.in_((MailingStatus.RUNNING, MailingStatus.PAUSED)))
         .scalar_subquery()
     )
-    starts, ends = (await session.execute(select(next_start, next_end))).one()
+    starts, ends = (await connection.execute(select(next_start, next_end))).one()
     return min((when for when in (starts, ends) if when is not None), default=None)
 
 
-async def count_running(session: AsyncSession) -> int:
+async def count_running(connection: AsyncConnection) -> int:
     query = select(func.count()).where(mailings.c.status == MailingStatus.RUNNING)
-    return int(await session.scalar(query) or 0)
+    return int(await connection.scalar(query) or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +418,7 @@ class AwaitingDelivery:
 
 
 async def awaiting_delivery(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     provider: str,
     sent_since: datetime,
@@ -438,16 +440,16 @@ async def awaiting_delivery(
     )
     if after is not None:
         query = query.where(tuple_(reports.c.sent_at, reports.c.id) > tuple_(*after))
-    rows = await session.execute(query.order_by(reports.c.sent_at, reports.c.id).limit(limit))
+    rows = await connection.execute(query.order_by(reports.c.sent_at, reports.c.id).limit(limit))
     return [AwaitingDelivery(*row) for row in rows]
 
 
 async def record_delivery(
-    session: AsyncSession, statuses: Mapping[int, ReportStatus], *, now: datetime
+    connection: AsyncConnection, statuses: Mapping[int, ReportStatus], *, now: datetime
 ) -> int:
     """Move ``sent`` reports to ``delivered`` / ``undelivered`` as their provider reported."""
     return await _update_each(
-        session,
+        connection,
         {"id": BigInteger(), "status": String()},
         [(report_id, status.value) for report_id, status in statuses.items()],
         lambda row: {"status": row["status"], "updated_at": now},
@@ -459,7 +461,7 @@ RowValues = Callable[[Mapping[str, ColumnElement[Any]]], dict[str, Any]]
 
 
 async def _update_each(
-    session: AsyncSession,
+    connection: AsyncConnection,
     columns: Mapping[str, TypeEngine[Any]],
     rows: Sequence[tuple[Any, ...]],
     assign: RowValues,
@@ -468,34 +470,49 @@ async def _update_each(
 ) -> int:
     """Give each report (``rows[i][0]`` is its id) its own values, in one round trip.
 
-    PostgreSQL: one ``UPDATE … FROM (VALUES …)`` per 4,000 rows. SQLite: one prepared
-    ``UPDATE`` run for every row by the driver (``executemany``), which in SQLite's process is
-    as cheap as a join.
+    PostgreSQL: ``UPDATE … FROM unnest(:ids, :statuses, …)``, one array parameter per column,
+    so the statement is the same whatever the batch size (compiled once, cached). SQLite: one
+    prepared ``UPDATE`` that the driver runs for every row (``executemany``), which in SQLite's
+    own process is as cheap as a join.
     """
     if not rows:
         return 0
-    connection = await session.connection()
+    names = [f"given_{name}" for name in columns]
     if connection.dialect.name == "postgresql":
-        changed = 0
-        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-            given = values(
-                *(column(name, type_) for name, type_ in columns.items()), name="given"
-            ).data(list(rows[start : start + _ROWS_PER_STATEMENT]))
-            # A column that is NULL in every row would be typed text: say each column's type.
-            fields = {name: cast(given.c[name], type_) for name, type_ in columns.items()}
-            result = await connection.execute(
-                update(reports).where(fields["id"] == reports.c.id, *guard).values(**assign(fields))
-            )
-            changed += int(result.rowcount)
-        return changed
+        arrays = [
+            bindparam(name, type_=postgresql.ARRAY(type_))
+            for name, type_ in zip(names, columns.values(), strict=True)
+        ]
+        given = (
+            func.unnest(*arrays)
+            .table_valued(*(column(name, type_) for name, type_ in columns.items()))
+            .render_derived(name="given")
+        )
+        fields: Mapping[str, ColumnElement[Any]] = {name: given.c[name] for name in columns}
+        statement = update(reports).where(fields["id"] == reports.c.id, *guard)
+        by_column = [list(column_values) for column_values in zip(*rows, strict=True)]
+        result = await connection.execute(
+            statement.values(**assign(fields)), dict(zip(names, by_column, strict=True))
+        )
+        return int(result.rowcount)
     params = {name: bindparam(f"given_{name}", type_=type_) for name, type_ in columns.items()}
     statement = update(reports).where(reports.c.id == params["id"], *guard).values(**assign(params))
-    names = [f"given_{name}" for name in columns]
     result = await connection.execute(
         statement, [dict(zip(names, row, strict=True)) for row in rows]
     )
     return int(result.rowcount)
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
+def _status_is(status: ReportStatus) -> ColumnElement[bool]:
+    """``status = :status``, in a form no partial index on status can serve.
+
+    Rows found by id must be joined through the primary key. Left to itself, PostgreSQL may
+    read a partial index such as ix_reports_lease (``WHERE status = 'sending'``) instead, with
+    a bitmap scan that also visits every entry left by earlier updates until the next vacuum:
+    under a steady stream of sends that grows without bound and slows every write.
+    """
+    return func.coalesce(reports.c.status, "") == status.value
+
+
+def _dialect(connection: AsyncConnection) -> str:
+    return connection.dialect.name

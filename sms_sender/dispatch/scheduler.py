@@ -15,7 +15,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
@@ -41,6 +41,7 @@ class Scheduler:
         retry_after_error: float = 2.0,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._database: AsyncEngine = sessionmaker.kw["bind"]
         self._clock = clock
         self._notifier = notifier
         self._poll_interval = poll_interval
@@ -69,16 +70,16 @@ class Scheduler:
         await self._start_due()
         await self._end_due()
         now = self._clock.now()
-        async with self._sessionmaker() as session, session.begin():
-            for mailing_id in await repository.finish_completed(session, now):
+        async with self._database.begin() as connection:
+            for mailing_id in await repository.finish_completed(connection, now):
                 _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
-            metrics.RUNNING_MAILINGS.set(await repository.count_running(session))
-            metrics.QUEUE_DEPTH.set(await repository.count_due(session, now))
-            return await repository.next_mailing_event_at(session)
+            metrics.RUNNING_MAILINGS.set(await repository.count_running(connection))
+            metrics.QUEUE_DEPTH.set(await repository.count_due(connection, now))
+            return await repository.next_mailing_event_at(connection)
 
     async def _start_due(self) -> None:
-        async with self._sessionmaker() as session:
-            due = await repository.mailings_to_start(session, self._clock.now())
+        async with self._database.connect() as connection:
+            due = await repository.mailings_to_start(connection, self._clock.now())
         for mailing_id in due:
             # One transaction per mailing: its reports are made in the same one (all or none).
             async with self._sessionmaker() as session, session.begin():
@@ -92,8 +93,8 @@ class Scheduler:
                 _log.info("mailing started", mailing_id=mailing_id, reports=created)
 
     async def _end_due(self) -> None:
-        async with self._sessionmaker() as session:
-            due = await repository.mailings_to_end(session, self._clock.now())
+        async with self._database.connect() as connection:
+            due = await repository.mailings_to_end(connection, self._clock.now())
         for mailing_id in due:
             async with self._sessionmaker() as session, session.begin():
                 mailing = await session.get(Mailing, mailing_id)

@@ -14,7 +14,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
@@ -38,7 +38,7 @@ class DeliveryPoller:
     def __init__(
         self,
         *,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        database: AsyncEngine,
         clock: Clock,
         tracker: DeliveryTracking,
         provider_name: str,
@@ -46,7 +46,7 @@ class DeliveryPoller:
         interval: timedelta = timedelta(seconds=30),
         horizon: timedelta = timedelta(days=2),
     ) -> None:
-        self._sessionmaker = sessionmaker
+        self._database = database
         self._clock = clock
         self._tracker = tracker
         self._provider_name = provider_name
@@ -70,9 +70,9 @@ class DeliveryPoller:
         after: tuple[datetime, int] | None = None
         settled = 0
         while True:
-            async with self._sessionmaker() as session:
+            async with self._database.connect() as connection:
                 page = await repository.awaiting_delivery(
-                    session,
+                    connection,
                     provider=self._provider_name,
                     sent_since=sent_since,
                     after=after,
@@ -94,8 +94,8 @@ class DeliveryPoller:
         }
         if not final:
             return 0
-        async with self._sessionmaker() as session, session.begin():
-            await repository.record_delivery(session, final, now=self._clock.now())
+        async with self._database.begin() as connection:
+            await repository.record_delivery(connection, final, now=self._clock.now())
         for report in page:
             if report.id in final:
                 metrics.MESSAGES.labels(self._provider_name, final[report.id]).inc()

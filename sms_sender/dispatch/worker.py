@@ -24,20 +24,19 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sms_sender import metrics
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
 from sms_sender.db import CHANNEL_REPORTS, Notifier
 from sms_sender.dispatch import repository
-from sms_sender.dispatch.ratelimit import RateLimiter
+from sms_sender.dispatch.ratelimit import PROMPT, RateLimiter, Reservation
 from sms_sender.dispatch.repository import ClaimedReport, MailingTerms, Settlement
+from sms_sender.dispatch.results import Results
 from sms_sender.dispatch.retry import RetryPolicy
 from sms_sender.dispatch.sending import Sender
 from sms_sender.dispatch.wakeups import set_when, wait_or_stop
@@ -69,7 +68,7 @@ class Worker:
         self,
         *,
         settings: Settings,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        database: AsyncEngine,
         provider: Provider,
         clock: Clock,
         notifier: Notifier,
@@ -79,7 +78,7 @@ class Worker:
     ) -> None:
         self.id = worker_id or new_worker_id()
         self._settings = settings
-        self._sessionmaker = sessionmaker
+        self._database = database
         self._provider = provider
         self._clock = clock
         self._notifier = notifier
@@ -96,10 +95,18 @@ class Worker:
         self._held: deque[ClaimedReport] = deque()
         self._terms: dict[int, MailingTerms] = {}
         self._in_flight: dict[asyncio.Task[Settlement], ClaimedReport] = {}
-        self._settled: list[Settlement] = []
-        self._first_settled_at = 0.0
+        self._results = Results(
+            database=database,
+            clock=clock,
+            owner=self.id,
+            provider_name=provider.name,
+            batch_size=settings.batch_size,
+            linger=self._tuning.result_linger,
+        )
         self._drained = False
         self._wake = asyncio.Event()
+        self._enough_free = asyncio.Event()
+        self._slots_wanted = settings.concurrency
         self._next_reclaim_at = clock.now()
         self._next_renewal_at = clock.now() + self._lease / 3
 
@@ -113,8 +120,8 @@ class Worker:
 
     async def prepare(self) -> None:
         """Create the shared rate limiter's row if this database has none yet."""
-        async with self._sessionmaker() as session, session.begin():
-            await self._limiter.ensure_row(session)
+        async with self._database.begin() as connection:
+            await self._limiter.ensure_row(connection)
 
     async def run(self, stop: asyncio.Event) -> None:
         # New reports, a resumed mailing or a widened send window all notify this channel.
@@ -141,14 +148,13 @@ class Worker:
             await self.reclaim()
         if now >= self._next_renewal_at:
             await self._renew_leases()
-        if self._settled and self._results_due():
-            await self._write_settled()
+        self._results.write_when_due()
         if not self._held and not self._drained:
             await self._claim()
         if self._held or self._in_flight:
             await self._advance(stop)
         else:
-            await self._write_settled()
+            await self._results.flush()
             await self._idle(stop)
 
     async def drain(self) -> None:
@@ -161,23 +167,32 @@ class Worker:
                 return
             while self._held or self._in_flight:
                 await self._advance(never)
-            await self._write_settled()
+                self._results.write_when_due()
+            await self._results.flush()
 
     async def _advance(self, stop: asyncio.Event) -> None:
-        """Hand over the next group if a concurrency slot is free, else wait for an answer."""
-        free = self._settings.concurrency - len(self._in_flight)
-        if self._held and free > 0:
-            await self._hand_over(min(free, self._limiter.group_size()), stop)
-        else:
-            await self._wait_for_answers()
+        """Hand over the next group as concurrency slots free up, or wait for answers."""
+        if not self._held:
+            await self._wait_for_answers(self._settings.concurrency)
+            return
+        group = min(len(self._held), self._limiter.group_size(), self._settings.concurrency)
+        if self._free_slots() < group:
+            # Answers often come in bursts: a moment's wait makes one hand-over of many
+            # instead of many hand-overs of one (each costs a round trip).
+            await self._wait_for_answers(group)
+        if self._free_slots() > 0 and not stop.is_set():
+            await self._hand_over(min(self._free_slots(), group), stop)
+
+    def _free_slots(self) -> int:
+        return self._settings.concurrency - len(self._in_flight)
 
     async def reclaim(self) -> None:
         """Settle ``sending`` reports abandoned by dead workers (see repository.reclaim)."""
         now = self._clock.now()
         resendable = self._provider.name if self._provider.idempotent else None
-        async with self._sessionmaker() as session, session.begin():
+        async with self._database.begin() as connection:
             reclaimed = await repository.reclaim(
-                session, owner=self.id, now=now, resendable_provider=resendable
+                connection, owner=self.id, now=now, resendable_provider=resendable
             )
         self._next_reclaim_at = now + self._tuning.reclaim_interval
         for report in reclaimed:
@@ -192,9 +207,9 @@ class Worker:
     async def _claim(self) -> None:
         self._wake.clear()  # a wake-up from here on means "look again"
         now = self._clock.now()
-        async with self._sessionmaker() as session, session.begin():
+        async with self._database.begin() as connection:
             claimed = await repository.claim(
-                session,
+                connection,
                 owner=self.id,
                 now=now,
                 lease_until=now + self._lease,
@@ -202,7 +217,7 @@ class Worker:
             )
             if claimed:
                 mailing_ids = list({report.mailing_id for report in claimed})
-                self._terms = await repository.mailing_terms(session, mailing_ids)
+                self._terms = await repository.mailing_terms(connection, mailing_ids)
         self._held.extend(claimed)
         self._drained = len(claimed) < self._settings.batch_size
         if claimed:
@@ -214,29 +229,51 @@ class Worker:
         ready = await self._screen(group)
         if not ready:
             return
-        async with self._sessionmaker() as session, session.begin():
-            reservation = await self._limiter.reserve(session, len(ready))
-        if await _stopped_before(reservation.first_at, stop):
-            await self._release([report.id for report in ready])
-            return
-        now = self._clock.now()
         ids = [report.id for report in ready]
-        async with self._sessionmaker() as session, session.begin():
-            marked = await repository.hand_over(
-                session,
-                ids,
-                owner=self.id,
-                provider=self._provider.name,
-                now=now,
-                lease_until=now + self._lease,
-            )
-            # Not marked: its mailing was paused, cancelled or ended since the claim.
-            await repository.release(session, [i for i in ids if i not in marked], owner=self.id)
+        handed = await self._mark_if_slots_are_free(ids)
+        if handed is None:  # the shared rate is taken for now: reserve, wait, then mark
+            async with self._database.begin() as connection:
+                reservation = await self._limiter.reserve(connection, len(ids))
+            if await _stopped_before(reservation.first_at, stop):
+                await self._release(ids)
+                return
+            async with self._database.begin() as connection:
+                handed = await self._mark(connection, ids), reservation
+        marked, reservation = handed
         for index, report in enumerate(report for report in ready if report.id in marked):
             terms = self._terms[report.mailing_id]
             task = asyncio.create_task(self._sender.send(report, terms, reservation.slot(index)))
             self._in_flight[task] = report
             task.add_done_callback(self._on_answer)
+
+    async def _mark_if_slots_are_free(self, ids: list[int]) -> tuple[set[int], Reservation] | None:
+        """Mark and reserve in one transaction, unless the slots are not free at once (None).
+
+        The common case costs one round trip. When other workers hold the rate for a while,
+        the transaction is rolled back: a report must not wait in ``sending`` for its slot.
+        """
+        async with self._database.connect() as connection:
+            async with connection.begin() as transaction:
+                marked = await self._mark(connection, ids)
+                reservation = await self._limiter.reserve(connection, max(1, len(marked)))
+                if reservation.delay() > PROMPT:
+                    await transaction.rollback()
+                    return None
+            return marked, reservation
+
+    async def _mark(self, connection: AsyncConnection, ids: list[int]) -> set[int]:
+        now = self._clock.now()
+        marked = await repository.hand_over(
+            connection,
+            ids,
+            owner=self.id,
+            provider=self._provider.name,
+            now=now,
+            lease_until=now + self._lease,
+        )
+        # Not marked: its mailing was paused, cancelled or ended since the claim.
+        await repository.release(connection, [i for i in ids if i not in marked], owner=self.id)
+        return marked
 
     async def _screen(self, group: list[ClaimedReport]) -> list[ClaimedReport]:
         """Keep what may go now; put off what is outside its send window, drop what has ended."""
@@ -255,9 +292,9 @@ class Worker:
             else:
                 put_off[report.id] = opening
         if put_off or ended:
-            async with self._sessionmaker() as session, session.begin():
-                await repository.put_off(session, put_off, owner=self.id, now=now)
-                await repository.release(session, ended, owner=self.id)
+            async with self._database.begin() as connection:
+                await repository.put_off(connection, put_off, owner=self.id, now=now)
+                await repository.release(connection, ended, owner=self.id)
             if put_off:
                 _log.info(
                     "outside the send window; put off until it opens",
@@ -268,6 +305,8 @@ class Worker:
 
     def _on_answer(self, task: asyncio.Task[Settlement]) -> None:
         report = self._in_flight.pop(task)
+        if self._free_slots() >= self._slots_wanted:
+            self._enough_free.set()
         if task.cancelled():  # only if the event loop itself is being torn down
             return
         if (error := task.exception()) is not None:  # a bug: the lease runs out, then reclaim
@@ -278,72 +317,49 @@ class Worker:
                 exc_info=error,
             )
             return
-        if not self._settled:
-            self._first_settled_at = time.monotonic()
-        self._settled.append(task.result())
+        self._results.add(task.result())
 
-    def _results_due(self) -> bool:
-        lingered = time.monotonic() - self._first_settled_at >= self._tuning.result_linger
-        return lingered or len(self._settled) >= self._settings.batch_size
-
-    async def _wait_for_answers(self) -> None:
-        woken = asyncio.ensure_future(self._wake.wait())
+    async def _wait_for_answers(self, free_slots: int) -> None:
+        """Wait until ``free_slots`` slots are free, a wake-up, or ``result_linger`` passes."""
+        self._slots_wanted = free_slots
+        if self._free_slots() >= free_slots:
+            return
+        self._enough_free.clear()
+        waits = [
+            asyncio.ensure_future(self._enough_free.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+        ]
         try:
             await asyncio.wait(
-                [*self._in_flight, woken],
-                timeout=self._tuning.result_linger,
-                return_when=asyncio.FIRST_COMPLETED,
+                waits, timeout=self._tuning.result_linger, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            woken.cancel()
+            for wait in waits:
+                wait.cancel()
         if self._wake.is_set():
             self._drained = False
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep until the next retry or window opening, a wake-up, or the poll interval."""
         now = self._clock.now()
-        async with self._sessionmaker() as session:
-            next_due = await repository.next_due_at(session, now)
+        async with self._database.connect() as connection:
+            next_due = await repository.next_due_at(connection, now)
         poll_at = now + self._tuning.poll_interval
         # The claim cleared the wake-up, possibly a stop's: look at the stop itself too.
         if not stop.is_set():
             await self._clock.sleep_until(min(next_due or poll_at, poll_at), self._wake)
         self._drained = False
 
-    async def _write_settled(self) -> None:
-        if not self._settled:
-            return
-        settled, self._settled = self._settled, []
-        now = self._clock.now()
-        mailing_ids = sorted({settlement.mailing_id for settlement in settled})
-        try:
-            async with self._sessionmaker() as session, session.begin():
-                written = await repository.settle(session, settled, owner=self.id, now=now)
-                finished = await repository.finish_completed(session, now, mailing_ids)
-        except BaseException:
-            self._settled[:0] = settled  # keep them for the next attempt
-            raise
-        _log_settled(self._provider.name, settled)
-        if written < len(settled):
-            _log.warning(
-                "some results were not written: their reports changed meanwhile "
-                "(cancelled, expired or reclaimed)",
-                mailing_ids=mailing_ids,
-                skipped=len(settled) - written,
-            )
-        for mailing_id in finished:
-            _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
-
     async def _renew_leases(self) -> None:
         now = self._clock.now()
         held = [report.id for report in self._held] + [r.id for r in self._in_flight.values()]
-        async with self._sessionmaker() as session, session.begin():
-            await repository.renew(session, held, owner=self.id, lease_until=now + self._lease)
+        async with self._database.begin() as connection:
+            await repository.renew(connection, held, owner=self.id, lease_until=now + self._lease)
         self._next_renewal_at = now + self._lease / 3
 
     async def _release(self, report_ids: list[int]) -> None:
-        async with self._sessionmaker() as session, session.begin():
-            await repository.release(session, report_ids, owner=self.id)
+        async with self._database.begin() as connection:
+            await repository.release(connection, report_ids, owner=self.id)
 
     async def _shut_down(self) -> None:
         held = [report.id for report in self._held]
@@ -356,7 +372,7 @@ class Worker:
             task.cancel()  # Sender.send turns this into a settlement: the outcome is unknown
         if self._in_flight:
             await asyncio.wait(list(self._in_flight))
-        await self._write_settled()
+        await self._results.flush()
         _log.info("worker stopped", worker_id=self.id, released=len(held))
 
 
@@ -369,21 +385,3 @@ async def _stopped_before(monotonic_at: float, stop: asyncio.Event) -> bool:
         except TimeoutError:
             return False
     return stop.is_set()
-
-
-def _log_settled(provider: str, settled: Iterable[Settlement]) -> None:
-    """Count every result, and log one line per mailing and status with the report ids."""
-    groups: dict[tuple[int, str], list[int]] = {}
-    for settlement in settled:
-        groups.setdefault((settlement.mailing_id, settlement.status), []).append(
-            settlement.report_id
-        )
-    for (mailing_id, status), report_ids in groups.items():
-        metrics.MESSAGES.labels(provider, status).inc(len(report_ids))
-        _log.info(
-            "messages settled",
-            mailing_id=mailing_id,
-            status=status,
-            count=len(report_ids),
-            report_ids=report_ids,
-        )

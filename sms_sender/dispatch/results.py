@@ -1,0 +1,123 @@
+"""Outcomes of sends, written to their reports in batches while the worker keeps sending.
+
+Answers arrive one by one; each waits here at most ``linger`` seconds (or until ``batch_size``
+have gathered) and is then written with the others in one statement, by a background task, so
+the worker hands over the next group while the database records the last. One write runs at a
+time. A write that fails keeps its batch for the next attempt and raises its error from the
+next call, so the worker's loop sees a lost database (and backs off) or a bug (and stops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sms_sender import metrics
+from sms_sender.clock import Clock
+from sms_sender.dispatch import repository
+from sms_sender.dispatch.repository import Settlement
+
+_log = structlog.get_logger(__name__)
+
+
+class Results:
+    """Settlements of one worker waiting to be written; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        database: AsyncEngine,
+        clock: Clock,
+        owner: str,
+        provider_name: str,
+        batch_size: int,
+        linger: float,
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._owner = owner
+        self._provider_name = provider_name
+        self._batch_size = batch_size
+        self._linger = linger
+        self._waiting: list[Settlement] = []
+        self._first_added_at = 0.0
+        self._writing: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+
+    def add(self, settlement: Settlement) -> None:
+        if not self._waiting:
+            self._first_added_at = time.monotonic()
+        self._waiting.append(settlement)
+
+    def write_when_due(self) -> None:
+        """Start a background write if enough has gathered or waited long enough."""
+        self._raise_failure()
+        if self._writing is not None or not self._waiting:
+            return
+        lingered = time.monotonic() - self._first_added_at >= self._linger
+        if lingered or len(self._waiting) >= self._batch_size:
+            self._writing = asyncio.create_task(self._write_waiting())
+
+    async def flush(self) -> None:
+        """Write everything gathered so far, waiting for a write in progress first."""
+        if self._writing is not None:
+            await asyncio.wait([self._writing])
+        self._raise_failure()
+        if self._waiting:
+            self._writing = asyncio.create_task(self._write_waiting())
+            await asyncio.wait([self._writing])
+            self._raise_failure()
+
+    async def _write_waiting(self) -> None:
+        batch, self._waiting = self._waiting, []
+        try:
+            await self._write(batch)
+        except BaseException as exc:  # re-raised by the next call; nothing is lost meanwhile
+            self._waiting[:0] = batch
+            self._failure = exc
+        finally:
+            self._writing = None
+
+    async def _write(self, batch: list[Settlement]) -> None:
+        now = self._clock.now()
+        mailing_ids = sorted({settlement.mailing_id for settlement in batch})
+        async with self._database.begin() as connection:
+            written = await repository.settle(connection, batch, owner=self._owner, now=now)
+            finished = await repository.finish_completed(connection, now, mailing_ids)
+        _log_settled(self._provider_name, batch)
+        if written < len(batch):
+            _log.warning(
+                "some results were not written: their reports changed meanwhile "
+                "(cancelled, expired or reclaimed)",
+                mailing_ids=mailing_ids,
+                skipped=len(batch) - written,
+            )
+        for mailing_id in finished:
+            _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+
+def _log_settled(provider: str, settled: Iterable[Settlement]) -> None:
+    """Count every result, and log one line per mailing and status with the report ids."""
+    groups: dict[tuple[int, str], list[int]] = {}
+    for settlement in settled:
+        groups.setdefault((settlement.mailing_id, settlement.status), []).append(
+            settlement.report_id
+        )
+    for (mailing_id, status), report_ids in groups.items():
+        metrics.MESSAGES.labels(provider, status).inc(len(report_ids))
+        _log.info(
+            "messages settled",
+            mailing_id=mailing_id,
+            status=status,
+            count=len(report_ids),
+            report_ids=report_ids,
+        )
