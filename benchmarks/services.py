@@ -97,7 +97,12 @@ class ServiceProcess:
 
 def worker_process(settings: dict[str, str], log: Path, *, instant: bool) -> ServiceProcess:
     """``sms-sender worker``, or with ``instant`` the same engine with an instant provider."""
-    command = [sys.executable, "-m", "benchmarks.worker"] if instant else [SMS_SENDER, "worker"]
+    # No /metrics listener: its fixed default port would keep a second worker from starting.
+    command = (
+        [sys.executable, "-m", "benchmarks.worker"]
+        if instant
+        else [SMS_SENDER, "worker", "--metrics-port", "0"]
+    )
     return ServiceProcess(command, settings, log)
 
 
