@@ -29,13 +29,14 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, ColumnElement, Double, bindparam, cast, func, literal, update
+from sqlalchemy import BindParameter, ColumnElement, Double, bindparam, cast, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sms_sender.dispatch.models import RateLimit
 
 SEND_LIMIT = "send"
+_UNIX_EPOCH_JULIAN_DAY = 2440587.5
 # How far ahead one reservation may reach: it bounds both a group's size and how long a
 # report marked ``sending`` may wait for its slot.
 GROUP_SECONDS = 0.1
@@ -45,11 +46,15 @@ PROMPT = 0.01
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """Consecutive send slots: the ``k``-th starts at ``first_at + k * interval`` (monotonic)."""
+    """Consecutive send slots: the ``k``-th starts at ``first_at + k * interval`` (monotonic).
+
+    ``starts_at`` is the first slot on the shared timeline (the database's epoch seconds).
+    """
 
     first_at: float
     interval: float
     count: int
+    starts_at: float
 
     def slot(self, index: int) -> float:
         return self.first_at + index * self.interval
@@ -84,15 +89,18 @@ class RateLimiter:
         span: BindParameter[float] = bindparam("span", count / self.rate, type_=Double())
         now = _database_now(connection)
         later = func.greatest if connection.dialect.name == "postgresql" else func.max
-        wait = await connection.scalar(
-            update(RateLimit)
-            .where(RateLimit.name == self.name)
-            .values(next_slot_at=later(RateLimit.next_slot_at, now) + span)
-            .returning(RateLimit.next_slot_at - span - now)
-        )
-        if wait is None:
+        reserved = (
+            await connection.execute(
+                update(RateLimit)
+                .where(RateLimit.name == self.name)
+                .values(next_slot_at=later(RateLimit.next_slot_at, now) + span)
+                .returning(RateLimit.next_slot_at - span, RateLimit.next_slot_at - span - now)
+            )
+        ).one_or_none()
+        if reserved is None:
             raise LookupError(f"rate limit row {self.name!r} is missing; call ensure_row first")
-        return Reservation(time.monotonic() + max(0.0, wait), 1.0 / self.rate, count)
+        starts_at, wait = reserved
+        return Reservation(time.monotonic() + max(0.0, wait), 1.0 / self.rate, count, starts_at)
 
 
 async def wait_for_slot(slot_at: float) -> None:
@@ -103,6 +111,12 @@ async def wait_for_slot(slot_at: float) -> None:
 
 
 def _database_now(connection: AsyncConnection) -> ColumnElement[float]:
+    """Seconds since the Unix epoch by the database's clock, read once per statement.
+
+    Read by the statement itself, not passed in, so time spent waiting for the row's lock
+    does not count as time already waited.
+    """
     if connection.dialect.name == "postgresql":
         return cast(func.extract("epoch", func.statement_timestamp()), Double())
-    return literal(time.time(), Double())
+    # SQLite's 'now' has millisecond resolution and is the same throughout one statement.
+    return (func.julianday("now") - _UNIX_EPOCH_JULIAN_DAY) * 86400.0

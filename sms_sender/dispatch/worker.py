@@ -50,7 +50,9 @@ class WorkerTuning:
     """Timings with sensible defaults; tests shorten some."""
 
     poll_interval: timedelta = timedelta(seconds=5)  # look for due work even without a wake-up
-    reclaim_interval: timedelta = timedelta(seconds=15)  # look for workers that died
+    # How often to look for sends abandoned by dead workers; None: half the lease, so one is
+    # settled within 1.5 leases of its worker's death.
+    reclaim_interval: timedelta | None = None
     result_linger: float = 0.05  # seconds a result may wait to be written with others
     shutdown_grace: float = 10.0  # seconds in-flight sends get to answer at shutdown
     retry_after_error: float = 2.0  # seconds before trying again after losing the database
@@ -194,7 +196,7 @@ class Worker:
             reclaimed = await repository.reclaim(
                 connection, owner=self.id, now=now, resendable_provider=resendable
             )
-        self._next_reclaim_at = now + self._tuning.reclaim_interval
+        self._next_reclaim_at = now + (self._tuning.reclaim_interval or self._lease / 2)
         for report in reclaimed:
             _log.warning(
                 "reclaimed a send abandoned by a stopped worker",

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
-from sms_sender.db import Notifier
+from sms_sender.db import Notifier, create_sessionmaker
 from sms_sender.dispatch import DeliveryEngine
 from sms_sender.mailings.models import Mailing
 from sms_sender.providers.base import OutgoingMessage, SendResult
@@ -201,3 +201,25 @@ async def _all_put_off(arrange: Arrange, mailing_id: int) -> bool:
     return bool(reports) and all(
         report.next_attempt_at > now and report.lease_owner is None for report in reports
     )
+
+
+async def test_a_change_made_by_another_process_wakes_the_engine_through_listen(
+    arrange: Arrange,
+    make_engine: EngineFactory,
+    clean_db: AsyncEngine,
+    dialect: str,
+) -> None:
+    if dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is how PostgreSQL processes wake each other")
+    await arrange.many_clients(3)
+    provider = FakeProvider()
+    # The engine's process has its own notifier; the API "process" below fires another one.
+    engine = make_engine(provider, notifier_=Notifier())
+    async with engine.running():
+        assert engine.listener is not None
+        await asyncio.wait_for(engine.listener.connected.wait(), 5)
+        # The fake clock never moves: only a notification can wake the idle engine.
+        elsewhere = Arrange(create_sessionmaker(clean_db, Notifier()), arrange.clock)
+        mailing_id = await elsewhere.mailing()
+        await provider.wait_for_results(3)
+    assert await arrange.statuses(mailing_id) == {"sent": 3}
