@@ -186,7 +186,7 @@ def table(rows: Sequence[Row]) -> str:
     lines = [header]
     for row in rows:
         measured = (
-            f"CRASHED: {row.error.splitlines()[0][:60]}"
+            f"CRASHED: {row.error.splitlines()[0][:40]}…"
             if row.error
             else f"{number(row.value)} {row.unit}".rstrip()
         )

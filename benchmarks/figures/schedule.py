@@ -35,8 +35,14 @@ CLIENTS_PER_MAILING = 10
 # Cut-off: a mailing too big to finish before its end, with sends in flight at end_at.
 CUTOFF_LATENCY_MS = 50.0
 CUTOFF_CONCURRENCY = 50
-SATURATED_FACTOR = 5
+# More than the engine sends through the gateway in a second today, but few enough that
+# making the reports (inside the creating request) leaves most of the time for sending.
+SATURATED_REPORTS_PER_SECOND = 10_000
 WATCH_EVERY = 0.1
+# The gateway stamps a call once it has read and parsed it: that trails the moment the worker
+# started the call by the loopback transfer and the gateway process's own scheduling delay,
+# a few milliseconds on a busy 2-core machine. Later than this is a call started after end_at.
+ARRIVAL_TOLERANCE = 0.010
 
 
 @contextlib.asynccontextmanager
@@ -178,11 +184,15 @@ async def measure_cutoff(context: Context) -> list[Row]:
     reports = context.sizes.cutoff_reports
     # Paced: at most half can go out before the end however fast the engine is, so sends are
     # in flight at end_at and the rest must expire. Saturated: no limit and more reports than
-    # the engine can send in time, so the worker is as busy as it gets when the end comes.
+    # the engine can send in time, so the worker is as busy as it gets when the end comes
+    # (the row's cut_off_exercised says whether some were indeed left to expire).
     seconds = context.sizes.cutoff_seconds
     paced = await _cutoff_run(context, "paced", reports=reports, rate_limit=reports / (2 * seconds))
     saturated = await _cutoff_run(
-        context, "saturated", reports=SATURATED_FACTOR * reports, rate_limit=1_000_000
+        context,
+        "saturated",
+        reports=max(reports, int(SATURATED_REPORTS_PER_SECOND * seconds)),
+        rate_limit=1_000_000,
     )
     return paced + saturated
 
@@ -211,6 +221,7 @@ async def _cutoff_run(
         by_status = await _count_by_status(db)
     late = [call.arrived_at - end_at.timestamp() for call in calls]
     after_end = sorted(seconds for seconds in late if seconds >= 0)
+    well_after_end = [seconds for seconds in after_end if seconds >= ARRIVAL_TOLERANCE]
     details = {
         "end_after_seconds": lasting.total_seconds(),
         "rate_limit": rate_limit,
@@ -229,14 +240,15 @@ async def _cutoff_run(
     return [
         Row(
             "cutoff",
-            f"{variant}: calls after end_at",
-            len(after_end),
+            f"{variant}: calls ≥ {ARRIVAL_TOLERANCE * 1000:g} ms after end_at",
+            len(well_after_end),
             "",
             zero,
             sizes,
             details=details,
             correctness=True,
         ),
+        Row("cutoff", f"{variant}: calls at/after end_at", len(after_end), "", zero, sizes),
         Row(
             "cutoff",
             f"{variant}: duplicate sends",
