@@ -44,9 +44,14 @@ class Results:
         self._batch_size = batch_size
         self._linger = linger
         self._waiting: list[Settlement] = []
+        self._in_write: list[Settlement] = []
         self._first_added_at = 0.0
         self._writing: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+
+    def report_ids(self) -> list[int]:
+        """Reports whose outcome is known here but not yet written (they are still ours)."""
+        return [settlement.report_id for settlement in (*self._in_write, *self._waiting)]
 
     def add(self, settlement: Settlement) -> None:
         if not self._waiting:
@@ -74,12 +79,14 @@ class Results:
 
     async def _write_waiting(self) -> None:
         batch, self._waiting = self._waiting, []
+        self._in_write = batch
         try:
             await self._write(batch)
         except BaseException as exc:  # re-raised by the next call; nothing is lost meanwhile
             self._waiting[:0] = batch
             self._failure = exc
         finally:
+            self._in_write = []
             self._writing = None
 
     async def _write(self, batch: list[Settlement]) -> None:

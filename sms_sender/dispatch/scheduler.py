@@ -12,10 +12,11 @@ process) may run against one database: each status change is a compare-and-set.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
@@ -26,6 +27,8 @@ from sms_sender.mailings import service as mailings_service
 from sms_sender.mailings.models import Mailing
 
 _log = structlog.get_logger(__name__)
+
+GAUGES_EVERY = 5.0  # seconds between counts of the queue depth and of running mailings
 
 
 class Scheduler:
@@ -46,6 +49,7 @@ class Scheduler:
         self._notifier = notifier
         self._poll_interval = poll_interval
         self._retry_after_error = retry_after_error
+        self._gauges_due_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         wake = self._notifier.subscribe(CHANNEL_MAILINGS)
@@ -73,9 +77,15 @@ class Scheduler:
         async with self._database.begin() as connection:
             for mailing_id in await repository.finish_completed(connection, now):
                 _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
-            metrics.RUNNING_MAILINGS.set(await repository.count_running(connection))
-            metrics.QUEUE_DEPTH.set(await repository.count_due(connection, now))
+            if time.monotonic() >= self._gauges_due_at:
+                await self._update_gauges(connection, now)
             return await repository.next_mailing_event_at(connection)
+
+    async def _update_gauges(self, connection: AsyncConnection, now: datetime) -> None:
+        # Counting a big queue is not free: at most once per GAUGES_EVERY, whatever wakes us.
+        metrics.RUNNING_MAILINGS.set(await repository.count_running(connection))
+        metrics.QUEUE_DEPTH.set(await repository.count_due(connection, now))
+        self._gauges_due_at = time.monotonic() + GAUGES_EVERY
 
     async def _start_due(self) -> None:
         async with self._database.connect() as connection:

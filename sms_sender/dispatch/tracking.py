@@ -59,8 +59,9 @@ class DeliveryPoller:
         stop_watch = asyncio.create_task(set_when(stop, wake))
         try:
             while not stop.is_set():
+                round_started_at = self._clock.now()
                 await self.poll()
-                await self._clock.sleep_until(self._clock.now() + self._interval, wake)
+                await self._clock.sleep_until(round_started_at + self._interval, wake)
         finally:
             stop_watch.cancel()
 

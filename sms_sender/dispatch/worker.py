@@ -146,10 +146,10 @@ class Worker:
     async def step(self, stop: asyncio.Event) -> None:
         """One turn of the loop: housekeeping, then claim, hand over, wait for answers or idle."""
         now = self._clock.now()
-        if now >= self._next_reclaim_at:
-            await self.reclaim()
         if now >= self._next_renewal_at:
             await self._renew_leases()
+        if now >= self._next_reclaim_at:
+            await self.reclaim()
         self._results.write_when_due()
         if not self._held and not self._drained:
             await self._claim()
@@ -194,7 +194,10 @@ class Worker:
         resendable = self._provider.name if self._provider.idempotent else None
         async with self._database.begin() as connection:
             reclaimed = await repository.reclaim(
-                connection, owner=self.id, now=now, resendable_provider=resendable
+                connection,
+                now=now,
+                in_flight=self._sending_ids(),
+                resendable_provider=resendable,
             )
         self._next_reclaim_at = now + (self._tuning.reclaim_interval or self._lease / 2)
         for report in reclaimed:
@@ -223,15 +226,35 @@ class Worker:
         self._held.extend(claimed)
         self._drained = len(claimed) < self._settings.batch_size
         if claimed:
-            _log.debug("claimed reports", count=len(claimed))
+            _log.debug(
+                "claimed reports",
+                mailing_ids=sorted(self._terms),
+                report_ids=[report.id for report in claimed],
+            )
 
     async def _hand_over(self, size: int, stop: asyncio.Event) -> None:
         """Screen a group, reserve its rate slots, mark it ``sending``, start its calls."""
         group = [self._held.popleft() for _ in range(min(size, len(self._held)))]
-        ready = await self._screen(group)
+        try:
+            ready = await self._screen(group)
+        except BaseException:
+            self._held.extendleft(reversed(group))  # still ours (leased): try them again
+            raise
         if not ready:
             return
         ids = [report.id for report in ready]
+        try:
+            await self._mark_and_send(ready, ids, stop)
+        except BaseException:
+            # Not marked, or marked without our knowing: a retry marks only the former; the
+            # latter stay ``sending``, are not renewed and are reclaimed when their lease ends.
+            self._held.extendleft(reversed(ready))
+            raise
+
+    async def _mark_and_send(
+        self, ready: list[ClaimedReport], ids: list[int], stop: asyncio.Event
+    ) -> None:
+        """Reserve rate slots, mark ``sending`` (committed), then start one call per report."""
         handed = await self._mark_if_slots_are_free(ids)
         if handed is None:  # the shared rate is taken for now: reserve, wait, then mark
             async with self._database.begin() as connection:
@@ -352,9 +375,13 @@ class Worker:
             await self._clock.sleep_until(min(next_due or poll_at, poll_at), self._wake)
         self._drained = False
 
+    def _sending_ids(self) -> list[int]:
+        """Reports this worker marked ``sending``: in flight, or answered but not yet written."""
+        return [report.id for report in self._in_flight.values()] + self._results.report_ids()
+
     async def _renew_leases(self) -> None:
         now = self._clock.now()
-        held = [report.id for report in self._held] + [r.id for r in self._in_flight.values()]
+        held = [report.id for report in self._held] + self._sending_ids()
         async with self._database.begin() as connection:
             await repository.renew(connection, held, owner=self.id, lease_until=now + self._lease)
         self._next_renewal_at = now + self._lease / 3

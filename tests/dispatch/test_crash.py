@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
 from sms_sender.providers.fake import FakeProvider, accept, hang
@@ -161,3 +162,36 @@ async def test_two_workers_share_ten_thousand_reports_without_a_duplicate(
     assert min(len(first), len(second)) > 1_000  # both did real work
     assert await arrange.statuses(mailing_id) == {"sent": 10_000}
     assert await arrange.mailing_status(mailing_id) == "finished"
+
+
+async def test_the_engine_rides_out_lost_database_connections(
+    arrange: Arrange, make_engine: EngineFactory, clean_db: AsyncEngine, dialect: str
+) -> None:
+    if dialect != "postgresql":
+        pytest.skip("needs a database server whose connections can be cut")
+    await arrange.many_clients(200)
+    mailing_id = await arrange.mailing()
+    provider = FakeProvider(default=accept(delay=0.002))
+    async with make_engine(provider, concurrency=5, batch_size=20).running():
+        await provider.wait_for_results(50)
+        async with clean_db.connect() as connection:  # every other connection, mid-mailing
+            await connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        await eventually(
+            lambda: _none_left(arrange, mailing_id), within=20, what="the mailing finished"
+        )
+
+    assert provider.duplicates() == []
+    statuses = await arrange.statuses(mailing_id)
+    # A result whose write was cut off leaves its report to the reclaim rules; none is lost.
+    assert set(statuses) <= {"sent", "interrupted"}
+    assert sum(statuses.values()) == 200
+
+
+async def _none_left(arrange: Arrange, mailing_id: int) -> bool:
+    statuses = await arrange.statuses(mailing_id)
+    return statuses["pending"] + statuses["sending"] == 0

@@ -255,19 +255,25 @@ class Reclaimed:
 
 
 async def reclaim(
-    connection: AsyncConnection, *, owner: str, now: datetime, resendable_provider: str | None
+    connection: AsyncConnection,
+    *,
+    now: datetime,
+    in_flight: Sequence[int],
+    resendable_provider: str | None,
 ) -> list[Reclaimed]:
-    """Settle ``sending`` reports whose worker died (lease expired): their outcome is unknown.
+    """Settle ``sending`` reports whose lease expired: their outcome is unknown.
 
-    They become ``interrupted`` and are never sent again, except those last handed to
-    ``resendable_provider`` (an idempotent provider: a repeat is delivered once), which go back
-    to ``pending``. Reports merely claimed (still ``pending``) need nothing: an expired lease
-    makes them claimable again. This worker's own leases are alive by definition.
+    A live worker renews the leases of its sends, so an expired one means its worker died, or
+    lost track of it (a commit whose answer never arrived). They become ``interrupted`` and are
+    never sent again, except those last handed to ``resendable_provider`` (an idempotent
+    provider: a repeat is delivered once), which go back to ``pending``. ``in_flight``: the
+    calling worker's own sends, alive whatever their lease says. Reports merely claimed (still
+    ``pending``) need nothing: an expired lease makes them claimable again.
     """
     abandoned = [
         reports.c.status == ReportStatus.SENDING,
         reports.c.lease_expires_at < now,
-        reports.c.lease_owner != owner,
+        reports.c.id.not_in(list(in_flight)),
     ]
     returning = (reports.c.id, reports.c.mailing_id, reports.c.client_id, reports.c.status)
     cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
