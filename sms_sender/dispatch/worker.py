@@ -178,10 +178,12 @@ class Worker:
             await self._wait_for_answers(self._settings.concurrency)
             return
         group = min(len(self._held), self._limiter.group_size(), self._settings.concurrency)
-        if self._free_slots() < group:
+        enough = max(1, group // 4)
+        if self._free_slots() < enough:
             # Answers often come in bursts: a moment's wait makes one hand-over of many
-            # instead of many hand-overs of one (each costs a round trip).
-            await self._wait_for_answers(group)
+            # instead of many hand-overs of one (each costs a round trip), while a quarter
+            # of a group keeps the slots busy when answers trickle in.
+            await self._wait_for_answers(enough)
         if self._free_slots() > 0 and not stop.is_set():
             await self._hand_over(min(self._free_slots(), group), stop)
 
