@@ -20,7 +20,10 @@ it crashed) are simply lost: the limit errs on the side of sending slower, never
 
 A worker reserves for a small group at a time (what its free concurrency allows, and no more
 than ``GROUP_SECONDS`` of the rate), so reservations stay fair between workers and a pause
-takes effect within that horizon.
+takes effect within that horizon. When the slots are free at once (the usual case below the
+limit) the reservation shares a transaction with marking the group ``sending``: one round
+trip. When they are not, the worker commits the reservation alone, waits for its first slot,
+and only then marks the group, so no report sits in ``sending`` waiting for the rate.
 """
 
 from __future__ import annotations
