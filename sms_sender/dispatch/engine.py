@@ -145,3 +145,7 @@ class DeliveryEngine:
                     retry_in=self.tuning.retry_after_error,
                 )
                 await wait_or_stop(self.tuning.retry_after_error, stop)
+            except Exception:
+                # A bug: say so now (``serve`` only awaits the engine at exit), then stop.
+                _log.exception("delivery engine loop crashed; stopping the engine", loop=name)
+                raise
