@@ -149,6 +149,7 @@ class Figure:
 async def run_figure(figure: Figure, context: Context) -> list[Row]:
     """The figure's rows stamped with the database and core count; a crash becomes a row."""
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     try:
         rows = await figure.measure(context)
     except Exception as error:  # reported as a failed row, and the run fails
@@ -168,6 +169,10 @@ async def run_figure(figure: Figure, context: Context) -> list[Row]:
         row.database = context.database
         row.cpu_count = os.cpu_count() or 0
         row.details.setdefault("figure_seconds", round(time.monotonic() - started, 2))
+        # Above the core count, something else competed for the CPU: read the row with care.
+        row.details.setdefault(
+            "load_average_1min", [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        )
     return rows
 
 
@@ -181,8 +186,12 @@ def number(value: float) -> str:
 
 
 def table(rows: Sequence[Row]) -> str:
-    """The rows as an aligned plain-text table (also valid Markdown)."""
-    header = ("figure", "db", "measured", "target", "ok", "sizes")
+    """The rows as an aligned plain-text table (also valid Markdown).
+
+    ``load`` is the 1-minute load average around the figure: above the core count, other
+    processes competed for the CPU while it was measured.
+    """
+    header = ("figure", "db", "measured", "target", "ok", "sizes", "load")
     lines = [header]
     for row in rows:
         measured = (
@@ -193,7 +202,10 @@ def table(rows: Sequence[Row]) -> str:
         ok = {True: "yes", False: "NO", None: ""}[row.meets_target]
         sizes = ", ".join(f"{key}={number(value)}" for key, value in row.sizes.items())
         label = f"{row.figure} {row.label}".strip()
-        lines.append((label, row.database, measured, str(row.target or ""), ok, sizes))
+        load = max(row.details.get("load_average_1min", [0.0]))
+        lines.append(
+            (label, row.database, measured, str(row.target or ""), ok, sizes, f"{load:.1f}")
+        )
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
 
     def render(cells: Sequence[str]) -> str:
