@@ -110,6 +110,7 @@ class Worker:
         self._enough_free = asyncio.Event()
         self._slots_wanted = settings.concurrency
         self._next_reclaim_at = clock.now()
+        self._claimed_up_to = clock.now()
         self._next_renewal_at = clock.now() + self._lease / 3
 
     @property
@@ -214,6 +215,7 @@ class Worker:
     async def _claim(self) -> None:
         self._wake.clear()  # a wake-up from here on means "look again"
         now = self._clock.now()
+        self._claimed_up_to = now  # everything due by then was looked at
         async with self._database.begin() as connection:
             claimed = await repository.claim(
                 connection,
@@ -368,10 +370,10 @@ class Worker:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep until the next retry or window opening, a wake-up, or the poll interval."""
-        now = self._clock.now()
         async with self._database.connect() as connection:
-            next_due = await repository.next_due_at(connection, now)
-        poll_at = now + self._tuning.poll_interval
+            next_due = await repository.next_due_at(connection, after=self._claimed_up_to)
+        # Due since the last claim (even already, if the clock moved on meanwhile): no sleep.
+        poll_at = self._clock.now() + self._tuning.poll_interval
         # The claim cleared the wake-up, possibly a stop's: look at the stop itself too.
         if not stop.is_set():
             await self._clock.sleep_until(min(next_due or poll_at, poll_at), self._wake)

@@ -299,11 +299,14 @@ async def reclaim(
     return reclaimed + [Reclaimed(*row) for row in rows]
 
 
-async def next_due_at(connection: AsyncConnection, now: datetime) -> datetime | None:
-    """The earliest future ``next_attempt_at`` of a pending report (a retry or a window)."""
+async def next_due_at(connection: AsyncConnection, *, after: datetime) -> datetime | None:
+    """The earliest ``next_attempt_at`` after ``after`` of a pending report (a retry, a window).
+
+    ``after`` is the time of the worker's last claim, which saw everything due until then.
+    """
     due_at: datetime | None = await connection.scalar(
         select(func.min(reports.c.next_attempt_at)).where(
-            reports.c.status == ReportStatus.PENDING, reports.c.next_attempt_at > now
+            reports.c.status == ReportStatus.PENDING, reports.c.next_attempt_at > after
         )
     )
     return due_at
