@@ -82,7 +82,9 @@ async def deliver(
             settings |= {"provider": "http", "http_url": gateway.url, "http_token": gateway.token}
         workers = [
             stack.enter_context(
-                worker_process(settings, workdir / f"worker-{number}.log", instant=plan.instant)
+                worker_process(
+                    settings, workdir / f"worker-{plan.reports}-{number}.log", instant=plan.instant
+                )
             )
             for number in range(plan.workers)
         ]

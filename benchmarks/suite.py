@@ -176,6 +176,12 @@ async def run_figure(figure: Figure, context: Context) -> list[Row]:
     return rows
 
 
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile, e.g. ``percentile(latencies, 0.99)``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
 def number(value: float) -> str:
     """1234567.8 -> '1,234,568'; small values keep two significant decimals."""
     if value != value:  # NaN

@@ -25,7 +25,7 @@ from benchmarks.databases import (
     seed_clients,
 )
 from benchmarks.services import HttpService
-from benchmarks.suite import Context, Figure, Row, Target
+from benchmarks.suite import Context, Figure, Row, Target, percentile
 
 CSV_HEADER = b"phone,operator_code,tag,timezone\n"
 CSV_CHUNK_ROWS = 4_000
@@ -120,11 +120,6 @@ async def _latencies(
                 f"expected {expected_status}, got {response.status_code}: {response.text[:200]}"
             )
     return timings
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def _spread(timings: list[float]) -> dict[str, float]:

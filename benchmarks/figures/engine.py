@@ -15,6 +15,8 @@ UNLIMITED_RATE = "1000000"
 DEFAULT_CONCURRENCY = 50  # SMS_SENDER_CONCURRENCY's default
 LATENCY_MS = 50.0
 LATENCY_CONCURRENCY = DEFAULT_CONCURRENCY
+# Enough sends in flight that the gateway answering at once is never what waits.
+HTTP_CONCURRENCY = 100
 SCALE_OUT_LATENCY_MS = 50.0
 SCALE_OUT_CONCURRENCY = 20
 # Generous: a stalled engine fails the figure instead of hanging the suite.
@@ -108,7 +110,9 @@ async def measure_ceiling(context: Context) -> list[Row]:
 
 async def measure_http(context: Context) -> list[Row]:
     plan = Plan(
-        reports=context.sizes.http_reports, gateway_latency_ms=0.0, settings=engine_settings(100)
+        reports=context.sizes.http_reports,
+        gateway_latency_ms=0.0,
+        settings=engine_settings(HTTP_CONCURRENCY),
     )
     delivery = await _deliver(context, plan)
     return _throughput("http", plan, delivery, Target(">=", 3_000, "msg/s"))

@@ -21,10 +21,9 @@ from sqlalchemy import func, select
 
 from benchmarks.databases import BenchDatabase, create_token, fresh_database, seed_clients
 from benchmarks.delivery import LEFT_TO_DO, observer
-from benchmarks.figures.clients_api import percentile
 from benchmarks.gateway import Gateway, duplicates
 from benchmarks.services import HttpService, worker_process
-from benchmarks.suite import Context, Figure, Row, Target
+from benchmarks.suite import Context, Figure, Row, Target, percentile
 from sms_sender.mailings.models import Mailing
 from sms_sender.reports.models import Report
 
