@@ -22,7 +22,7 @@ from sms_sender.auth.endpoints import require_token
 from sms_sender.clients.endpoints import router as clients_router
 from sms_sender.clock import Clock, SystemClock
 from sms_sender.config import Settings
-from sms_sender.db import Notifier, create_engine, create_sessionmaker
+from sms_sender.db import Notifier, create_engine, create_sessionmaker, read_only
 from sms_sender.dispatch.runtime import configured_engine
 from sms_sender.errors import PROBLEM_RESPONSES, Problem, install_error_handlers, problem
 from sms_sender.mailings.endpoints import router as mailings_router
@@ -58,6 +58,7 @@ def create_app(
         engine = db_engine or create_engine(settings.database_url)
         app.state.db_engine = engine
         app.state.sessionmaker = create_sessionmaker(engine, app.state.notifier)
+        app.state.read_sessionmaker = create_sessionmaker(read_only(engine), app.state.notifier)
         try:
             if with_delivery:
                 async with _delivery_in_background(app):
@@ -134,7 +135,7 @@ def _operations_router() -> APIRouter:
     @router.get("/readyz", summary="Readiness: the database answers", response_model=None)
     async def readyz(request: Request) -> dict[str, str] | JSONResponse:
         try:
-            async with request.app.state.db_engine.connect() as connection:
+            async with read_only(request.app.state.db_engine).connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception as exc:  # any failure to reach the database means "not ready"
             _log.warning("database not reachable", error=repr(exc))

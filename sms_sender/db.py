@@ -108,7 +108,19 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: a read-then-write transaction can then wait
         # on busy_timeout instead of failing with SQLITE_BUSY when another writer got there first.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only unit of work (see read_only) reads a WAL snapshot beside the writer instead.
+        if connection.get_execution_options().get(_READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_READ_ONLY_OPTION = "sms_sender_read_only"
+
+
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine for work that only reads: on SQLite it never waits for the write lock."""
+    return engine.execution_options(**{_READ_ONLY_OPTION: True})
 
 
 def create_sessionmaker(
@@ -171,6 +183,7 @@ def _drop_pending_notifications(session: Session) -> None:
 __all__ = [
     "CHANNEL_MAILINGS",
     "CHANNEL_REPORTS",
+    "MAX_ID",
     "Base",
     "BigId",
     "Notifier",
@@ -179,4 +192,5 @@ __all__ = [
     "create_sessionmaker",
     "normalise_url",
     "notify",
+    "read_only",
 ]

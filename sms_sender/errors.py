@@ -23,7 +23,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 PROBLEM_JSON = "application/problem+json"
 _log = structlog.get_logger(__name__)
@@ -145,13 +147,28 @@ def _allowed_methods(request: Request) -> list[str]:
     return []
 
 
+def _json_sent_as_something_else(request: Request, exc: RequestValidationError) -> bool:
+    """A JSON route got a body declared as another type, so it could not even read it."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type or "json" in content_type.lower():
+        return False
+    return any(tuple(error.get("loc", ())) == ("body",) for error in exc.errors())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
         return problem(exc.status_code, exc.title, exc.detail, type_=exc.type, errors=exc.errors)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if _json_sent_as_something_else(request, exc):
+            return problem(
+                415,
+                "Unsupported media type",
+                "send the body as JSON with 'Content-Type: application/json', "
+                f"not {request.headers['content-type']!r}",
+            )
         errors = [
             {"loc": list(error.get("loc", ())), "msg": _validation_message(error)}
             for error in exc.errors()
@@ -171,6 +188,25 @@ def install_error_handlers(app: FastAPI) -> None:
             # Starlette names only the first route that matched the path; list them all.
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem(exc.status_code, title, str(exc.detail), headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # Nobody reads this answer; the unit of work was rolled back, nothing was kept.
+        _log.info("client disconnected before the request body was read", path=request.url.path)
+        return problem(400, "Bad request", "the client disconnected during the request")
+
+    @app.exception_handler(OperationalError)
+    async def _database_error(request: Request, exc: OperationalError) -> JSONResponse:
+        if "database is locked" in str(exc.orig):
+            # SQLite's single writer stayed busy past busy_timeout: load, not a bug.
+            _log.warning("database busy", path=request.url.path)
+            return problem(
+                503,
+                "Service unavailable",
+                "the database is busy; try again in a moment",
+                headers={"Retry-After": "1"},
+            )
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -24,6 +24,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for lookups that write nothing (the token check); it never takes a write lock."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    async with sessionmaker() as session:
+        yield session
+
+
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings

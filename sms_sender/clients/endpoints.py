@@ -12,13 +12,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sms_sender.clients import csv_import, service
 from sms_sender.clients.schemas import (
-    TAG_MAX_LENGTH,
     ClientCreate,
     ClientRead,
     ClientUpdate,
     Facets,
     ImportResult,
     OperatorCode,
+    TagText,
 )
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
@@ -49,7 +49,7 @@ async def list_clients(
     session: SessionDep,
     page: Annotated[PageRequest, Depends(page_request)],
     tag: Annotated[
-        list[Annotated[str, Query(max_length=TAG_MAX_LENGTH)]],
+        list[TagText],
         Query(description="Only clients with this tag; repeat for any of several."),
     ] = [],  # noqa: B006 (FastAPI copies parameter defaults per request)
     operator_code: Annotated[

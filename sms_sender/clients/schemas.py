@@ -54,9 +54,14 @@ def _check_operator_code(value: str) -> str:
     return value
 
 
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @cache
 def _known_timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    # Files of the host's tz database that are not zones: "localtime" would make a client's
+    # send window depend on the server's own zone.
+    return frozenset(available_timezones()) - _NOT_ZONES
 
 
 def _check_timezone(value: str) -> str:
@@ -111,13 +116,13 @@ def _printable_tag(value: str) -> str:
     return value
 
 
+TagText = Annotated[
+    str,
+    Field(max_length=TAG_MAX_LENGTH, json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f]*$"}),
+    AfterValidator(_printable_tag),
+]
 Tag = Annotated[
-    Annotated[
-        str,
-        Field(max_length=TAG_MAX_LENGTH, json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f]*$"}),
-        AfterValidator(_printable_tag),
-    ]
-    | None,
+    TagText | None,
     BeforeValidator(_blank_tag_is_no_tag),
     Field(
         description=f"A free label mailings can select by, up to {TAG_MAX_LENGTH} characters; "

@@ -49,8 +49,13 @@ async def page(
 
 
 async def find_message_text(session: AsyncSession, message_id: int) -> str | None:
-    """The text of a message, or None when there is no such message."""
-    return await session.scalar(select(Message.text).where(Message.id == message_id))
+    """The text of a message, or None when there is no such message.
+
+    The row stays key-share locked until commit (PostgreSQL), so a concurrent delete of the
+    message waits for the mailing that uses it and then sees it in use.
+    """
+    query = select(Message.text).where(Message.id == message_id)
+    return await session.scalar(query.with_for_update(read=True, key_share=True))
 
 
 async def message_text_of(session: AsyncSession, mailing: Mailing) -> str:

@@ -19,6 +19,11 @@ async def get(session: AsyncSession, message_id: int) -> Message | None:
     return await session.get(Message, message_id)
 
 
+async def get_for_delete(session: AsyncSession, message_id: int) -> Message | None:
+    """The message, row-locked so no mailing can start using it before the delete commits."""
+    return await session.get(Message, message_id, with_for_update=True)
+
+
 async def page(session: AsyncSession, *, after_id: int, limit: int) -> Sequence[Message]:
     """Up to ``limit + 1`` messages after ``after_id`` (the extra one says a next page exists)."""
     query = select(Message).where(Message.id > after_id).order_by(Message.id).limit(limit + 1)

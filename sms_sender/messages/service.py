@@ -52,7 +52,9 @@ async def update(
 
 
 async def delete(session: AsyncSession, message_id: int) -> None:
-    message = await get(session, message_id)
+    message = await repository.get_for_delete(session, message_id)
+    if message is None:
+        raise NotFound(f"message {message_id} does not exist")
     if await repository.used_by_a_mailing(session, message_id):
         raise Conflict(
             f"message {message_id} is used by a mailing; delete the mailing first or keep it"
