@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--db", choices=[*DATABASES, "both"], default="both")
     run.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default: {DEFAULT_JSON}")
     run.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep every process log and gateway record in DIR (default: a temporary folder)",
+    )
+    run.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -63,7 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[PROFILE_DIR_ENV] = str(args.profile.resolve())
     figures = [figure for figure in FIGURES if not args.only or figure.name in args.only]
     databases = DATABASES if args.db == "both" else (args.db,)
-    rows = asyncio.run(_run(figures, databases, args.size))
+    if args.workdir:
+        args.workdir = args.workdir.resolve()
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    rows = asyncio.run(_run(figures, databases, args.size, args.workdir))
     print(table(rows))
     _write_json(args.json, args.size, rows)
     failures = [row for row in rows if row.is_failure]
@@ -78,13 +87,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failures else 0
 
 
-async def _run(figures: Sequence[Figure], databases: Sequence[str], size: str) -> list[Row]:
+async def _run(
+    figures: Sequence[Figure], databases: Sequence[str], size: str, kept: Path | None
+) -> list[Row]:
     rows: list[Row] = []
     run = asyncio.current_task()
     if run is not None:  # SIGTERM unwinds like Ctrl-C: every process and the cluster stop
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, run.cancel)
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sms-bench.")))
+        if kept is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sms-bench.")))
+        else:
+            workdir = kept
         admin_url = None
         if "postgresql" in databases:
             admin_url = stack.enter_context(ThrowawayPostgres()).admin_url
@@ -93,7 +107,7 @@ async def _run(figures: Sequence[Figure], databases: Sequence[str], size: str) -
                 print(f"… {figure.name} on {database}", file=sys.stderr, flush=True)
                 # Each run gets its own folder: logs and gateway records never mix.
                 scratch = workdir / f"{figure.name}-{database}"
-                scratch.mkdir()
+                scratch.mkdir(exist_ok=kept is not None)
                 context = Context(database, SIZES[size], scratch, admin_url)
                 figure_rows = await run_figure(figure, context)
                 for row in figure_rows:
