@@ -70,11 +70,17 @@ class Scheduler:
             self._notifier.unsubscribe(CHANNEL_MAILINGS, wake)
 
     async def tick(self) -> datetime | None:
-        """Start what is due, end what is over, finish what is done; the next event's time."""
+        """Start what is due, end what is over, finish what is done; the next event's time.
+
+        Also closes any report left ``pending`` in a mailing that ended or was cancelled, so a
+        finished mailing never keeps work that nothing would send.
+        """
         await self._start_due()
         await self._end_due()
         now = self._clock.now()
         async with self._database.begin() as connection:
+            if closed := await repository.close_left_pending(connection, now):
+                _log.warning("closed reports left pending in ended mailings", count=closed)
             for mailing_id in await repository.finish_completed(connection, now):
                 _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
             if time.monotonic() >= self._gauges_due_at:

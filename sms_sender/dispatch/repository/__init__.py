@@ -15,6 +15,7 @@ from sms_sender.dispatch.repository._delivery import (
     record_delivery,
 )
 from sms_sender.dispatch.repository._schedule import (
+    close_left_pending,
     count_due,
     count_running,
     finish_completed,
@@ -23,6 +24,7 @@ from sms_sender.dispatch.repository._schedule import (
     next_mailing_event_at,
 )
 from sms_sender.dispatch.repository._work import (
+    ENDED_BEFORE_SEND,
     ClaimedReport,
     MailingTerms,
     Reclaimed,
@@ -42,6 +44,7 @@ from sms_sender.dispatch.repository._work import (
 UNAVAILABLE = (DBAPIError, OSError, TimeoutError)
 
 __all__ = [
+    "ENDED_BEFORE_SEND",
     "UNAVAILABLE",
     "AwaitingDelivery",
     "ClaimedReport",
@@ -50,6 +53,7 @@ __all__ = [
     "Settlement",
     "awaiting_delivery",
     "claim",
+    "close_left_pending",
     "count_due",
     "count_running",
     "finish_completed",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sms_sender.dispatch.repository._rows import mailings, reports
+from sms_sender.dispatch.repository._work import ENDED_BEFORE_SEND, MAILING_CANCELLED
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.models import ReportStatus
 
@@ -72,6 +73,51 @@ async def finish_completed(
         )
     )
     return list(finished)
+
+
+# How long after its end a mailing is still looked at for reports left pending (see below).
+STRAGGLERS_HORIZON = timedelta(days=1)
+
+
+async def close_left_pending(connection: AsyncConnection, now: datetime) -> int:
+    """Close ``pending`` reports of finished or cancelled mailings: nothing would ever send them.
+
+    Settlements and reclaims already close such a report instead of returning it to
+    ``pending``, reading the mailing in the same statement; only one that raced the cancel or
+    end in a concurrent transaction can still land there, moments after the mailing ended. So
+    only mailings ended within STRAGGLERS_HORIZON are looked at, each through the
+    (mailing_id, status) index: the cost follows the mailings that ended lately, not the
+    history or the size of the queue. One statement per final status (two at most).
+    """
+    ended: dict[str, list[int]] = {}
+    for mailing_id, status in await connection.execute(
+        select(mailings.c.id, mailings.c.status).where(
+            mailings.c.status.in_((MailingStatus.FINISHED, MailingStatus.CANCELLED)),
+            mailings.c.finished_at >= now - STRAGGLERS_HORIZON,
+        )
+    ):
+        ended.setdefault(status, []).append(mailing_id)
+    closed = 0
+    for status, mailing_ids in ended.items():
+        if status == MailingStatus.CANCELLED:
+            closing, reason = ReportStatus.CANCELLED, MAILING_CANCELLED
+        else:
+            closing, reason = ReportStatus.EXPIRED, ENDED_BEFORE_SEND
+        # The ids as a list, not a subquery: the planner then probes the (mailing_id, status)
+        # index per mailing instead of reading every pending report of the running ones.
+        result = await connection.execute(
+            update(reports)
+            .where(reports.c.mailing_id.in_(mailing_ids), reports.c.status == ReportStatus.PENDING)
+            .values(
+                status=closing,
+                error=reason,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        closed += int(result.rowcount)
+    return closed
 
 
 async def count_due(connection: AsyncConnection, now: datetime) -> int:

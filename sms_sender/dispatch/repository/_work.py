@@ -5,8 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, String, func, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sms_sender.db import UTCDateTime
@@ -51,6 +63,47 @@ class Settlement:
     next_attempt_at: datetime | None = None
 
 
+CLIENT_DELETED = "client deleted"
+MAILING_CANCELLED = "mailing cancelled"
+ENDED_BEFORE_SEND = "end_at reached before it could be sent"
+
+
+def _of_mailing(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A column of the report's mailing, read in the same statement as the report's update."""
+    return select(column).where(mailings.c.id == reports.c.mailing_id).scalar_subquery()
+
+
+def _unless_closed(
+    next_attempt_at: ColumnElement[Any], error: ColumnElement[Any]
+) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """Status and error of a report going back to ``pending``, unless it can never be sent.
+
+    Cancel and end_at close only ``pending`` reports, and claims take only those of running
+    mailings and live clients; a report that returns to ``pending`` after either would wait
+    forever. So the return itself looks at the mailing and client as they are now:
+    ``cancelled`` for a deleted client or a cancelled mailing, ``expired`` for a finished
+    mailing or a next attempt at or after end_at.
+    """
+    mailing_status = _of_mailing(mailings.c.status)
+    end_at = _of_mailing(mailings.c.end_at)
+    client_deleted = reports.c.client_id.is_(None)
+    cancelled = mailing_status == MailingStatus.CANCELLED.value
+    ended = or_(mailing_status == MailingStatus.FINISHED.value, next_attempt_at >= end_at)
+    status = case(
+        (client_deleted, ReportStatus.CANCELLED.value),
+        (cancelled, ReportStatus.CANCELLED.value),
+        (ended, ReportStatus.EXPIRED.value),
+        else_=ReportStatus.PENDING.value,
+    )
+    reason = case(
+        (client_deleted, CLIENT_DELETED),
+        (cancelled, MAILING_CANCELLED),
+        (ended, ENDED_BEFORE_SEND),
+        else_=error,
+    )
+    return status, reason
+
+
 async def claim(
     connection: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[ClaimedReport]:
@@ -67,6 +120,7 @@ async def claim(
             reports.c.status == ReportStatus.PENDING,
             reports.c.next_attempt_at <= now,
             or_(reports.c.lease_expires_at.is_(None), reports.c.lease_expires_at < now),
+            reports.c.client_id.is_not(None),  # a deleted client is not sent to
             mailings.c.status == MailingStatus.RUNNING,
             mailings.c.end_at > now,
         )
@@ -126,10 +180,11 @@ async def hand_over(
 ) -> set[int]:
     """Mark the reports ``sending`` right before their provider calls; returns the ids marked.
 
-    Only reports still ``pending`` under this worker's lease and whose mailing is still running
-    and not past its end are marked: this is where a pause or cancel made since the claim takes
-    effect. The caller commits before calling the provider, so after a crash a ``sending``
-    report means "the provider may have it" and a ``pending`` one "it certainly does not".
+    Only reports still ``pending`` under this worker's lease, of a client not deleted, and whose
+    mailing is still running and not past its end are marked: this is where a pause, cancel or
+    client deletion made since the claim takes effect. The caller commits before calling the
+    provider, so after a crash a ``sending`` report means "the provider may have it" and a
+    ``pending`` one "it certainly does not".
     """
     marked = await connection.scalars(
         update(reports)
@@ -137,6 +192,7 @@ async def hand_over(
             reports.c.id.in_(list(report_ids)),
             reports.c.status == ReportStatus.PENDING,
             reports.c.lease_owner == owner,
+            reports.c.client_id.is_not(None),
             reports.c.mailing_id.in_(
                 select(mailings.c.id).where(
                     mailings.c.status == MailingStatus.RUNNING, mailings.c.end_at > now
@@ -232,18 +288,26 @@ async def settle(
             )
             for settled in settlements
         ],
-        lambda row: {
-            "status": row["status"],
-            "error": row["error"],
-            "provider_message_id": row["provider_message_id"],
-            "sent_at": func.coalesce(row["sent_at"], reports.c.sent_at),
-            "next_attempt_at": func.coalesce(row["next_attempt_at"], reports.c.next_attempt_at),
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "updated_at": now,
-        },
+        lambda row: _settled_values(row, now),
         guard=[status_is(ReportStatus.SENDING), reports.c.lease_owner == owner],
     )
+
+
+def _settled_values(row: Mapping[str, ColumnElement[Any]], now: datetime) -> dict[str, Any]:
+    """A settlement's columns; one that goes back to ``pending`` may close instead (see above)."""
+    next_attempt_at = func.coalesce(row["next_attempt_at"], reports.c.next_attempt_at)
+    status_if_pending, error_if_pending = _unless_closed(next_attempt_at, row["error"])
+    back_to_pending = row["status"] == ReportStatus.PENDING.value
+    return {
+        "status": case((back_to_pending, status_if_pending), else_=row["status"]),
+        "error": case((back_to_pending, error_if_pending), else_=row["error"]),
+        "provider_message_id": row["provider_message_id"],
+        "sent_at": func.coalesce(row["sent_at"], reports.c.sent_at),
+        "next_attempt_at": next_attempt_at,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,9 +330,10 @@ async def reclaim(
     A live worker renews the leases of its sends, so an expired one means its worker died, or
     lost track of it (a commit whose answer never arrived). They become ``interrupted`` and are
     never sent again, except those last handed to ``resendable_provider`` (an idempotent
-    provider: a repeat is delivered once), which go back to ``pending``. ``in_flight``: the
-    calling worker's own sends, alive whatever their lease says. Reports merely claimed (still
-    ``pending``) need nothing: an expired lease makes them claimable again.
+    provider: a repeat is delivered once), which go back to ``pending``, or close if they can
+    never be sent (see :func:`_unless_closed`). ``in_flight``: the calling worker's own sends,
+    alive whatever their lease says. Reports merely claimed (still ``pending``) need nothing:
+    an expired lease makes them claimable again.
     """
     abandoned = [
         reports.c.status == ReportStatus.SENDING,
@@ -279,10 +344,13 @@ async def reclaim(
     cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     reclaimed: list[Reclaimed] = []
     if resendable_provider is not None:
+        resent_status, resent_error = _unless_closed(
+            literal(now, UTCDateTime()), literal(None, String())
+        )
         rows = await connection.execute(
             update(reports)
             .where(*abandoned, reports.c.provider == resendable_provider)
-            .values(status=ReportStatus.PENDING, next_attempt_at=now, **cleared)
+            .values(status=resent_status, error=resent_error, next_attempt_at=now, **cleared)
             .returning(*returning)
         )
         reclaimed += [Reclaimed(*row) for row in rows]
