@@ -1,10 +1,11 @@
 """The fake probe gateway (tests/fakes/gateway.py) in its own process, with timed records.
 
 ``python -m benchmarks.gateway --latency-ms 50 --record calls.txt`` serves the same gateway as
-``python -m tests.fakes.gateway`` but writes ``<unix time> <message id>`` for every accepted
-call, stamped when the call reaches the gateway (before any latency): the cut-off figure counts
-the calls that arrived at or after a mailing's end_at, and every figure checks for ids accepted
-twice. :class:`Gateway` starts it on a free port and reads the record back.
+``python -m tests.fakes.gateway`` but records ``<unix time> <message id>`` for every accepted
+call, stamped when the gateway has read the call (before any latency), and writes the record
+when it stops: the cut-off figure counts the calls that arrived at or after a mailing's end_at,
+and every figure checks for ids accepted twice. :class:`Gateway` starts it on a free port,
+stops it, and reads the record back (``calls()`` once it has stopped).
 """
 
 from __future__ import annotations
@@ -28,16 +29,25 @@ TOKEN = "bench-token"
 
 
 class _TimedRecord:
-    """A line-buffered file that stamps each line the gateway writes with the time of writing."""
+    """Stamps each line the gateway records with the time, and writes them all at the end.
+
+    Kept in memory, not written line by line as the test gateway does: a write that blocks
+    (the kernel throttling a process that dirties pages while the databases write heavily) would
+    stall the gateway's event loop and stamp the calls queued behind it late. The benchmark's
+    gateway outlives the workers it serves, so nothing is lost by writing at exit.
+    """
 
     def __init__(self, path: Path) -> None:
-        self._file = path.open("a", buffering=1)
+        self._path = path
+        self._lines: list[str] = []
 
     def write(self, line: str) -> int:
-        return self._file.write(f"{time.time():.6f} {line}")
+        self._lines.append(f"{time.time():.6f} {line}")
+        return len(line)
 
     def close(self) -> None:
-        self._file.close()
+        with self._path.open("a") as record:
+            record.writelines(self._lines)
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,8 @@ class Gateway:
         return self._process.pid
 
     def calls(self) -> list[Call]:
+        if self._process is not None:
+            raise RuntimeError("the gateway writes its record when it stops; leave its block first")
         if not self.record.exists():
             return []
         return [

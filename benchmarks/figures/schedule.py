@@ -216,7 +216,7 @@ async def _cutoff_run(
                 await _wait_until_visible(db, int(str(mailing["id"])), within=60)
                 invisible_for = time.monotonic() - answered
                 await _wait_until_settled(db, within=lasting.total_seconds() + 60)
-            calls = gateway.calls()
+        calls = gateway.calls()
         by_status = await _count_by_status(db)
     late = [call.arrived_at - end_at.timestamp() for call in calls]
     after_end = sorted(seconds for seconds in late if seconds >= 0)
