@@ -2,12 +2,14 @@
 
 The worker runs one of these per message, concurrently. Between the end_at check and the call
 there is no ``await``, so no call starts at or after a mailing's end, however late the message
-got its rate-limit slot.
+got its rate-limit slot. The end and send window it checks are those read when the report was
+handed over, so an edit made while the report waited in the worker is respected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +19,12 @@ import structlog
 from sms_sender import metrics
 from sms_sender.clock import Clock
 from sms_sender.dispatch.ratelimit import wait_for_slot
-from sms_sender.dispatch.repository import ClaimedReport, MailingTerms, Settlement
+from sms_sender.dispatch.repository import (
+    ENDED_BEFORE_SEND,
+    ClaimedReport,
+    MailingTerms,
+    Settlement,
+)
 from sms_sender.dispatch.retry import RetryPolicy
 from sms_sender.providers.base import Outcome, OutgoingMessage, Provider, SendResult
 from sms_sender.reports.models import ReportStatus
@@ -46,6 +53,9 @@ class Sender:
             now = self.clock.now()
             if now >= terms.end_at:
                 return _settled(report, ReportStatus.EXPIRED, error=ENDED_BEFORE_SEND)
+            opening = terms.window.next_opening(now, report.timezone) if terms.window else None
+            if opening is not None:  # the window closed, or was narrowed, since the claim
+                return _not_attempted(report, next_attempt_at=opening)
             message = OutgoingMessage(
                 report_id=report.id,
                 mailing_id=report.mailing_id,
@@ -59,7 +69,7 @@ class Sender:
         except asyncio.CancelledError:
             # Only the worker's shutdown cancels a send, and it wants the settlement back.
             if not called:  # still waiting for its slot: certainly not sent, so send it later
-                return _settled(report, ReportStatus.PENDING, next_attempt_at=self.clock.now())
+                return _not_attempted(report, next_attempt_at=self.clock.now())
             return self._outcome_unknown(report, attempts, "send cancelled at shutdown")
         if result is None:
             return self._outcome_unknown(report, attempts, f"no answer within {self.timeout:g}s")
@@ -139,7 +149,11 @@ class Sender:
         return _settled(report, ReportStatus.INTERRUPTED, error=error)
 
 
-ENDED_BEFORE_SEND = "end_at reached before it could be sent"
+def _not_attempted(report: ClaimedReport, *, next_attempt_at: datetime) -> Settlement:
+    """Back to ``pending`` without a call: the attempt counted at hand-over is given back."""
+    return dataclasses.replace(
+        _settled(report, ReportStatus.PENDING, next_attempt_at=next_attempt_at), attempted=False
+    )
 
 
 def _settled(

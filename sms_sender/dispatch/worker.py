@@ -270,12 +270,14 @@ class Worker:
                 handed = await self._mark(connection, ids), reservation
         marked, reservation = handed
         for index, report in enumerate(report for report in ready if report.id in marked):
-            terms = self._terms[report.mailing_id]
+            terms = marked[report.id]  # as they are now: the mailing may have been edited
             task = asyncio.create_task(self._sender.send(report, terms, reservation.slot(index)))
             self._in_flight[task] = report
             task.add_done_callback(self._on_answer)
 
-    async def _mark_if_slots_are_free(self, ids: list[int]) -> tuple[set[int], Reservation] | None:
+    async def _mark_if_slots_are_free(
+        self, ids: list[int]
+    ) -> tuple[dict[int, MailingTerms], Reservation] | None:
         """Mark and reserve in one transaction, unless the slots are not free at once (None).
 
         The common case costs one round trip. When other workers hold the rate for a while,
@@ -290,7 +292,7 @@ class Worker:
                     return None
             return marked, reservation
 
-    async def _mark(self, connection: AsyncConnection, ids: list[int]) -> set[int]:
+    async def _mark(self, connection: AsyncConnection, ids: list[int]) -> dict[int, MailingTerms]:
         now = self._clock.now()
         marked = await repository.hand_over(
             connection,
@@ -300,7 +302,7 @@ class Worker:
             now=now,
             lease_until=now + self._lease,
         )
-        # Not marked: its mailing was paused, cancelled or ended since the claim.
+        # Not marked: its mailing was paused, cancelled or ended, or its client deleted.
         await repository.release(connection, [i for i in ids if i not in marked], owner=self.id)
         return marked
 

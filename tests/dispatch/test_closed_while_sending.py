@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sms_sender.clients import service as clients_service
 from sms_sender.dispatch import RetryPolicy
+from sms_sender.mailings import service as mailings_service
+from sms_sender.mailings.schemas import MailingUpdate, SendWindow
 from sms_sender.providers.base import Outcome
-from sms_sender.providers.fake import FakeProvider, Step
+from sms_sender.providers.fake import FakeProvider, Step, hang
 from sms_sender.reports.models import Report, ReportStatus
 from tests.conftest import FakeClock
 from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, eventually
@@ -187,3 +189,54 @@ async def test_the_scheduler_closes_pending_reports_left_in_ended_mailings(
     assert await arrange.statuses(cancelled_id) == {"cancelled": 1}
     assert await arrange.statuses(finished_id) == {"expired": 1}
     assert await arrange.mailing_status(finished_id) == "finished"
+
+
+async def test_an_end_moved_earlier_after_the_claim_bounds_the_next_send(
+    arrange: Arrange,
+    make_engine: EngineFactory,
+    clock: FakeClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await arrange.clients([ClientSpec("79160000001"), ClientSpec("79160000002")])
+    mailing_id = await arrange.mailing(lasts=timedelta(hours=1))
+    provider = FakeProvider(clock=clock)
+    provider.script(hang())  # the first send holds the only slot; the second waits, claimed
+    async with make_engine(provider, concurrency=1).running():
+        await provider.wait_for_calls(1)
+        async with sessionmaker() as session, session.begin():
+            new_end = clock.now() + timedelta(minutes=10)
+            await mailings_service.update(
+                session, mailing_id, MailingUpdate(end_at=new_end), clock.now()
+            )
+        provider.release()
+        await provider.wait_for_results(2)
+
+    assert provider.calls[1].message.valid_for == timedelta(minutes=10)
+
+
+async def test_a_window_narrowed_after_the_claim_holds_the_next_send_until_it_opens(
+    arrange: Arrange,
+    make_engine: EngineFactory,
+    clock: FakeClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await arrange.clients([ClientSpec("79160000001"), ClientSpec("79160000002")])
+    mailing_id = await arrange.mailing(lasts=timedelta(hours=10))
+    provider = FakeProvider(clock=clock)
+    provider.script(hang())
+    async with make_engine(provider, concurrency=1).running():
+        await provider.wait_for_calls(1)
+        async with sessionmaker() as session, session.begin():
+            evening = MailingUpdate(send_window=SendWindow(start="20:00", end="21:00"))
+            await mailings_service.update(session, mailing_id, evening, clock.now())
+        provider.release()
+
+        async def put_off() -> bool:
+            return [
+                (r.status, r.attempts, r.next_attempt_at.hour, r.lease_owner)
+                for r in await arrange.reports(mailing_id)
+            ] == [(ReportStatus.SENT, 1, 12, None), (ReportStatus.PENDING, 0, 20, None)]
+
+        await eventually(put_off, what="the second report put off until 20:00, not attempted")
+
+    assert len(provider.calls) == 1

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ColumnElement,
     String,
     case,
@@ -61,6 +62,9 @@ class Settlement:
     provider_message_id: str | None = None
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None
+    # False when the provider was never called (shutdown before the call, a window that
+    # closed): the attempt counted at hand-over is given back.
+    attempted: bool = True
 
 
 CLIENT_DELETED = "client deleted"
@@ -177,16 +181,18 @@ async def hand_over(
     provider: str,
     now: datetime,
     lease_until: datetime,
-) -> set[int]:
-    """Mark the reports ``sending`` right before their provider calls; returns the ids marked.
+) -> dict[int, MailingTerms]:
+    """Mark the reports ``sending`` right before their provider calls; the terms of each marked.
 
     Only reports still ``pending`` under this worker's lease, of a client not deleted, and whose
-    mailing is still running and not past its end are marked: this is where a pause, cancel or
-    client deletion made since the claim takes effect. The caller commits before calling the
-    provider, so after a crash a ``sending`` report means "the provider may have it" and a
-    ``pending`` one "it certainly does not".
+    mailing is still running and not past its end are marked: this is where a pause, cancel,
+    client deletion or new end made since the claim takes effect. Each marked report comes back
+    with its mailing's end and send window as they are now, for its call to respect (both may
+    have been edited since the claim). The caller commits before calling the provider, so after
+    a crash a ``sending`` report means "the provider may have it" and a ``pending`` one "it
+    certainly does not".
     """
-    marked = await connection.scalars(
+    rows = await connection.execute(
         update(reports)
         .where(
             reports.c.id.in_(list(report_ids)),
@@ -206,9 +212,17 @@ async def hand_over(
             lease_expires_at=lease_until,
             updated_at=now,
         )
-        .returning(reports.c.id)
+        .returning(
+            reports.c.id,
+            _of_mailing(mailings.c.end_at).label("end_at"),
+            _of_mailing(mailings.c.send_window_start).label("send_window_start"),
+            _of_mailing(mailings.c.send_window_end).label("send_window_end"),
+        )
     )
-    return set(marked)
+    return {
+        report_id: MailingTerms(end_at, SendWindow.of(window_start, window_end))
+        for report_id, end_at, window_start, window_end in rows
+    }
 
 
 async def release(connection: AsyncConnection, report_ids: Sequence[int], *, owner: str) -> int:
@@ -276,6 +290,7 @@ async def settle(
             "provider_message_id": String(),
             "sent_at": UTCDateTime(),
             "next_attempt_at": UTCDateTime(),
+            "attempted": Boolean(),
         },
         [
             (
@@ -285,6 +300,7 @@ async def settle(
                 settled.provider_message_id,
                 settled.sent_at,
                 settled.next_attempt_at,
+                settled.attempted,
             )
             for settled in settlements
         ],
@@ -301,6 +317,7 @@ def _settled_values(row: Mapping[str, ColumnElement[Any]], now: datetime) -> dic
     return {
         "status": case((back_to_pending, status_if_pending), else_=row["status"]),
         "error": case((back_to_pending, error_if_pending), else_=row["error"]),
+        "attempts": reports.c.attempts - case((row["attempted"], 0), else_=1),
         "provider_message_id": row["provider_message_id"],
         "sent_at": func.coalesce(row["sent_at"], reports.c.sent_at),
         "next_attempt_at": next_attempt_at,
