@@ -19,6 +19,7 @@ Graceful shutdown (the stop event): no new claims or hand-overs, in-flight calls
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import secrets
 import socket
@@ -216,6 +217,7 @@ class Worker:
         self._wake.clear()  # a wake-up from here on means "look again"
         now = self._clock.now()
         self._claimed_up_to = now  # everything due by then was looked at
+        ready: list[ClaimedReport] = []
         async with self._database.begin() as connection:
             claimed = await repository.claim(
                 connection,
@@ -227,8 +229,9 @@ class Worker:
             if claimed:
                 mailing_ids = list({report.mailing_id for report in claimed})
                 self._terms = await repository.mailing_terms(connection, mailing_ids)
-        self._held.extend(claimed)
+                ready = await self._screen(connection, claimed, now)
         self._drained = len(claimed) < self._settings.batch_size
+        self._held.extend(ready)
         if claimed:
             _log.debug(
                 "claimed reports",
@@ -237,13 +240,11 @@ class Worker:
             )
 
     async def _hand_over(self, size: int, stop: asyncio.Event) -> None:
-        """Screen a group, reserve its rate slots, mark it ``sending``, start its calls."""
-        group = [self._held.popleft() for _ in range(min(size, len(self._held)))]
-        try:
-            ready = await self._screen(group)
-        except BaseException:
-            self._held.extendleft(reversed(group))  # still ours (leased): try them again
-            raise
+        """Reserve the next group's rate slots, mark it ``sending``, start its calls."""
+        now = self._clock.now()
+        if any(self._must_wait(report, now) for report in itertools.islice(self._held, size)):
+            await self._screen_held(now)  # the window closed (or the end came) since the claim
+        ready = [self._held.popleft() for _ in range(min(size, len(self._held)))]
         if not ready:
             return
         ids = [report.id for report in ready]
@@ -306,9 +307,35 @@ class Worker:
         await repository.release(connection, [i for i in ids if i not in marked], owner=self.id)
         return marked
 
-    async def _screen(self, group: list[ClaimedReport]) -> list[ClaimedReport]:
-        """Keep what may go now; put off what is outside its send window, drop what has ended."""
-        now = self._clock.now()
+    def _must_wait(self, report: ClaimedReport, now: datetime) -> bool:
+        """Whether, by the terms read at the claim, the report may not go now."""
+        terms = self._terms.get(report.mailing_id)
+        if terms is None or now >= terms.end_at:
+            return True
+        return (
+            terms.window is not None and terms.window.next_opening(now, report.timezone) is not None
+        )
+
+    async def _screen_held(self, now: datetime) -> None:
+        """Screen every held report at once, keeping only those that may go now."""
+        held = list(self._held)
+        self._held.clear()
+        try:
+            async with self._database.begin() as connection:
+                ready = await self._screen(connection, held, now)
+        except BaseException:
+            self._held.extend(held)  # still ours (leased): try them again
+            raise
+        self._held.extend(ready)
+
+    async def _screen(
+        self, connection: AsyncConnection, group: list[ClaimedReport], now: datetime
+    ) -> list[ClaimedReport]:
+        """Keep what may go now; put off what is outside its send window, drop what has ended.
+
+        A whole claimed batch in one statement each, so reports waiting for their window cost
+        one transaction per batch, not one per rate-limit group.
+        """
         ready: list[ClaimedReport] = []
         put_off: dict[int, datetime] = {}
         ended: list[int] = []
@@ -322,16 +349,14 @@ class Worker:
                 ready.append(report)
             else:
                 put_off[report.id] = opening
-        if put_off or ended:
-            async with self._database.begin() as connection:
-                await repository.put_off(connection, put_off, owner=self.id, now=now)
-                await repository.release(connection, ended, owner=self.id)
-            if put_off:
-                _log.info(
-                    "outside the send window; put off until it opens",
-                    mailing_ids=sorted({r.mailing_id for r in group if r.id in put_off}),
-                    report_ids=sorted(put_off),
-                )
+        await repository.put_off(connection, put_off, owner=self.id, now=now)
+        await repository.release(connection, ended, owner=self.id)
+        if put_off:
+            _log.info(
+                "outside the send window; put off until it opens",
+                mailing_ids=sorted({r.mailing_id for r in group if r.id in put_off}),
+                report_ids=sorted(put_off),
+            )
         return ready
 
     def _on_answer(self, task: asyncio.Task[Settlement]) -> None:

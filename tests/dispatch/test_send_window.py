@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.providers.fake import FakeProvider
 from sms_sender.reports.models import ReportStatus
@@ -114,3 +116,29 @@ async def test_a_put_off_report_is_sent_by_a_running_engine_when_its_window_open
         await provider.wait_for_results(1)
     assert provider.calls[0].started_at == at(14)
     assert await arrange.statuses(mailing_id) == {"sent": 1}
+
+
+async def test_a_batch_outside_its_window_is_put_off_in_one_transaction(
+    arrange: Arrange, make_engine: EngineFactory, clock: FakeClock, clean_db: AsyncEngine
+) -> None:
+    await arrange.many_clients(300)
+    mailing_id = await arrange.mailing(lasts=timedelta(hours=10), send_window=("20:00", "21:00"))
+    provider = FakeProvider(clock=clock)
+    # One message a second: a rate-limit group of one, so a put-off per group would show.
+    worker = make_engine(provider, rate_limit=1.0).worker
+    transactions = 0
+
+    def count(_: object) -> None:
+        nonlocal transactions
+        transactions += 1
+
+    event.listen(clean_db.sync_engine, "begin", count)
+    try:
+        await worker.drain()
+    finally:
+        event.remove(clean_db.sync_engine, "begin", count)
+
+    assert provider.calls == []
+    assert set((await next_attempts(arrange, mailing_id)).values()) == {at(20)}
+    # The rate limiter's row, the claim (which screens the batch) and a last empty claim.
+    assert transactions <= 3
