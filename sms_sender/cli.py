@@ -114,8 +114,8 @@ def _serve_http(settings: Settings, host: str, port: int, *, with_engine: bool) 
 def worker(
     metrics_host: Annotated[str, typer.Option(help="Address for /metrics.")] = "127.0.0.1",
     metrics_port: Annotated[
-        int, typer.Option(help="Port for Prometheus /metrics; 0 turns it off.")
-    ] = 9100,
+        int, typer.Option(help="Port for Prometheus /metrics, e.g. 9100; 0 (default): off.")
+    ] = 0,
 ) -> None:
     """Run the scheduler and a worker without the API; start as many as needed on PostgreSQL.
 

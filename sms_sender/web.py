@@ -41,6 +41,8 @@ def get_clock(request: Request) -> Clock:
     return clock
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit runs before the response is sent, so a 201 means committed
+# (FastAPI otherwise finishes yield dependencies after the response has gone out).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]

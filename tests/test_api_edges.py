@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.messages import service as messages_service
 
@@ -74,3 +75,16 @@ async def test_a_slow_csv_upload_does_not_hold_up_other_requests(
         assert created.status_code == 201
     rest_of_file.set()
     assert (await upload).json()["imported"] == 2
+
+
+async def test_a_failed_commit_is_never_answered_201(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unit of work commits before the answer is sent, so a 201 means committed."""
+
+    async def commit_fails(_self: AsyncSession) -> None:
+        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(AsyncSession, "commit", commit_fails)
+    response = await client.post("/api/v1/messages", json={"text": "never stored"})
+    assert response.status_code == 500
