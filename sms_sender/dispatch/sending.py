@@ -125,6 +125,8 @@ class Sender:
                 sent_at=self.clock.now(),
             )
         error = result.error or result.outcome.value
+        if result.outcome is Outcome.EXPIRED:
+            return _settled(report, ReportStatus.EXPIRED, error=error)
         if result.outcome is Outcome.PERMANENT:
             _log.warning("message rejected", error=error)
             return _settled(report, ReportStatus.FAILED, error=error)

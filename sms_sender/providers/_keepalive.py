@@ -36,6 +36,10 @@ class ExchangeFailed(Exception):
     """No complete answer arrived; the message says why, fit for a report's error column."""
 
 
+class TooLate(Exception):
+    """The deadline passed before the request was written: nothing was sent."""
+
+
 class _Unparseable(Exception):
     pass
 
@@ -77,12 +81,23 @@ class KeepAlivePool:
         self._idle: list[_Connection] = []
         self._closed = False
 
-    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> HttpAnswer:
-        """POST ``body`` to ``path``; ExchangeFailed if no whole answer came in time."""
+    async def post(
+        self,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        write_before: float = float("inf"),
+    ) -> HttpAnswer:
+        """POST ``body`` to ``path``; ExchangeFailed if no whole answer came in time.
+
+        ``write_before`` is a deadline on the event loop's clock: waiting for a connection may
+        take a while, and the request is not written once it has passed (TooLate).
+        """
         request = self._encode_request(path, body, headers)
         try:
             async with asyncio.timeout(self._timeout), self._slots:
-                return await self._exchange(request)
+                return await self._exchange(request, write_before)
         except TimeoutError:
             raise ExchangeFailed(f"timeout: no answer within {self._timeout:g}s") from None
 
@@ -92,10 +107,13 @@ class KeepAlivePool:
         while self._idle:
             self._idle.pop().writer.close()
 
-    async def _exchange(self, request: bytes) -> HttpAnswer:
+    async def _exchange(self, request: bytes, write_before: float) -> HttpAnswer:
         connection = self._take_idle() or await self._connect()
         reusable = False
         try:
+            if asyncio.get_running_loop().time() >= write_before:
+                reusable = True  # nothing was written on it
+                raise TooLate
             connection.writer.write(request)
             await connection.writer.drain()
             answer, reusable = await _read_answer(connection.reader)

@@ -12,8 +12,10 @@ Contract for implementers:
 * ``idempotent = True`` only if sending the same ``OutgoingMessage.report_id`` twice delivers
   once (the gateway deduplicates on it). The engine then re-sends a message whose outcome was
   lost in a crash; otherwise such a message is marked ``interrupted`` and never sent again.
-* ``valid_for`` is how long until the mailing's end_at; pass it on where the gateway accepts a
-  validity period, so a message delayed inside the network is not delivered after the end.
+* ``valid_for`` is how long until the mailing's end_at, counted from the moment ``send`` is
+  called; pass it on where the gateway accepts a validity period. A provider that can still
+  wait before the message leaves (for a pooled connection, say) must not let it leave after
+  that: return ``SendResult.expired(...)`` instead.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     TRANSIENT = "transient"
     PERMANENT = "permanent"
+    EXPIRED = "expired"  # not sent: the mailing's end came before the message could leave
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,10 @@ class SendResult:
     @classmethod
     def permanent(cls, error: str) -> SendResult:
         return cls(Outcome.PERMANENT, error=error)
+
+    @classmethod
+    def expired(cls, error: str) -> SendResult:
+        return cls(Outcome.EXPIRED, error=error)
 
 
 class DeliveryStatus(StrEnum):

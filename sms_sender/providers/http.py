@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
-from sms_sender.providers._keepalive import ExchangeFailed, KeepAlivePool
+from sms_sender.providers._keepalive import ExchangeFailed, KeepAlivePool, TooLate
 from sms_sender.providers.base import OutgoingMessage, SendResult
 
 # Where JSON error bodies usually put a sentence a person can read.
@@ -55,19 +55,28 @@ class HttpProvider:
 
     async def send(self, batch: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
         # The engine bounds the batch size, so gathering the whole batch is its concurrency cap.
-        return await asyncio.gather(*(self._send_one(message) for message in batch))
+        now = asyncio.get_running_loop().time()
+        return await asyncio.gather(
+            *(
+                self._send_one(message, write_before=now + message.valid_for.total_seconds())
+                for message in batch
+            )
+        )
 
     async def aclose(self) -> None:
         await self._pool.aclose()
 
-    async def _send_one(self, message: OutgoingMessage) -> SendResult:
+    async def _send_one(self, message: OutgoingMessage, *, write_before: float) -> SendResult:
         body = {"id": message.report_id, "phone": int(message.phone), "text": message.text}
         try:
             answer = await self._pool.post(
                 f"/send/{message.report_id}",
                 json.dumps(body, ensure_ascii=False).encode(),
                 self._headers,
+                write_before=write_before,
             )
+        except TooLate:
+            return SendResult.expired("end_at passed while waiting for a gateway connection")
         except ExchangeFailed as exc:
             return SendResult.transient(str(exc))
         return classify_answer(answer.status, answer.body)

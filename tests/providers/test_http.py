@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -169,3 +171,23 @@ async def test_base_url_path_is_kept(gateway: ProbeGateway, make_message: Messag
 
     assert result.outcome is Outcome.ACCEPTED
     assert gateway.requests[0].path == "/api/v1/send/7"
+
+
+async def test_a_message_whose_end_passes_while_it_waits_for_a_connection_is_not_written(
+    gateway: ProbeGateway, make_message: MessageFactory
+) -> None:
+    """The end_at check is repeated right before the request is written to the socket."""
+    single = HttpProvider(url=gateway.url, token=TOKEN, timeout=5.0, max_connections=1)
+    gateway.script(79000000001, Answer.SLOW)  # holds the only connection for slow_seconds
+    slow = make_message(phone="79000000001")
+    short_lived = dataclasses.replace(
+        make_message(phone="79000000002"), valid_for=timedelta(milliseconds=200)
+    )
+    try:
+        results = await single.send([slow, short_lived])
+    finally:
+        await single.aclose()
+
+    assert results[0].outcome is Outcome.ACCEPTED
+    assert results[1].outcome is Outcome.EXPIRED
+    assert [request.path for request in gateway.requests] == [f"/send/{slow.report_id}"]
