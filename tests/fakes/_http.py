@@ -12,6 +12,7 @@ import asyncio
 import json
 import signal
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -204,3 +205,49 @@ async def serve_until_signalled(server: LoopbackServer, name: str) -> None:
         print(f"{name} listening on {server.base_url}", flush=True)
         await stop.wait()
     print(f"{name} stopped", file=sys.stderr, flush=True)
+
+
+class FakeService(ABC):
+    """What the fake gateways share: a loopback server, ``async with``, and waiting for state.
+
+    A subclass answers requests in ``_handle``, calls ``_notify()`` after each change, and says
+    in ``_progress()`` what it has seen, for the message of a wait that timed out.
+    """
+
+    def __init__(self, *, port: int) -> None:
+        self._changed = asyncio.Condition()
+        self._server = LoopbackServer(self._handle, port=port)
+
+    @property
+    def server(self) -> LoopbackServer:
+        return self._server
+
+    async def __aenter__(self) -> Self:
+        await self._server.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._server.stop()
+
+    @abstractmethod
+    async def _handle(self, request: Request) -> Response:
+        """The answer to one request."""
+
+    def _progress(self) -> str:
+        return ""
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _wait(self, reached: Callable[[], bool], what: str, within: float) -> None:
+        try:
+            async with asyncio.timeout(within), self._changed:
+                await self._changed.wait_for(reached)
+        except TimeoutError:
+            raise TimeoutError(f"waited {within:g}s for {what}; {self._progress()}") from None

@@ -32,14 +32,19 @@ import asyncio
 import subprocess
 import sys
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from tests.fakes._http import HangUp, LoopbackServer, Request, Response, serve_until_signalled
+from tests.fakes._http import (
+    FakeService,
+    HangUp,
+    Request,
+    Response,
+    serve_until_signalled,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +72,7 @@ class ReceivedMessage:
     answer: Answer
 
 
-class ProbeGateway:
+class ProbeGateway(FakeService):
     """The fake probe gateway; see the module docstring."""
 
     def __init__(
@@ -94,8 +99,7 @@ class ProbeGateway:
         self._record = record
         self._keep_history = keep_history
         self._scripts: defaultdict[int, deque[Answer]] = defaultdict(deque)
-        self._changed = asyncio.Condition()
-        self._server = LoopbackServer(self._handle, port=port)
+        super().__init__(port=port)
 
     @property
     def url(self) -> str:
@@ -116,21 +120,8 @@ class ProbeGateway:
     async def wait_for_accepted(self, count: int, within: float = 5.0) -> None:
         await self._wait(lambda: len(self.accepted_ids) >= count, f"{count} accepted", within)
 
-    async def __aenter__(self) -> Self:
-        await self._server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._server.stop()
-
-    @property
-    def server(self) -> LoopbackServer:
-        return self._server
+    def _progress(self) -> str:
+        return f"received {self.received_count}, accepted {len(self.accepted_ids)}"
 
     @property
     def connections_opened(self) -> int:
@@ -200,20 +191,6 @@ class ProbeGateway:
                 "duplicates": len(self.duplicates()),
             },
         )
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def _wait(self, reached: Callable[[], bool], what: str, within: float) -> None:
-        try:
-            async with asyncio.timeout(within), self._changed:
-                await self._changed.wait_for(reached)
-        except TimeoutError:
-            raise TimeoutError(
-                f"waited {within:g}s for {what}; received {self.received_count}, "
-                f"accepted {len(self.accepted_ids)}"
-            ) from None
 
 
 def _path_id(request: Request) -> int | None:

@@ -27,14 +27,12 @@ import base64
 import itertools
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
-from tests.fakes._http import LoopbackServer, Request, Response, serve_until_signalled
+from tests.fakes._http import FakeService, Request, Response, serve_until_signalled
 
 STATUS_NAMES = {
     0: "queue",
@@ -85,7 +83,7 @@ class SentSms:
         }
 
 
-class FakeSmsAero:
+class FakeSmsAero(FakeService):
     """The fake SMS Aero API; see the module docstring."""
 
     def __init__(
@@ -111,17 +109,12 @@ class FakeSmsAero:
         self._record = record
         self._scripts: defaultdict[str, deque[AeroAnswer]] = defaultdict(deque)
         self._ids = itertools.count(539_820_423)
-        self._changed = asyncio.Condition()
-        self._server = LoopbackServer(self._handle, port=port)
+        super().__init__(port=port)
 
     @property
     def url(self) -> str:
         """The base URL to configure as SMSAERO_URL."""
         return f"{self._server.base_url}/v2"
-
-    @property
-    def server(self) -> LoopbackServer:
-        return self._server
 
     def script(self, number: str, *answers: AeroAnswer) -> None:
         """The next sends to ``number`` get these answers in order, then ``default_answer``."""
@@ -129,6 +122,9 @@ class FakeSmsAero:
 
     def set_status(self, message_id: int | str, status: int) -> None:
         self.messages[int(message_id)].status = status
+
+    def _progress(self) -> str:
+        return f"have {len(self.messages)}"
 
     def accepted_numbers(self) -> list[str]:
         return [sms.number for sms in self.messages.values()]
@@ -140,18 +136,6 @@ class FakeSmsAero:
 
     async def wait_for_messages(self, count: int, within: float = 5.0) -> None:
         await self._wait(lambda: len(self.messages) >= count, f"{count} messages", within)
-
-    async def __aenter__(self) -> Self:
-        await self._server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._server.stop()
 
     async def _handle(self, request: Request) -> Response:
         self.requests.append(request)
@@ -194,19 +178,6 @@ class FakeSmsAero:
         if sms is None:
             return _envelope(404, None, "Message not found.")
         return _envelope(200, sms.as_data(), None)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def _wait(self, reached: Callable[[], bool], what: str, within: float) -> None:
-        try:
-            async with asyncio.timeout(within), self._changed:
-                await self._changed.wait_for(reached)
-        except TimeoutError:
-            raise TimeoutError(
-                f"waited {within:g}s for {what}; have {len(self.messages)}"
-            ) from None
 
 
 def _fields(request: Request) -> dict[str, Any]:
