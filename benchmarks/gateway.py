@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, cast
 
-from tests.fakes._http import serve_until_signalled
+from tests.fakes._http import serve_until_signalled, start_listening_process
 from tests.fakes.gateway import ProbeGateway
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -67,23 +66,11 @@ class Gateway:
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Self:
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                *("-m", "benchmarks.gateway"),
-                *("--latency-ms", str(self.latency_ms)),
-                *("--record", str(self.record)),
-            ],
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
+        self._process, self.url = start_listening_process(
+            "benchmarks.gateway",
+            ["--latency-ms", str(self.latency_ms), "--record", str(self.record)],
+            PROJECT_ROOT,
         )
-        ready = self._process.stdout.readline() if self._process.stdout else ""
-        if "listening on " not in ready:
-            self._process.kill()
-            self._process.wait()
-            raise RuntimeError(f"the fake gateway did not start (it said {ready!r})")
-        self.url = ready.rsplit("listening on ", 1)[1].strip()
         return self
 
     def __exit__(

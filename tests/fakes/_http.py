@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
+from subprocess import Popen
 from types import TracebackType
 from typing import Any, Self
 
@@ -251,3 +254,16 @@ class FakeService(ABC):
                 await self._changed.wait_for(reached)
         except TimeoutError:
             raise TimeoutError(f"waited {within:g}s for {what}; {self._progress()}") from None
+
+
+def start_listening_process(module: str, arguments: list[str], cwd: Path) -> tuple[Popen[str], str]:
+    """``python -m module arguments…`` and the URL its first line says it listens on."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *arguments], cwd=cwd, stdout=subprocess.PIPE, text=True
+    )
+    ready = process.stdout.readline() if process.stdout else ""
+    if "listening on " not in ready:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"{module} did not start (it said {ready!r})")
+    return process, ready.rsplit("listening on ", 1)[1].strip()

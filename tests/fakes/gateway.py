@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import subprocess
-import sys
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from enum import StrEnum
@@ -44,6 +43,7 @@ from tests.fakes._http import (
     Request,
     Response,
     serve_until_signalled,
+    start_listening_process,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -250,17 +250,9 @@ class GatewayProcess:
         self.url = ""
 
     def __enter__(self) -> Self:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.gateway", "--port", "0", *self._arguments],
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
+        self._process, self.url = start_listening_process(
+            "tests.fakes.gateway", ["--port", "0", *self._arguments], PROJECT_ROOT
         )
-        ready = self._process.stdout.readline() if self._process.stdout else ""
-        if "listening on " not in ready:
-            self._process.kill()
-            raise RuntimeError(f"the fake gateway did not start (said {ready!r})")
-        self.url = ready.rsplit("listening on ", 1)[1].strip()
         return self
 
     def __exit__(
