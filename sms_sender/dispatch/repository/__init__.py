@@ -23,21 +23,23 @@ from sms_sender.dispatch.repository._schedule import (
     mailings_to_start,
     next_mailing_event_at,
 )
-from sms_sender.dispatch.repository._work import (
+from sms_sender.dispatch.repository._settle import (
     ENDED_BEFORE_SEND,
-    ClaimedReport,
-    MailingTerms,
     Reclaimed,
     Settlement,
+    reclaim,
+    settle,
+)
+from sms_sender.dispatch.repository._work import (
+    ClaimedReport,
+    MailingTerms,
     claim,
     hand_over,
     mailing_terms,
     next_due_at,
     put_off,
-    reclaim,
     release,
     renew,
-    settle,
 )
 
 # Errors that say "the database (or the network to it) is unavailable right now".

@@ -1,11 +1,11 @@
-"""Shared pieces of the engine's SQL: the tables, and one statement for many rows' values."""
+"""Shared pieces of the engine's SQL: the tables, a report's mailing, one update for many rows."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, column, func, update
+from sqlalchemy import ColumnElement, Table, bindparam, column, func, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
@@ -15,6 +15,11 @@ from sms_sender.reports.models import Report, ReportStatus
 
 reports: Table = Report.__table__  # type: ignore[assignment]
 mailings: Table = Mailing.__table__  # type: ignore[assignment]
+
+
+def of_mailing(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A column of the report's mailing, read in the same statement as the report's update."""
+    return select(column).where(mailings.c.id == reports.c.mailing_id).scalar_subquery()
 
 
 RowValues = Callable[[Mapping[str, ColumnElement[Any]]], dict[str, Any]]

@@ -1,0 +1,186 @@
+"""How a worker's sends end: answers settled in batches, abandoned sends reclaimed.
+
+A report that goes back to ``pending`` either way is closed instead when it can never be sent
+(see :func:`_unless_closed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, ColumnElement, String, case, func, literal, or_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sms_sender.db import UTCDateTime
+from sms_sender.dispatch.repository._rows import (
+    mailings,
+    of_mailing,
+    reports,
+    status_is,
+    update_each,
+)
+from sms_sender.mailings.models import MailingStatus
+from sms_sender.reports.models import ReportStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How one send ended, as it is written to its report."""
+
+    report_id: int
+    mailing_id: int
+    client_id: int | None
+    status: ReportStatus
+    error: str | None = None
+    provider_message_id: str | None = None
+    sent_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    # False when the provider was never called (shutdown before the call, a window that
+    # closed): the attempt counted at hand-over is given back.
+    attempted: bool = True
+
+
+CLIENT_DELETED = "client deleted"
+MAILING_CANCELLED = "mailing cancelled"
+ENDED_BEFORE_SEND = "end_at reached before it could be sent"
+
+
+def _unless_closed(
+    next_attempt_at: ColumnElement[Any], error: ColumnElement[Any]
+) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """Status and error of a report going back to ``pending``, unless it can never be sent.
+
+    Cancel and end_at close only ``pending`` reports, and claims take only those of running
+    mailings and live clients; a report that returns to ``pending`` after either would wait
+    forever. So the return itself looks at the mailing and client as they are now:
+    ``cancelled`` for a deleted client or a cancelled mailing, ``expired`` for a finished
+    mailing or a next attempt at or after end_at.
+    """
+    mailing_status = of_mailing(mailings.c.status)
+    end_at = of_mailing(mailings.c.end_at)
+    client_deleted = reports.c.client_id.is_(None)
+    cancelled = mailing_status == MailingStatus.CANCELLED.value
+    ended = or_(mailing_status == MailingStatus.FINISHED.value, next_attempt_at >= end_at)
+    status = case(
+        (client_deleted, ReportStatus.CANCELLED.value),
+        (cancelled, ReportStatus.CANCELLED.value),
+        (ended, ReportStatus.EXPIRED.value),
+        else_=ReportStatus.PENDING.value,
+    )
+    reason = case(
+        (client_deleted, CLIENT_DELETED),
+        (cancelled, MAILING_CANCELLED),
+        (ended, ENDED_BEFORE_SEND),
+        else_=error,
+    )
+    return status, reason
+
+
+async def settle(
+    connection: AsyncConnection, settlements: Sequence[Settlement], *, owner: str, now: datetime
+) -> int:
+    """Write the outcome of sends, leaving alone reports no longer ``sending`` under our lease."""
+    return await update_each(
+        connection,
+        {
+            "id": BigInteger(),
+            "status": String(),
+            "error": String(),
+            "provider_message_id": String(),
+            "sent_at": UTCDateTime(),
+            "next_attempt_at": UTCDateTime(),
+            "attempted": Boolean(),
+        },
+        [
+            (
+                settled.report_id,
+                settled.status.value,
+                settled.error,
+                settled.provider_message_id,
+                settled.sent_at,
+                settled.next_attempt_at,
+                settled.attempted,
+            )
+            for settled in settlements
+        ],
+        lambda row: _settled_values(row, now),
+        guard=[status_is(ReportStatus.SENDING), reports.c.lease_owner == owner],
+    )
+
+
+def _settled_values(row: Mapping[str, ColumnElement[Any]], now: datetime) -> dict[str, Any]:
+    """A settlement's columns; one that goes back to ``pending`` may close instead (see above)."""
+    next_attempt_at = func.coalesce(row["next_attempt_at"], reports.c.next_attempt_at)
+    status_if_pending, error_if_pending = _unless_closed(next_attempt_at, row["error"])
+    back_to_pending = row["status"] == ReportStatus.PENDING.value
+    return {
+        "status": case((back_to_pending, status_if_pending), else_=row["status"]),
+        "error": case((back_to_pending, error_if_pending), else_=row["error"]),
+        "attempts": reports.c.attempts - case((row["attempted"], 0), else_=1),
+        "provider_message_id": row["provider_message_id"],
+        "sent_at": func.coalesce(row["sent_at"], reports.c.sent_at),
+        "next_attempt_at": next_attempt_at,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Reclaimed:
+    report_id: int
+    mailing_id: int
+    client_id: int | None
+    status: str
+
+
+async def reclaim(
+    connection: AsyncConnection,
+    *,
+    now: datetime,
+    in_flight: Sequence[int],
+    resendable_provider: str | None,
+) -> list[Reclaimed]:
+    """Settle ``sending`` reports whose lease expired: their outcome is unknown.
+
+    A live worker renews the leases of its sends, so an expired one means its worker died, or
+    lost track of it (a commit whose answer never arrived). They become ``interrupted`` and are
+    never sent again, except those last handed to ``resendable_provider`` (an idempotent
+    provider: a repeat is delivered once), which go back to ``pending``, or close if they can
+    never be sent (see :func:`_unless_closed`). ``in_flight``: the calling worker's own sends,
+    alive whatever their lease says. Reports merely claimed (still ``pending``) need nothing:
+    an expired lease makes them claimable again.
+    """
+    abandoned = [
+        reports.c.status == ReportStatus.SENDING,
+        reports.c.lease_expires_at < now,
+        reports.c.id.not_in(list(in_flight)),
+    ]
+    returning = (reports.c.id, reports.c.mailing_id, reports.c.client_id, reports.c.status)
+    cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    reclaimed: list[Reclaimed] = []
+    if resendable_provider is not None:
+        resent_status, resent_error = _unless_closed(
+            literal(now, UTCDateTime()), literal(None, String())
+        )
+        rows = await connection.execute(
+            update(reports)
+            .where(*abandoned, reports.c.provider == resendable_provider)
+            .values(status=resent_status, error=resent_error, next_attempt_at=now, **cleared)
+            .returning(*returning)
+        )
+        reclaimed += [Reclaimed(*row) for row in rows]
+    rows = await connection.execute(
+        update(reports)
+        .where(*abandoned)
+        .values(
+            status=ReportStatus.INTERRUPTED,
+            error="outcome unknown: the worker sending it stopped mid-send; not sent again",
+            **cleared,
+        )
+        .returning(*returning)
+    )
+    return reclaimed + [Reclaimed(*row) for row in rows]
