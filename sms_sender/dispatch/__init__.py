@@ -1,7 +1,7 @@
 """The delivery engine: starts mailings on time and sends their messages at most once.
 
-``DeliveryEngine`` is the face; ``scheduler``, ``worker`` (with ``sending``), ``retry``,
-``ratelimit``, ``window`` (send windows), ``tracking`` (delivery status) and ``wakeups``
+``DeliveryEngine`` is the face; ``scheduler``, ``worker`` (with ``handover`` and ``sending``),
+``retry``, ``ratelimit``, ``window`` (send windows), ``tracking`` (delivery status) and ``wakeups``
 (stop and LISTEN/NOTIFY) are its parts, and ``repository`` holds all of their SQL.
 """
 

@@ -8,7 +8,8 @@ A report's life in one worker, and what a crash at each point leaves behind:
    and the shared rate limit allow) it is marked ``sending`` and *committed*, after a last
    check that its mailing is still running. A crash from here on leaves ``sending`` with an
    expiring lease: the gateway may have the message, so it becomes ``interrupted`` and is never
-   sent again (unless the provider is idempotent). See :func:`repository.reclaim`.
+   sent again (unless the provider is idempotent). See :func:`repository.reclaim`; the
+   hand-over itself is :mod:`sms_sender.dispatch.handover`.
 3. **settled** — the answers are written together, a batch per statement, guarded so that a
    report cancelled or reclaimed meanwhile is not overwritten.
 
@@ -19,23 +20,21 @@ Graceful shutdown (the stop event): no new claims or hand-overs, in-flight calls
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import secrets
 import socket
-import time
-from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
 from sms_sender.db import CHANNEL_REPORTS, Notifier
 from sms_sender.dispatch import repository
-from sms_sender.dispatch.ratelimit import PROMPT, RateLimiter, Reservation
+from sms_sender.dispatch.handover import HandOver
+from sms_sender.dispatch.ratelimit import RateLimiter
 from sms_sender.dispatch.repository import ClaimedReport, MailingTerms, Settlement
 from sms_sender.dispatch.results import Results
 from sms_sender.dispatch.retry import RetryPolicy
@@ -95,8 +94,15 @@ class Worker:
             # A provider call may not outlive its lease, or a live send would look abandoned.
             timeout=settings.lease_seconds / 2,
         )
-        self._held: deque[ClaimedReport] = deque()
-        self._terms: dict[int, MailingTerms] = {}
+        self._hand_over = HandOver(
+            database=database,
+            clock=clock,
+            owner=self.id,
+            provider_name=provider.name,
+            lease=self._lease,
+            limiter=self._limiter,
+            start_send=self._start_send,
+        )
         self._in_flight: dict[asyncio.Task[Settlement], ClaimedReport] = {}
         self._results = Results(
             database=database,
@@ -153,9 +159,9 @@ class Worker:
         if now >= self._next_reclaim_at:
             await self.reclaim()
         self._results.write_when_due()
-        if not self._held and not self._drained:
+        if not self._hand_over.held and not self._drained:
             await self._claim()
-        if self._held or self._in_flight:
+        if self._hand_over.held or self._in_flight:
             await self._advance(stop)
         else:
             await self._results.flush()
@@ -167,19 +173,21 @@ class Worker:
         await self.prepare()
         while True:
             await self._claim()
-            if not self._held and not self._in_flight:
+            if not self._hand_over.held and not self._in_flight:
                 return
-            while self._held or self._in_flight:
+            while self._hand_over.held or self._in_flight:
                 await self._advance(never)
                 self._results.write_when_due()
             await self._results.flush()
 
     async def _advance(self, stop: asyncio.Event) -> None:
         """Hand over the next group as concurrency slots free up, or wait for answers."""
-        if not self._held:
+        if not self._hand_over.held:
             await self._wait_for_answers(self._settings.concurrency)
             return
-        group = min(len(self._held), self._limiter.group_size(), self._settings.concurrency)
+        group = min(
+            len(self._hand_over.held), self._limiter.group_size(), self._settings.concurrency
+        )
         enough = max(1, group // 4)
         if self._free_slots() < enough:
             # Answers often come in bursts: a moment's wait makes one hand-over of many
@@ -187,7 +195,7 @@ class Worker:
             # of a group keeps the slots busy when answers trickle in.
             await self._wait_for_answers(enough)
         if self._free_slots() > 0 and not stop.is_set():
-            await self._hand_over(min(self._free_slots(), group), stop)
+            await self._hand_over.next_group(min(self._free_slots(), group), stop)
 
     def _free_slots(self) -> int:
         return self._settings.concurrency - len(self._in_flight)
@@ -227,137 +235,20 @@ class Worker:
                 limit=self._settings.batch_size,
             )
             if claimed:
-                mailing_ids = list({report.mailing_id for report in claimed})
-                self._terms = await repository.mailing_terms(connection, mailing_ids)
-                ready = await self._screen(connection, claimed, now)
+                ready = await self._hand_over.admit(connection, claimed, now)
         self._drained = len(claimed) < self._settings.batch_size
-        self._held.extend(ready)
+        self._hand_over.held.extend(ready)
         if claimed:
             _log.debug(
                 "claimed reports",
-                mailing_ids=sorted(self._terms),
+                mailing_ids=sorted(self._hand_over.terms),
                 report_ids=[report.id for report in claimed],
             )
 
-    async def _hand_over(self, size: int, stop: asyncio.Event) -> None:
-        """Reserve the next group's rate slots, mark it ``sending``, start its calls."""
-        now = self._clock.now()
-        if any(self._must_wait(report, now) for report in itertools.islice(self._held, size)):
-            await self._screen_held(now)  # the window closed (or the end came) since the claim
-        ready = [self._held.popleft() for _ in range(min(size, len(self._held)))]
-        if not ready:
-            return
-        ids = [report.id for report in ready]
-        try:
-            await self._mark_and_send(ready, ids, stop)
-        except BaseException:
-            # Not marked, or marked without our knowing: a retry marks only the former; the
-            # latter stay ``sending``, are not renewed and are reclaimed when their lease ends.
-            self._held.extendleft(reversed(ready))
-            raise
-
-    async def _mark_and_send(
-        self, ready: list[ClaimedReport], ids: list[int], stop: asyncio.Event
-    ) -> None:
-        """Reserve rate slots, mark ``sending`` (committed), then start one call per report."""
-        handed = await self._mark_if_slots_are_free(ids)
-        if handed is None:  # the shared rate is taken for now: reserve, wait, then mark
-            async with self._database.begin() as connection:
-                reservation = await self._limiter.reserve(connection, len(ids))
-            if await _stopped_before(reservation.first_at, stop):
-                await self._release(ids)
-                return
-            async with self._database.begin() as connection:
-                handed = await self._mark(connection, ids), reservation
-        marked, reservation = handed
-        for index, report in enumerate(report for report in ready if report.id in marked):
-            terms = marked[report.id]  # as they are now: the mailing may have been edited
-            task = asyncio.create_task(self._sender.send(report, terms, reservation.slot(index)))
-            self._in_flight[task] = report
-            task.add_done_callback(self._on_answer)
-
-    async def _mark_if_slots_are_free(
-        self, ids: list[int]
-    ) -> tuple[dict[int, MailingTerms], Reservation] | None:
-        """Mark and reserve in one transaction, unless the slots are not free at once (None).
-
-        The common case costs one round trip. When other workers hold the rate for a while,
-        the transaction is rolled back: a report must not wait in ``sending`` for its slot.
-        """
-        async with self._database.connect() as connection:
-            async with connection.begin() as transaction:
-                marked = await self._mark(connection, ids)
-                reservation = await self._limiter.reserve(connection, max(1, len(marked)))
-                if reservation.delay() > PROMPT:
-                    await transaction.rollback()
-                    return None
-            return marked, reservation
-
-    async def _mark(self, connection: AsyncConnection, ids: list[int]) -> dict[int, MailingTerms]:
-        now = self._clock.now()
-        marked = await repository.hand_over(
-            connection,
-            ids,
-            owner=self.id,
-            provider=self._provider.name,
-            now=now,
-            lease_until=now + self._lease,
-        )
-        # Not marked: its mailing was paused, cancelled or ended, or its client deleted.
-        await repository.release(connection, [i for i in ids if i not in marked], owner=self.id)
-        return marked
-
-    def _must_wait(self, report: ClaimedReport, now: datetime) -> bool:
-        """Whether, by the terms read at the claim, the report may not go now."""
-        terms = self._terms.get(report.mailing_id)
-        if terms is None or now >= terms.end_at:
-            return True
-        return (
-            terms.window is not None and terms.window.next_opening(now, report.timezone) is not None
-        )
-
-    async def _screen_held(self, now: datetime) -> None:
-        """Screen every held report at once, keeping only those that may go now."""
-        held = list(self._held)
-        self._held.clear()
-        try:
-            async with self._database.begin() as connection:
-                ready = await self._screen(connection, held, now)
-        except BaseException:
-            self._held.extend(held)  # still ours (leased): try them again
-            raise
-        self._held.extend(ready)
-
-    async def _screen(
-        self, connection: AsyncConnection, group: list[ClaimedReport], now: datetime
-    ) -> list[ClaimedReport]:
-        """Keep what may go now; put off what is outside its send window, drop what has ended.
-
-        A whole claimed batch in one statement each, so reports waiting for their window cost
-        one transaction per batch, not one per rate-limit group.
-        """
-        ready: list[ClaimedReport] = []
-        put_off: dict[int, datetime] = {}
-        ended: list[int] = []
-        for report in group:
-            terms = self._terms.get(report.mailing_id)
-            if terms is None or now >= terms.end_at:
-                ended.append(report.id)  # the scheduler expires it (or it was deleted)
-                continue
-            opening = terms.window.next_opening(now, report.timezone) if terms.window else None
-            if opening is None:
-                ready.append(report)
-            else:
-                put_off[report.id] = opening
-        await repository.put_off(connection, put_off, owner=self.id, now=now)
-        await repository.release(connection, ended, owner=self.id)
-        if put_off:
-            _log.info(
-                "outside the send window; put off until it opens",
-                mailing_ids=sorted({r.mailing_id for r in group if r.id in put_off}),
-                report_ids=sorted(put_off),
-            )
-        return ready
+    def _start_send(self, report: ClaimedReport, terms: MailingTerms, slot: float) -> None:
+        task = asyncio.create_task(self._sender.send(report, terms, slot))
+        self._in_flight[task] = report
+        task.add_done_callback(self._on_answer)
 
     def _on_answer(self, task: asyncio.Task[Settlement]) -> None:
         report = self._in_flight.pop(task)
@@ -412,19 +303,15 @@ class Worker:
 
     async def _renew_leases(self) -> None:
         now = self._clock.now()
-        held = [report.id for report in self._held] + self._sending_ids()
+        held = [report.id for report in self._hand_over.held] + self._sending_ids()
         async with self._database.begin() as connection:
             await repository.renew(connection, held, owner=self.id, lease_until=now + self._lease)
         self._next_renewal_at = now + self._lease / 3
 
-    async def _release(self, report_ids: list[int]) -> None:
-        async with self._database.begin() as connection:
-            await repository.release(connection, report_ids, owner=self.id)
-
     async def _shut_down(self) -> None:
-        held = [report.id for report in self._held]
-        self._held.clear()
-        await self._release(held)
+        held = [report.id for report in self._hand_over.held]
+        self._hand_over.held.clear()
+        await self._hand_over.release(held)
         if self._in_flight:
             _log.info("waiting for sends in flight", count=len(self._in_flight))
             await asyncio.wait(list(self._in_flight), timeout=self._tuning.shutdown_grace)
@@ -434,14 +321,3 @@ class Worker:
             await asyncio.wait(list(self._in_flight))
         await self._results.flush()
         _log.info("worker stopped", worker_id=self.id, released=len(held))
-
-
-async def _stopped_before(monotonic_at: float, stop: asyncio.Event) -> bool:
-    """Wait until ``monotonic_at``; True if ``stop`` was set first."""
-    delay = monotonic_at - time.monotonic()
-    if delay > 0 and not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), delay)
-        except TimeoutError:
-            return False
-    return stop.is_set()
