@@ -11,7 +11,6 @@ stops it, and reads the record back (``calls()`` once it has stopped).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import subprocess
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, cast
 
+from sms_sender.cli import run_event_loop
 from tests.fakes._http import serve_until_signalled, start_listening_process
 from tests.fakes.gateway import ProbeGateway
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--record", type=Path, required=True)
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.latency_ms / 1000, args.record))
+    run_event_loop(_serve(args.latency_ms / 1000, args.record))
 
 
 async def _serve(latency: float, record_path: Path) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import signal
 from collections.abc import Sequence
 
+from sms_sender.cli import run_event_loop
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
@@ -60,4 +61,4 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 if __name__ == "__main__":
-    asyncio.run(run())
+    run_event_loop(run())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import prometheus_client
 import typer
@@ -37,8 +37,21 @@ token_app = typer.Typer(
 app.add_typer(token_app, name="token")
 
 T = TypeVar("T")
+
+_new_event_loop: Callable[[], asyncio.AbstractEventLoop]
+try:  # libuv's event loop: about twice as fast for the engine's many small tasks and sockets
+    from uvloop import new_event_loop as _new_event_loop
+except ImportError:  # not built for this platform (Windows): asyncio's own loop
+    _new_event_loop = asyncio.new_event_loop
+
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
+
+
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to completion on the fastest event loop available here."""
+    with asyncio.Runner(loop_factory=_new_event_loop) as runner:
+        return runner.run(main)
 
 
 def _settings() -> Settings:
@@ -62,7 +75,7 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
             await engine.dispose()
 
     try:
-        return asyncio.run(run())
+        return run_event_loop(run())
     except AppError as error:
         typer.echo(f"error: {error.detail}", err=True)
         raise typer.Exit(1) from None
@@ -80,7 +93,7 @@ def migrate() -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
+    run_event_loop(run())
     typer.echo("database is at the newest schema")
 
 
@@ -107,7 +120,7 @@ def _serve_http(settings: Settings, host: str, port: int, *, with_engine: bool) 
         config = uvicorn.Config(application, host=host, port=port, log_config=None)
         await uvicorn.Server(config).serve()
 
-    asyncio.run(run())
+    run_event_loop(run())
 
 
 @app.command()
@@ -143,7 +156,7 @@ def worker(
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
+    run_event_loop(run())
 
 
 @app.command("import")
