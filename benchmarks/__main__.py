@@ -1,4 +1,4 @@
-"""``python -m benchmarks run [--size tiny|full] [--only NAME] [--db …] [--json PATH]``."""
+"""``python -m benchmarks run [--size tiny|medium|full] [--only NAME] [--db …] [--json PATH]``."""
 
 from __future__ import annotations
 

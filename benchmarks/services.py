@@ -20,6 +20,9 @@ SMS_SENDER = str(Path(sys.executable).with_name("sms-sender"))
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Set by ``python -m benchmarks run --profile DIR``: every process is sampled by py-spy.
 PROFILE_DIR_ENV = "SMS_SENDER_BENCH_PROFILE_DIR"
+# What a deployment sets (deploy/k8s/settings.env); the console format is for a person at a
+# terminal. A figure's own settings may override it.
+PRODUCTION_LOGGING = {"log_format": "json"}
 
 
 class ServiceProcess:
@@ -29,7 +32,10 @@ class ServiceProcess:
         self.command = command
         self._environment = {
             **os.environ,
-            **{f"SMS_SENDER_{name.upper()}": value for name, value in settings.items()},
+            **{
+                f"SMS_SENDER_{name.upper()}": value
+                for name, value in {**PRODUCTION_LOGGING, **settings}.items()
+            },
         }
         self.log = log
         self._process: subprocess.Popen[bytes] | None = None

@@ -55,6 +55,22 @@ SIZES = {
         api_clients=5_000,
         api_requests=50,
     ),
+    # A few minutes: for comparing a change before and after, not for the published table.
+    "medium": Sizes(
+        name="medium",
+        fanout_clients=200_000,
+        ceiling_reports=50_000,
+        http_reports=20_000,
+        latency_reports=5_000,
+        scale_out_reports=4_000,
+        start_lag_mailings=20,
+        cutoff_reports=10_000,
+        cutoff_seconds=2.0,
+        rss_reports=(20_000, 100_000),
+        import_clients=200_000,
+        api_clients=200_000,
+        api_requests=1_000,
+    ),
     "full": Sizes(
         name="full",
         fanout_clients=1_000_000,

@@ -23,11 +23,8 @@ pytestmark = pytest.mark.usefixtures("clean_db")
 def json_log_lines() -> Iterator[io.StringIO]:
     """Logs go to a buffer as JSON, as with SMS_SENDER_LOG_FORMAT=json."""
     structlog.reset_defaults()
-    configure_logging(LogFormat.JSON, "INFO")
     buffer = io.StringIO()
-    handler = logging.getLogger().handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(buffer)
+    configure_logging(LogFormat.JSON, "INFO", stream=buffer)
     yield buffer
     structlog.reset_defaults()
     logging.getLogger().handlers.clear()
