@@ -45,7 +45,7 @@ class HandOver:
         start_send: StartSend,
     ) -> None:
         self.held: deque[ClaimedReport] = deque()
-        self.terms: dict[int, MailingTerms] = {}  # of the mailings claimed last, as read then
+        self.terms: dict[int, MailingTerms] = {}  # of the held reports' mailings, as read then
         self._database = database
         self._clock = clock
         self._owner = owner
@@ -59,7 +59,12 @@ class HandOver:
     ) -> list[ClaimedReport]:
         """Read the claimed reports' mailing terms; the reports that may go now."""
         mailing_ids = list({report.mailing_id for report in claimed})
-        self.terms = await repository.mailing_terms(connection, mailing_ids)
+        fresh = await repository.mailing_terms(connection, mailing_ids)
+        # Reports of an earlier claim may still be held (claims run ahead of the hand-over).
+        still_held = {report.mailing_id for report in self.held}
+        self.terms = {
+            mailing_id: terms for mailing_id, terms in self.terms.items() if mailing_id in still_held
+        } | fresh
         return await self._screen(connection, claimed, now)
 
     async def next_group(self, size: int, stop: asyncio.Event) -> None:

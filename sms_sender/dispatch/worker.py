@@ -113,6 +113,7 @@ class Worker:
             linger=self._tuning.result_linger,
         )
         self._drained = False
+        self._claiming: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._enough_free = asyncio.Event()
         self._slots_wanted = settings.concurrency
@@ -159,13 +160,31 @@ class Worker:
         if now >= self._next_reclaim_at:
             await self.reclaim()
         self._results.write_when_due()
-        if not self._hand_over.held and not self._drained:
-            await self._claim()
+        self._collect_claim()
+        if not self._drained and self._claiming is None:
+            if len(self._hand_over.held) < self._settings.batch_size:
+                # Claim the next batch while this one is being sent, so the slots never wait
+                # for a claim's round trip.
+                self._claiming = asyncio.create_task(self._claim())
+        if not self._hand_over.held and self._claiming is not None:
+            await self._claimed()  # nothing to hand over before it lands
         if self._hand_over.held or self._in_flight:
             await self._advance(stop)
         else:
             await self._results.flush()
             await self._idle(stop)
+
+    def _collect_claim(self) -> None:
+        """Take the result of a claim that ran in the background: its error, if any."""
+        if self._claiming is not None and self._claiming.done():
+            claiming, self._claiming = self._claiming, None
+            claiming.result()
+
+    async def _claimed(self) -> None:
+        """Wait for the claim running in the background."""
+        if self._claiming is not None:
+            await asyncio.wait([self._claiming])
+            self._collect_claim()
 
     async def drain(self) -> None:
         """Send everything due now and write the results (tests and benchmarks)."""
@@ -309,6 +328,9 @@ class Worker:
         self._next_renewal_at = now + self._lease / 3
 
     async def _shut_down(self) -> None:
+        if self._claiming is not None:  # let it finish, so what it claimed is released below
+            await asyncio.wait([self._claiming])
+            self._claiming = None
         held = [report.id for report in self._hand_over.held]
         self._hand_over.held.clear()
         await self._hand_over.release(held)
