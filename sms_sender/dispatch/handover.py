@@ -62,9 +62,8 @@ class HandOver:
         fresh = await repository.mailing_terms(connection, mailing_ids)
         # Reports of an earlier claim may still be held (claims run ahead of the hand-over).
         still_held = {report.mailing_id for report in self.held}
-        self.terms = {
-            mailing_id: terms for mailing_id, terms in self.terms.items() if mailing_id in still_held
-        } | fresh
+        kept = {id_: terms for id_, terms in self.terms.items() if id_ in still_held}
+        self.terms = kept | fresh
         return await self._screen(connection, claimed, now)
 
     async def next_group(self, size: int, stop: asyncio.Event) -> None:

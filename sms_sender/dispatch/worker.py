@@ -161,11 +161,10 @@ class Worker:
             await self.reclaim()
         self._results.write_when_due()
         self._collect_claim()
-        if not self._drained and self._claiming is None:
-            if len(self._hand_over.held) < self._settings.batch_size:
-                # Claim the next batch while this one is being sent, so the slots never wait
-                # for a claim's round trip.
-                self._claiming = asyncio.create_task(self._claim())
+        if self._wants_claim():
+            # Claim the next batch while this one is being sent, so the slots never wait for
+            # a claim's round trip.
+            self._claiming = asyncio.create_task(self._claim())
         if not self._hand_over.held and self._claiming is not None:
             await self._claimed()  # nothing to hand over before it lands
         if self._hand_over.held or self._in_flight:
@@ -173,6 +172,10 @@ class Worker:
         else:
             await self._results.flush()
             await self._idle(stop)
+
+    def _wants_claim(self) -> bool:
+        held = len(self._hand_over.held)
+        return not self._drained and self._claiming is None and held < self._settings.batch_size
 
     def _collect_claim(self) -> None:
         """Take the result of a claim that ran in the background: its error, if any."""
