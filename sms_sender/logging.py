@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 from sms_sender.config import LogFormat
@@ -90,12 +91,9 @@ def configure_logging(
     _configure_library_logging(shared, level_number)
 
 
-def _json_lines(logger: Any, method_name: str, event_dict: structlog.types.EventDict) -> Any:
+def _json_lines(logger: Any, method_name: str, event_dict: structlog.types.EventDict) -> str:
     event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
-    return _JSON(logger, method_name, event_dict)
-
-
-_JSON = structlog.processors.JSONRenderer()
+    return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _configure_library_logging(shared: list[structlog.types.Processor], level: int) -> None:
