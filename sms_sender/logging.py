@@ -30,7 +30,7 @@ class _Output:
     tests do) takes effect everywhere.
     """
 
-    stream: TextIO = sys.stderr
+    stream: TextIO | None = None  # None: whatever sys.stderr is when the line is written
     renderer: structlog.types.Processor = structlog.dev.ConsoleRenderer(colors=False)
     lock = threading.Lock()
 
@@ -46,9 +46,13 @@ class _LineLogger:
         self.name = name
 
     def msg(self, line: str) -> None:
+        stream = _Output.stream or sys.stderr
         with _Output.lock:
-            _Output.stream.write(line + "\n")
-            _Output.stream.flush()
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):  # closed or broken: a log line never breaks a send
+                pass
 
     info = debug = warning = error = critical = exception = log = failure = fatal = msg
 
@@ -61,7 +65,7 @@ class _LockedStreamHandler(logging.StreamHandler[TextIO]):
     """The standard library's lines, written under the same lock as ours."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.stream = _Output.stream
+        self.stream = _Output.stream or sys.stderr
         with _Output.lock:
             super().emit(record)
 
@@ -70,7 +74,7 @@ def configure_logging(
     log_format: LogFormat = LogFormat.CONSOLE, level: str = "INFO", stream: TextIO | None = None
 ) -> None:
     """Configure structlog and the standard library's root logger; ``stream``: stderr."""
-    _Output.stream = stream or sys.stderr
+    _Output.stream = stream
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -101,7 +105,7 @@ def _configure_library_logging(shared: list[structlog.types.Processor], level: i
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _render],
     )
-    handler = _LockedStreamHandler(_Output.stream)
+    handler = _LockedStreamHandler(_Output.stream or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
