@@ -21,7 +21,7 @@ from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
 from sms_sender.demo import load_demo
-from sms_sender.dispatch.runtime import configured_engine
+from sms_sender.dispatch.runtime import WORKER_ENGINE_OPTIONS, configured_engine
 from sms_sender.errors import AppError
 from sms_sender.logging import configure_logging
 from sms_sender.migrations import upgrade_to_head
@@ -140,7 +140,7 @@ def worker(
         prometheus_client.start_http_server(metrics_port, addr=metrics_host)
 
     async def run() -> None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, **WORKER_ENGINE_OPTIONS)
         try:
             await upgrade_to_head(engine)
             notifier = Notifier()
