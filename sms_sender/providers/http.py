@@ -56,12 +56,13 @@ class HttpProvider:
     async def send(self, batch: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
         # The engine bounds the batch size, so gathering the whole batch is its concurrency cap.
         now = asyncio.get_running_loop().time()
-        return await asyncio.gather(
-            *(
-                self._send_one(message, write_before=now + message.valid_for.total_seconds())
-                for message in batch
-            )
-        )
+        sends = [
+            self._send_one(message, write_before=now + message.valid_for.total_seconds())
+            for message in batch
+        ]
+        if len(sends) == 1:  # the engine's usual call: no task to gather, and no wait for one
+            return [await sends[0]]
+        return await asyncio.gather(*sends)
 
     async def aclose(self) -> None:
         await self._pool.aclose()
