@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, column, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    Table,
+    any_,
+    bindparam,
+    column,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
@@ -20,6 +32,24 @@ mailings: Table = Mailing.__table__  # type: ignore[assignment]
 def of_mailing(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """A column of the report's mailing, read in the same statement as the report's update."""
     return select(column).where(mailings.c.id == reports.c.mailing_id).scalar_subquery()
+
+
+def among(
+    connection: AsyncConnection, id_column: ColumnElement[int], ids: Collection[int]
+) -> ColumnElement[bool]:
+    """``id_column IN ids`` as one parameter, so the statement is the same for any count.
+
+    An ``IN (…)`` list is a different statement for every length: compiled again by
+    SQLAlchemy, and on PostgreSQL prepared again (a round trip) once the driver's statement
+    cache has rolled over. PostgreSQL takes an array (``= ANY(:ids)``), SQLite a JSON array
+    (``IN (SELECT value FROM json_each(:ids))``).
+    """
+    if connection.dialect.name == "postgresql":
+        return id_column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(BigInteger())))
+    given = func.json_each(bindparam(None, json.dumps(list(ids)), type_=String())).table_valued(
+        "value"
+    )
+    return id_column.in_(select(given.c.value))
 
 
 RowValues = Callable[[Mapping[str, ColumnElement[Any]]], dict[str, Any]]

@@ -13,7 +13,7 @@ from sqlalchemy import BigInteger, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sms_sender.db import UTCDateTime
-from sms_sender.dispatch.repository._rows import mailings, of_mailing, reports, update_each
+from sms_sender.dispatch.repository._rows import among, mailings, of_mailing, reports, update_each
 from sms_sender.dispatch.window import SendWindow
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.models import ReportStatus
@@ -97,7 +97,7 @@ async def mailing_terms(
             mailings.c.end_at,
             mailings.c.send_window_start,
             mailings.c.send_window_end,
-        ).where(mailings.c.id.in_(list(mailing_ids)))
+        ).where(among(connection, mailings.c.id, mailing_ids))
     )
     return {
         mailing_id: MailingTerms(end_at, SendWindow.of(window_start, window_end))
@@ -127,7 +127,7 @@ async def hand_over(
     rows = await connection.execute(
         update(reports)
         .where(
-            reports.c.id.in_(list(report_ids)),
+            among(connection, reports.c.id, report_ids),
             reports.c.status == ReportStatus.PENDING,
             reports.c.lease_owner == owner,
             reports.c.client_id.is_not(None),
@@ -164,7 +164,7 @@ async def release(connection: AsyncConnection, report_ids: Sequence[int], *, own
     result = await connection.execute(
         update(reports)
         .where(
-            reports.c.id.in_(list(report_ids)),
+            among(connection, reports.c.id, report_ids),
             reports.c.status == ReportStatus.PENDING,
             reports.c.lease_owner == owner,
         )
@@ -182,7 +182,7 @@ async def renew(
     result = await connection.execute(
         update(reports)
         .where(
-            reports.c.id.in_(list(report_ids)),
+            among(connection, reports.c.id, report_ids),
             reports.c.status.in_((ReportStatus.PENDING, ReportStatus.SENDING)),
             reports.c.lease_owner == owner,
         )
