@@ -66,9 +66,8 @@ async def update_each(
     """Give each report (``rows[i][0]`` is its id) its own values, in one round trip.
 
     PostgreSQL: ``UPDATE … FROM unnest(:ids, :statuses, …)``, one array parameter per column,
-    so the statement is the same whatever the batch size (compiled once, cached). SQLite: one
-    prepared ``UPDATE`` that the driver runs for every row (``executemany``), which in SQLite's
-    own process is as cheap as a join.
+    so the statement is the same whatever the batch size (compiled once, cached). SQLite: the
+    same from one JSON parameter (see :func:`_update_each_from_json`).
     """
     if not rows:
         return 0
@@ -90,11 +89,40 @@ async def update_each(
             statement.values(**assign(fields)), dict(zip(names, by_column, strict=True))
         )
         return int(result.rowcount)
-    params = {name: bindparam(f"given_{name}", type_=type_) for name, type_ in columns.items()}
-    statement = update(reports).where(reports.c.id == params["id"], *guard).values(**assign(params))
-    result = await connection.execute(
-        statement, [dict(zip(names, row, strict=True)) for row in rows]
+    return await _update_each_from_json(connection, columns, rows, assign, guard)
+
+
+async def _update_each_from_json(
+    connection: AsyncConnection,
+    columns: Mapping[str, TypeEngine[Any]],
+    rows: Sequence[tuple[Any, ...]],
+    assign: RowValues,
+    guard: Sequence[ColumnElement[bool]],
+) -> int:
+    """SQLite: ``UPDATE … FROM json_each(:rows)``, the rows as one JSON array of arrays.
+
+    Each value is first converted as its column type would bind it (so a datetime is stored
+    exactly as everywhere else); the statement then reads it with ``json_extract``. One
+    parameter instead of an ``executemany`` spares SQLAlchemy's per-row parameter handling.
+    """
+    dialect = connection.dialect
+    converters = [type_.dialect_impl(dialect).bind_processor(dialect) for type_ in columns.values()]
+    encoded = json.dumps(
+        [
+            [
+                value if convert is None else convert(value)
+                for value, convert in zip(row, converters, strict=True)
+            ]
+            for row in rows
+        ]
     )
+    given = func.json_each(bindparam(None, encoded, type_=String())).table_valued("value")
+    fields: Mapping[str, ColumnElement[Any]] = {
+        name: func.json_extract(given.c.value, f"$[{index}]", type_=type_)
+        for index, (name, type_) in enumerate(columns.items())
+    }
+    statement = update(reports).where(reports.c.id == fields["id"], *guard)
+    result = await connection.execute(statement.values(**assign(fields)))
     return int(result.rowcount)
 
 
