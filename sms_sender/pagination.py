@@ -37,14 +37,14 @@ def encode_cursor(last_id: int) -> str:
 CURSOR_PATTERN = r"^[0-9]{1,18}$"
 
 
-def page_request(
+async def page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
         Query(description="next_cursor of the previous page.", pattern=CURSOR_PATTERN),
     ] = None,
 ) -> PageRequest:
-    """FastAPI dependency reading ``limit`` and ``cursor``."""
+    """FastAPI dependency reading ``limit`` and ``cursor`` (async: no thread-pool hop)."""
     return PageRequest(limit=limit, after_id=int(cursor) if cursor else 0)
 
 
