@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sms_sender import __version__, metrics
 from sms_sender.auth.endpoints import require_token
+from sms_sender.auth.service import RecentTokens
 from sms_sender.clients.endpoints import router as clients_router
 from sms_sender.clock import Clock, SystemClock
 from sms_sender.config import Settings
@@ -78,6 +80,7 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     app.state.notifier = Notifier()
+    app.state.recent_tokens = RecentTokens(timedelta(seconds=settings.token_cache_seconds))
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
 

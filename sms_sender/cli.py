@@ -216,7 +216,7 @@ def token_list() -> None:
 
 @token_app.command("revoke")
 def token_revoke(name: str) -> None:
-    """Revoke a token by name; requests using it get 401 from now on."""
+    """Revoke a token by name; the API refuses it within SMS_SENDER_TOKEN_CACHE_SECONDS (1 s)."""
     _in_session(
         _settings(), lambda session: auth_service.revoke_token(session, name, SystemClock().now())
     )

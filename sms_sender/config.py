@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     batch_size: int = Field(default=500, ge=1, le=10_000)
     lease_seconds: float = Field(default=60.0, gt=0)
+    # How long the API trusts a token it found active without asking the database again, so
+    # also the longest a revoked token keeps working; 0 checks the database on every request.
+    token_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     smsaero_email: str = Field(default="", validation_alias=AliasChoices("SMSAERO_EMAIL"))
     smsaero_api_key: SecretStr = Field(
         default=SecretStr(""), validation_alias=AliasChoices("SMSAERO_API_KEY")

@@ -24,13 +24,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for lookups that write nothing (the token check); it never takes a write lock."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
-    async with sessionmaker() as session:
-        yield session
-
-
 # Dependencies are async even when they do not await: FastAPI runs a plain def in its thread
 # pool, a hop to another thread and back for every request that needs one.
 async def get_settings(request: Request) -> Settings:

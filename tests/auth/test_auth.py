@@ -1,4 +1,5 @@
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -6,6 +7,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sms_sender.auth import service
+from sms_sender.auth.service import RecentTokens
+from sms_sender.config import Settings
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -33,25 +36,80 @@ async def test_every_api_route_needs_a_token(app: FastAPI, anon_client: httpx.As
     assert checked >= 25  # the contract has 25 operations; more may come, none may vanish
 
 
+async def _create_token(sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock) -> str:
+    async with sessionmaker() as session:
+        token = await service.create_token(session, "ops", clock.now())
+        await session.commit()
+    return token
+
+
+async def _revoke_token(sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock) -> None:
+    async with sessionmaker() as session:
+        await service.revoke_token(session, "ops", clock.now())
+        await session.commit()
+
+
+async def _status_with(client: httpx.AsyncClient, token: str) -> int:
+    response = await client.get("/api/v1/messages", headers={"Authorization": f"Bearer {token}"})
+    return response.status_code
+
+
 async def test_unknown_and_revoked_tokens_are_refused(
     anon_client: httpx.AsyncClient,
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: FakeClock,
+    settings: Settings,
 ) -> None:
-    async with sessionmaker() as session:
-        token = await service.create_token(session, "ops", clock.now())
-        await session.commit()
-    ok = await anon_client.get("/api/v1/messages", headers={"Authorization": f"Bearer {token}"})
-    assert ok.status_code == 200
-    wrong = await anon_client.get("/api/v1/messages", headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401
-    async with sessionmaker() as session:
-        await service.revoke_token(session, "ops", clock.now())
-        await session.commit()
-    revoked = await anon_client.get(
-        "/api/v1/messages", headers={"Authorization": f"Bearer {token}"}
-    )
-    assert revoked.status_code == 401
+    token = await _create_token(sessionmaker, clock)
+    assert await _status_with(anon_client, token) == 200
+    assert await _status_with(anon_client, "nope") == 401
+    await _revoke_token(sessionmaker, clock)
+    # The API trusts a token it has just found active for token_cache_seconds, no longer.
+    clock.advance(seconds=settings.token_cache_seconds)
+    assert await _status_with(anon_client, token) == 401
+
+
+async def test_a_revoked_token_works_at_most_token_cache_seconds(
+    anon_client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    settings: Settings,
+) -> None:
+    token = await _create_token(sessionmaker, clock)
+    assert await _status_with(anon_client, token) == 200
+    await _revoke_token(sessionmaker, clock)
+    clock.advance(seconds=settings.token_cache_seconds * 0.9)
+    assert await _status_with(anon_client, token) == 200
+    clock.advance(seconds=settings.token_cache_seconds * 0.1)
+    assert await _status_with(anon_client, token) == 401
+    clock.advance(seconds=settings.token_cache_seconds)
+    assert await _status_with(anon_client, token) == 401
+
+
+async def test_without_a_token_cache_revocation_is_immediate(
+    app: FastAPI,
+    anon_client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    app.state.recent_tokens = RecentTokens(timedelta(0))
+    token = await _create_token(sessionmaker, clock)
+    assert await _status_with(anon_client, token) == 200
+    await _revoke_token(sessionmaker, clock)
+    assert await _status_with(anon_client, token) == 401
+
+
+def test_recent_tokens_forget_on_a_clock_going_back_and_when_full() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    recent = RecentTokens(timedelta(seconds=1), max_entries=2)
+    recent.remember("a", now)
+    assert recent.vouch("a", now + timedelta(milliseconds=999))
+    assert not recent.vouch("a", now + timedelta(seconds=1))
+    assert not recent.vouch("a", now - timedelta(milliseconds=1))
+    recent.remember("b", now)
+    recent.remember("c", now)  # full: everything remembered so far is dropped
+    assert not recent.vouch("a", now)
+    assert recent.vouch("c", now)
 
 
 async def test_tokens_are_stored_hashed(
