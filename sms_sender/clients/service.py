@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.clients import repository
@@ -45,16 +46,10 @@ async def create(
     session: AsyncSession, payload: ClientCreate, *, default_timezone: str, now: datetime
 ) -> Client:
     fields = with_defaults(payload, default_timezone)
-    client = Client(
-        phone=fields.phone,
-        operator_code=fields.operator_code,
-        tag=fields.tag,
-        timezone=fields.timezone,
-        created_at=now,
-        updated_at=now,
-    )
     try:
-        return await repository.add(session, client)
+        return await repository.add(
+            session, asdict(fields) | {"created_at": now, "updated_at": now}
+        )
     except repository.PhoneInUse:
         raise await _phone_conflict(session, fields.phone) from None
 
@@ -73,7 +68,7 @@ async def page(
     limit: int,
     tags: Collection[str] = (),
     operator_codes: Collection[str] = (),
-) -> Sequence[Client]:
+) -> Sequence[Row[Any]]:
     return await repository.page(
         session, after_id=after_id, limit=limit, tags=tags, operator_codes=operator_codes
     )
