@@ -1,0 +1,34 @@
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sms_sender.db import create_engine
+from tests.dispatch.conftest import eventually
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        pid: int = await connection.scalar(text("SELECT pg_backend_pid()"))
+    return pid
+
+
+async def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(
+    clean_db: AsyncEngine, dialect: str
+) -> None:
+    """The API's engine pings at checkout: a dropped connection never fails a request."""
+    if dialect != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    engine = create_engine(clean_db.url.render_as_string(hide_password=False), pool_size=1)
+    try:
+        dropped = await _backend_pid(engine)  # now idle in the pool
+        async with clean_db.connect() as admin:
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
+
+            async def gone() -> bool:
+                query = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+                return await admin.scalar(query, {"pid": dropped}) == 0
+
+            await eventually(gone, what="the backend exited")
+        assert await _backend_pid(engine) != dropped
+    finally:
+        await engine.dispose()
