@@ -18,17 +18,17 @@ class PhoneInUse(Exception):
     """The phone already belongs to a client: the UNIQUE constraint refused the write."""
 
 
-async def add(session: AsyncSession, values: Mapping[str, Any]) -> Client:
-    """Insert a client from its column values; a taken phone raises PhoneInUse.
+async def add(session: AsyncSession, values: Mapping[str, Any]) -> Row[Any]:
+    """Insert a client from its column values and return its row; a taken phone: PhoneInUse.
 
-    One statement, INSERT … ON CONFLICT (phone) DO NOTHING RETURNING: no flush, no SAVEPOINT
-    and no second query, and a taken phone leaves the caller's transaction as it was.
+    One statement built once, INSERT … ON CONFLICT (phone) DO NOTHING RETURNING: no ORM object,
+    flush, SAVEPOINT or second query, and a taken phone leaves the transaction as it was.
     """
-    statement = _insert_skipping_taken_phones(session, Client).values(**values)
-    client: Client | None = await session.scalar(statement.returning(Client))
-    if client is None:
+    statement = _add_statement(session.get_bind().dialect.name)
+    row: Row[Any] | None = (await session.execute(statement, dict(values))).one_or_none()
+    if row is None:
         raise PhoneInUse(f"phone {values['phone']} is taken")
-    return client
+    return row
 
 
 async def update(session: AsyncSession, client: Client, values: Mapping[str, Any]) -> None:
@@ -102,11 +102,18 @@ async def distinct_operator_codes(session: AsyncSession) -> list[str]:
     return sorted(await session.scalars(select(Client.operator_code).distinct()))
 
 
-def _insert_skipping_taken_phones(session: AsyncSession, into: Any) -> Insert:
-    """INSERT … ON CONFLICT (phone) DO NOTHING into the ORM entity or the Core table."""
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = module.insert(into).on_conflict_do_nothing(index_elements=["phone"])
+@cache
+def _insert_skipping_taken_phones(dialect: str) -> Insert:
+    """INSERT INTO clients … ON CONFLICT (phone) DO NOTHING in the dialect's own syntax."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    # The Core table, not the ORM entity: no objects in the session, no ORM bulk machinery.
+    statement = module.insert(Client.__table__).on_conflict_do_nothing(index_elements=["phone"])
     return statement  # type: ignore[no-any-return]
+
+
+@cache
+def _add_statement(dialect: str) -> Insert:
+    return _insert_skipping_taken_phones(dialect).returning(*Client.__table__.c)
 
 
 async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -119,8 +126,7 @@ async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> s
         return set()
     # Executed as "insertmanyvalues": compiled once, sent as one multi-row INSERT per page.
     one_page = {"insertmanyvalues_page_size": len(rows)}
-    # The Core table, not the ORM entity: a bulk insert needs no objects in the session.
-    statement = _insert_skipping_taken_phones(session, Client.__table__)
+    statement = _insert_skipping_taken_phones(session.get_bind().dialect.name)
     result = await session.execute(
         statement.returning(Client.__table__.c.phone), rows, execution_options=one_page
     )

@@ -44,7 +44,7 @@ def default_operator_code(phone: str) -> str:
 
 async def create(
     session: AsyncSession, payload: ClientCreate, *, default_timezone: str, now: datetime
-) -> Client:
+) -> Row[Any]:
     fields = with_defaults(payload, default_timezone)
     try:
         return await repository.add(
