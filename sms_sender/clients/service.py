@@ -14,7 +14,7 @@ from sms_sender.clients import repository
 from sms_sender.clients.models import Client
 from sms_sender.clients.schemas import ClientCreate, ClientUpdate, Facets
 from sms_sender.errors import Conflict, NotFound
-from sms_sender.reports.repository import cancel_pending_for_client
+from sms_sender.reports.repository import detach_client, wait_for_fan_outs
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,11 @@ async def update(
 
 async def delete(session: AsyncSession, client_id: int, *, now: datetime) -> None:
     """Delete the client, cancelling its unsent reports; its reports stay, with client_id null."""
+    # Before the client is read: a mailing starting meanwhile has then either made its reports
+    # for the client (detached below) or will not see the client at all (reports.repository).
+    await wait_for_fan_outs(session)
     client = await get(session, client_id)
-    await cancel_pending_for_client(session, client_id, now)
+    await detach_client(session, client.id, now)
     await repository.delete(session, client)
 
 

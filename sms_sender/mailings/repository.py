@@ -89,6 +89,6 @@ async def change_status(
 
 
 async def delete_mailing(session: AsyncSession, mailing: Mailing) -> None:
-    """Delete the mailing; the database deletes its reports with it (ON DELETE CASCADE)."""
+    """Delete the mailing (its reports first: reports.repository.delete_of_mailing)."""
     await session.delete(mailing)
     await session.flush()

@@ -175,6 +175,7 @@ async def delete(session: AsyncSession, mailing_id: int) -> None:
     mailing = await _get_for_change(session, mailing_id)
     if mailing.status in ACTIVE_MAILING_STATUSES:
         raise Conflict(f"mailing {mailing_id} is {mailing.status}; cancel it first, then delete it")
+    await reports_repository.delete_of_mailing(session, mailing.id)
     await repository.delete_mailing(session, mailing)
     await notify(session, CHANNEL_MAILINGS)
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import pytest
 from sqlalchemy import select
 
+from sms_sender.clients import service as clients_service
 from sms_sender.providers.base import OutgoingMessage, SendResult
 from sms_sender.providers.fake import FakeProvider, hang
-from sms_sender.reports import repository as reports_repository
 from sms_sender.reports.models import Report
 from tests.dispatch.conftest import Arrange, EngineFactory, eventually
 
@@ -89,7 +89,7 @@ class DeletesTheOtherClientFirst(FakeProvider):
             [other] = [i for i in self.client_ids if i != batch[0].client_id]
             async with self.arrange.sessionmaker() as session, session.begin():
                 now = self.arrange.clock.now()
-                await reports_repository.cancel_pending_for_client(session, other, now)
+                await clients_service.delete(session, other, now=now)
         return await super().send(batch)
 
 

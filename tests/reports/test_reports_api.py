@@ -4,10 +4,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sms_sender.models import Client
 from sms_sender.reports.models import ReportStatus
 from tests.conftest import FakeClock
 from tests.mailings.factories import (
@@ -99,11 +97,12 @@ async def test_missing_report_is_404(client: httpx.AsyncClient) -> None:
 async def test_report_outlives_its_client(
     client: httpx.AsyncClient, session: AsyncSession, two_mailings: list[dict[str, Any]]
 ) -> None:
-    await session.execute(delete(Client).where(Client.phone == "79160000001"))
-    await session.commit()
+    [leaving] = {report["client_id"] for report in await _reports(client, phone="79160000001")}
+    assert (await client.delete(f"/api/v1/clients/{leaving}")).status_code == 204
     reports = await _reports(client, phone="79160000001")
     assert len(reports) == 2
     assert {report["client_id"] for report in reports} == {None}
+    assert {report["status"] for report in reports} == {"cancelled"}
     assert {report["text"] for report in reports} == {"Sale!"}
 
 
