@@ -91,7 +91,10 @@ def create_engine(raw_url: str, **kwargs: Any) -> AsyncEngine:
         if ping:
             _ping_at_checkout(engine)
         return engine
-    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+    # The pool's reset is done by _configure_sqlite, which skips it when nothing is open.
+    engine = create_async_engine(
+        url, connect_args={"timeout": 30}, pool_reset_on_return=None, **kwargs
+    )
     _configure_sqlite(engine)
     return engine
 
@@ -123,6 +126,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, reset_state: Any) -> None:
+        # The pool's rollback on return, but only when a transaction is still open: after a
+        # commit it would be a needless hop to aiosqlite's thread on every request.
+        if not reset_state.terminate_only and dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -32,3 +32,22 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(
         assert await _backend_pid(engine) != dropped
     finally:
         await engine.dispose()
+
+
+async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
+    clean_db: AsyncEngine, dialect: str
+) -> None:
+    """SQLite's pool skips the rollback on return only when no transaction is open."""
+    if dialect != "sqlite":
+        pytest.skip("the skipped rollback is SQLite's")
+    engine = create_engine(clean_db.url.render_as_string(hide_password=False))
+    try:
+        async with engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            await driver.execute("BEGIN IMMEDIATE")  # behind SQLAlchemy's back
+            assert driver.in_transaction
+        async with engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert not driver.in_transaction
+    finally:
+        await engine.dispose()
