@@ -94,6 +94,11 @@ class Results:
         mailing_ids = sorted({settlement.mailing_id for settlement in batch})
         async with self._database.begin() as connection:
             written = await repository.settle(connection, batch, owner=self._owner, now=now)
+        # Whether a mailing is done is asked only after the commit. Asked inside it, two workers
+        # settling a mailing's last reports at once would each still see the other's reports
+        # `sending` (neither has committed) and neither would finish it. Of two such checks,
+        # the later one starts after both commits and sees every report settled.
+        async with self._database.begin() as connection:
             finished = await repository.finish_completed(connection, now, mailing_ids)
         _log_settled(self._provider_name, batch)
         if written < len(batch):

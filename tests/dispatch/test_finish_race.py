@@ -1,0 +1,79 @@
+"""Two workers settling a mailing's last reports at the same moment still finish it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sms_sender.dispatch import repository
+from sms_sender.dispatch.repository import Settlement
+from sms_sender.dispatch.results import Results
+from sms_sender.reports.models import Report, ReportStatus
+from tests.conftest import FakeClock
+from tests.dispatch.conftest import Arrange
+
+
+async def test_two_workers_settling_the_last_reports_together_finish_the_mailing(
+    arrange: Arrange, clean_db: AsyncEngine, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await arrange.many_clients(2)
+    mailing_id = await arrange.mailing()
+    first, second = (report.id for report in await arrange.reports(mailing_id))
+    # Each report claimed by a different worker, as two processes would hold them.
+    async with clean_db.begin() as connection:
+        for report_id, owner in ((first, "worker-a"), (second, "worker-b")):
+            await connection.execute(
+                update(Report)
+                .where(Report.id == report_id)
+                .values(status=ReportStatus.SENDING, lease_owner=owner, lease_expires_at=None)
+            )
+
+    # Both workers reach "is the mailing done?" before either goes on: the moment at which,
+    # asked inside the settling transaction, each would still see the other's report sending.
+    # SQLite lets one writer at a time, so there the other cannot arrive while one waits: each
+    # waits a second at most.
+    asking: list[str] = []
+    both_asking = asyncio.Event()
+    finish_completed = repository.finish_completed
+
+    async def finish_when_both_ask(*args: Any, **kwargs: Any) -> list[int]:
+        asking.append("one more")
+        if len(asking) == 2:
+            both_asking.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1):
+                await both_asking.wait()
+        return await finish_completed(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "finish_completed", finish_when_both_ask)
+
+    writers = [
+        Results(
+            database=clean_db,
+            clock=clock,
+            owner=owner,
+            provider_name="fake",
+            batch_size=1,
+            linger=0.0,
+        )
+        for owner in ("worker-a", "worker-b")
+    ]
+    for writer, report_id in zip(writers, (first, second), strict=True):
+        writer.add(
+            Settlement(
+                report_id=report_id,
+                mailing_id=mailing_id,
+                client_id=None,
+                status=ReportStatus.SENT,
+                sent_at=clock.now(),
+            )
+        )
+    await asyncio.gather(*(writer.flush() for writer in writers))
+
+    assert await arrange.statuses(mailing_id) == {"sent": 2}
+    assert await arrange.mailing_status(mailing_id) == "finished"
