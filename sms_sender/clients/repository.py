@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Row, Select, bindparam, select
+from sqlalchemy import FromClause, Insert, Row, Select, String, bindparam, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.clients.models import Client
+from sms_sender.db import UTCDateTime
 
 
 class PhoneInUse(Exception):
@@ -116,18 +119,42 @@ def _add_statement(dialect: str) -> Insert:
     return _insert_skipping_taken_phones(dialect).returning(*Client.__table__.c)
 
 
-async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert the rows in one statement, skipping phones already taken; return those inserted.
+# A new client's columns as the CSV import gives them: phone, operator_code, tag, timezone.
+NewClient = tuple[str, str, str | None, str]
+_NEW_CLIENT_COLUMNS = ("phone", "operator_code", "tag", "timezone")
 
-    Each row holds every column but id. Keep ``len(rows) * 6`` under SQLite's limit of 32,766
-    bound parameters.
+
+async def insert_new(session: AsyncSession, rows: Sequence[NewClient], now: datetime) -> set[str]:
+    """Insert the clients in one statement, skipping phones already taken; return those inserted.
+
+    Every row gets ``now`` as created_at and updated_at. The rows travel as one value per
+    column (PostgreSQL arrays, read by ``unnest``) or one JSON document (SQLite, read by
+    ``json_each``): the statement is the same for any count, and neither SQLAlchemy nor our
+    timestamp type touches each row in Python (that was a quarter of an import's CPU).
     """
     if not rows:
         return set()
-    # Executed as "insertmanyvalues": compiled once, sent as one multi-row INSERT per page.
-    one_page = {"insertmanyvalues_page_size": len(rows)}
-    statement = _insert_skipping_taken_phones(session.get_bind().dialect.name)
-    result = await session.execute(
-        statement.returning(Client.__table__.c.phone), rows, execution_options=one_page
+    dialect = session.get_bind().dialect.name
+    given = _rows_as_table(dialect, rows)
+    stamp = bindparam("now", now, type_=UTCDateTime())
+    statement = _insert_skipping_taken_phones(dialect).from_select(
+        [*_NEW_CLIENT_COLUMNS, "created_at", "updated_at"],
+        # The WHERE is SQLite's: without it, ON CONFLICT would parse as a join's ON.
+        select(*(given.c[name] for name in _NEW_CLIENT_COLUMNS), stamp, stamp).where(true()),
     )
+    result = await session.execute(statement.returning(Client.__table__.c.phone))
     return set(result.scalars())
+
+
+def _rows_as_table(dialect: str, rows: Sequence[NewClient]) -> FromClause:
+    if dialect == "postgresql":
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        arrays = [bindparam(None, column, type_=postgresql.ARRAY(String())) for column in columns]
+        return func.unnest(*arrays).table_valued(*_NEW_CLIENT_COLUMNS).render_derived()
+    document = bindparam(None, json.dumps(rows), type_=String())
+    each = func.json_each(document).table_valued("value")
+    fields = [
+        func.json_extract(each.c.value, f"$[{index}]").label(name)
+        for index, name in enumerate(_NEW_CLIENT_COLUMNS)
+    ]
+    return select(*fields).subquery()

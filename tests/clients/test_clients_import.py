@@ -187,6 +187,19 @@ async def test_non_utf8_is_422_naming_the_line_and_imports_nothing(
     assert await _all_clients(client) == []
 
 
+async def test_a_bad_byte_after_several_batches_imports_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    # Batches are stored while the next is read: the ones already written and the one in
+    # flight when the bad line is met all go with the transaction.
+    rows = [f"7900{number:07d},,," for number in range(csv_import.BATCH_ROWS * 2 + 10)]
+    body = "\n".join([HEADER, *rows]).encode() + b"\n79161234567,,caf\xe9,\n"
+    response = await client.post(IMPORT, content=body, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(f"line {len(rows) + 2} is not UTF-8")
+    assert await _all_clients(client) == []
+
+
 async def test_a_line_without_end_is_422(client: httpx.AsyncClient) -> None:
     body = HEADER + "\n" + "7" * (csv_import.MAX_LINE_BYTES + 10)
     response = await client.post(IMPORT, content=body, headers={"Content-Type": "text/csv"})
