@@ -16,6 +16,7 @@ from sqlalchemy import (
     column,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -85,6 +86,14 @@ async def update_each(
         fields: Mapping[str, ColumnElement[Any]] = {name: given.c[name] for name in columns}
         statement = update(reports).where(fields["id"] == reports.c.id, *guard)
         by_column = [list(column_values) for column_values in zip(*rows, strict=True)]
+        # The plan must start from the given rows and find each report by its primary key. A
+        # custom plan (asyncpg's first five runs of a statement on each connection) trusts the
+        # statistics of the guard's columns instead, which lag behind a running mailing: taken
+        # when no report was `sending`, they promise one matching row, and the planner scans
+        # the whole table and re-reads the given rows for every match, 0.6 s for 1,000 reports
+        # of a 50,000-report mailing instead of 30 ms. The generic plan knows no array length
+        # and always takes the primary-key path.
+        await connection.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
         result = await connection.execute(
             statement.values(**assign(fields)), dict(zip(names, by_column, strict=True))
         )
