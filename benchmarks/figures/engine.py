@@ -7,8 +7,11 @@ set far above what is measured (the default of 100 msg/s would otherwise be the 
 
 from __future__ import annotations
 
-from benchmarks.databases import fresh_database
+from datetime import timedelta
+
+from benchmarks.databases import fresh_database, seed_clients, start_mailing_now
 from benchmarks.delivery import Delivery, Plan, deliver
+from benchmarks.statements import run_statements
 from benchmarks.suite import Context, Figure, Row, Target
 
 UNLIMITED_RATE = "1000000"
@@ -105,7 +108,36 @@ async def measure_ceiling(context: Context) -> list[Row]:
         settings=CEILING_SETTINGS,
     )
     delivery = await _deliver(context, plan)
-    return _throughput("ceiling", plan, delivery, Target(">=", 20_000, "msg/s"))
+    rows = _throughput("ceiling", plan, delivery, Target(">=", 20_000, "msg/s"))
+    return [*rows, *await _statements_only(context, plan, delivery)]
+
+
+async def _statements_only(context: Context, plan: Plan, delivery: Delivery) -> list[Row]:
+    """The same mailing's claim, hand-over and settle statements with nothing else to do."""
+    async with fresh_database(context.database, context.workdir, context.postgres_admin_url) as db:
+        await seed_clients(db, plan.reports)
+        await start_mailing_now(db, lasting=timedelta(hours=6))
+        floor = await run_statements(
+            db, batch_size=int(plan.settings["batch_size"]), rate=float(UNLIMITED_RATE)
+        )
+    sizes = {"reports": plan.reports}
+    share = delivery.messages_per_second / floor.messages_per_second
+    return [
+        Row(
+            "ceiling",
+            "statements only",
+            floor.messages_per_second,
+            "msg/s",
+            None,
+            sizes,
+            details={
+                "reports": floor.reports,
+                "batches": floor.batches,
+                "seconds": round(floor.seconds, 2),
+            },
+        ),
+        Row("ceiling", "engine / statements only", share, "x", None, sizes),
+    ]
 
 
 async def measure_http(context: Context) -> list[Row]:
