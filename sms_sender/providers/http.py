@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
+import orjson
+
 from sms_sender.providers._keepalive import ExchangeFailed, KeepAlivePool, TooLate
 from sms_sender.providers.base import OutgoingMessage, SendResult
 
@@ -72,7 +74,7 @@ class HttpProvider:
         try:
             answer = await self._pool.post(
                 f"/send/{message.report_id}",
-                json.dumps(body, ensure_ascii=False).encode(),
+                orjson.dumps(body),  # UTF-8, as json.dumps(ensure_ascii=False) would be
                 self._headers,
                 write_before=write_before,
             )
