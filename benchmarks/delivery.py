@@ -49,6 +49,10 @@ class Delivery:
     worker_peak_rss_mb: list[float]
     gateway_calls: int | None = None
     gateway_duplicates: int | None = None
+    # CPU used from the workers' start to the last report: with wall_seconds, how busy the
+    # processes sharing the machine were (the database's own is not counted here).
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = float("nan")
 
     @property
     def sent(self) -> int:
@@ -88,10 +92,17 @@ async def deliver(
             )
             for number in range(plan.workers)
         ]
+        started = time.monotonic()
         await wait_until_done(db, mailing_id, workers, within=within, partial=partial)
+        wall_seconds = time.monotonic() - started
         peaks = [round(worker.peak_rss_bytes() / 2**20, 1) for worker in workers]
+        cpu = {f"worker {number}": w.cpu_seconds() for number, w in enumerate(workers, 1)}
+        if gateway is not None:
+            cpu["gateway"] = gateway.cpu_seconds()
     delivery = await measured(db, mailing_id)
     delivery.worker_peak_rss_mb = peaks
+    delivery.cpu_seconds = {name: round(seconds, 2) for name, seconds in cpu.items()}
+    delivery.wall_seconds = round(wall_seconds, 2)
     if gateway is not None:
         calls = gateway.calls()
         delivery.gateway_calls = len(calls)

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, cast
 
+from benchmarks.services import cpu_seconds
 from sms_sender.cli import run_event_loop
 from tests.fakes._http import serve_until_signalled, start_listening_process
 from tests.fakes.gateway import ProbeGateway
@@ -89,6 +90,9 @@ class Gateway:
         if self._process is None:
             raise RuntimeError("the gateway is not running")
         return self._process.pid
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
 
     def calls(self) -> list[Call]:
         if self._process is not None:

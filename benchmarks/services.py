@@ -89,6 +89,9 @@ class ServiceProcess:
         """The process's high-water mark of resident memory (VmHWM), read from /proc."""
         return _proc_status_kib(self.pid, "VmHWM") * 1024
 
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -129,6 +132,13 @@ def _start_profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process has used so far, user and system, all threads (from /proc)."""
+    # The command name (field 2) may hold spaces; utime and stime are fields 14 and 15.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _proc_status_kib(pid: int, field: str) -> int:

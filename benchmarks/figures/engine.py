@@ -54,6 +54,8 @@ def _details(plan: Plan, delivery: Delivery) -> dict[str, object]:
         "whole_run_seconds": round(delivery.seconds, 2),
         "by_status": delivery.by_status,
         "worker_peak_rss_mb": delivery.worker_peak_rss_mb,
+        "cpu_seconds": delivery.cpu_seconds,
+        "wall_seconds": delivery.wall_seconds,
         "gateway_calls": delivery.gateway_calls,
     }
 
