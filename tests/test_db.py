@@ -1,8 +1,11 @@
+import asyncio
+from typing import Any
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sms_sender.db import create_engine
+from sms_sender.db import begin_write, create_engine
 from tests.dispatch.conftest import eventually
 
 
@@ -51,3 +54,39 @@ async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
             assert not driver.in_transaction
     finally:
         await engine.dispose()
+
+
+async def test_writers_of_one_process_take_turns_on_sqlite_only(
+    clean_db: AsyncEngine, dialect: str
+) -> None:
+    """On SQLite a writer waits for its turn in this process, never in SQLite's busy handler.
+
+    The busy handler is switched off here, so a writer that met the lock taken would fail with
+    "database is locked" at once instead of sleeping. On PostgreSQL writers do not queue.
+    """
+    engine = create_engine(clean_db.url.render_as_string(hide_password=False))
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        if dialect == "sqlite":
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=0")
+            cursor.close()
+
+    inside: list[int] = []
+    most_inside_at_once = 0
+
+    async def write(number: int) -> None:
+        nonlocal most_inside_at_once
+        async with begin_write(engine) as connection:
+            inside.append(number)
+            most_inside_at_once = max(most_inside_at_once, len(inside))
+            await connection.execute(text("SELECT 1"))
+            await asyncio.sleep(0.05)  # hold the write lock while the others arrive
+            inside.remove(number)
+
+    try:
+        await asyncio.gather(*(write(number) for number in range(3)))
+    finally:
+        await engine.dispose()
+    assert most_inside_at_once == (1 if dialect == "sqlite" else 3)

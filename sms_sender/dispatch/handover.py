@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sms_sender.clock import Clock
+from sms_sender.db import begin_write, writer_turn
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.ratelimit import PROMPT, RateLimiter, Reservation
 from sms_sender.dispatch.repository import ClaimedReport, MailingTerms
@@ -85,7 +86,7 @@ class HandOver:
 
     async def release(self, report_ids: list[int]) -> None:
         """Give back the leases on reports never handed over."""
-        async with self._database.begin() as connection:
+        async with begin_write(self._database) as connection:
             await repository.release(connection, report_ids, owner=self._owner)
 
     async def _mark_and_send(
@@ -94,12 +95,12 @@ class HandOver:
         """Reserve rate slots, mark ``sending`` (committed), then start one call per report."""
         handed = await self._mark_if_slots_are_free(ids)
         if handed is None:  # the shared rate is taken for now: reserve, wait, then mark
-            async with self._database.begin() as connection:
+            async with begin_write(self._database) as connection:
                 reservation = await self._limiter.reserve(connection, len(ids))
             if await _stopped_before(reservation.first_at, stop):
                 await self.release(ids)
                 return
-            async with self._database.begin() as connection:
+            async with begin_write(self._database) as connection:
                 handed = await self._mark(connection, ids), reservation
         marked, reservation = handed
         for index, report in enumerate(report for report in ready if report.id in marked):
@@ -114,7 +115,7 @@ class HandOver:
         The common case costs one round trip. When other workers hold the rate for a while,
         the transaction is rolled back: a report must not wait in ``sending`` for its slot.
         """
-        async with self._database.connect() as connection:
+        async with writer_turn(self._database), self._database.connect() as connection:
             async with connection.begin() as transaction:
                 marked = await self._mark(connection, ids)
                 reservation = await self._limiter.reserve(connection, max(1, len(marked)))
@@ -151,7 +152,7 @@ class HandOver:
         held = list(self.held)
         self.held.clear()
         try:
-            async with self._database.begin() as connection:
+            async with begin_write(self._database) as connection:
                 ready = await self._screen(connection, held, now)
         except BaseException:
             self.held.extend(held)  # still ours (leased): try them again

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
+from sms_sender.db import begin_write
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.repository import Settlement
 
@@ -92,13 +93,13 @@ class Results:
     async def _write(self, batch: list[Settlement]) -> None:
         now = self._clock.now()
         mailing_ids = sorted({settlement.mailing_id for settlement in batch})
-        async with self._database.begin() as connection:
+        async with begin_write(self._database) as connection:
             written = await repository.settle(connection, batch, owner=self._owner, now=now)
         # Whether a mailing is done is asked only after the commit. Asked inside it, two workers
         # settling a mailing's last reports at once would each still see the other's reports
         # `sending` (neither has committed) and neither would finish it. Of two such checks,
         # the later one starts after both commits and sees every report settled.
-        async with self._database.begin() as connection:
+        async with begin_write(self._database) as connection:
             finished = await repository.finish_completed(connection, now, mailing_ids)
         _log_settled(self._provider_name, batch)
         if written < len(batch):

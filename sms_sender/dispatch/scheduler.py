@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
-from sms_sender.db import CHANNEL_MAILINGS, Notifier
+from sms_sender.db import CHANNEL_MAILINGS, Notifier, begin_write, read_only, writer_turn
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.wakeups import set_when, wait_or_stop
 from sms_sender.mailings import service as mailings_service
@@ -45,6 +45,7 @@ class Scheduler:
     ) -> None:
         self._sessionmaker = sessionmaker
         self._database: AsyncEngine = sessionmaker.kw["bind"]
+        self._reader = read_only(self._database)
         self._clock = clock
         self._notifier = notifier
         self._poll_interval = poll_interval
@@ -78,7 +79,7 @@ class Scheduler:
         await self._start_due()
         await self._end_due()
         now = self._clock.now()
-        async with self._database.begin() as connection:
+        async with begin_write(self._database) as connection:
             if closed := await repository.close_left_pending(connection, now):
                 _log.warning("closed reports left pending in ended mailings", count=closed)
             for mailing_id in await repository.finish_completed(connection, now):
@@ -94,11 +95,12 @@ class Scheduler:
         self._gauges_due_at = time.monotonic() + GAUGES_EVERY
 
     async def _start_due(self) -> None:
-        async with self._database.connect() as connection:
+        async with self._reader.connect() as connection:
             due = await repository.mailings_to_start(connection, self._clock.now())
         for mailing_id in due:
             # One transaction per mailing: its reports are made in the same one (all or none).
-            async with self._sessionmaker() as session, session.begin():
+            turn = writer_turn(self._database)
+            async with turn, self._sessionmaker() as session, session.begin():
                 mailing = await session.get(Mailing, mailing_id)
                 now = self._clock.now()
                 if mailing is None:  # deleted meanwhile
@@ -109,10 +111,11 @@ class Scheduler:
                 _log.info("mailing started", mailing_id=mailing_id, reports=created)
 
     async def _end_due(self) -> None:
-        async with self._database.connect() as connection:
+        async with self._reader.connect() as connection:
             due = await repository.mailings_to_end(connection, self._clock.now())
         for mailing_id in due:
-            async with self._sessionmaker() as session, session.begin():
+            turn = writer_turn(self._database)
+            async with turn, self._sessionmaker() as session, session.begin():
                 mailing = await session.get(Mailing, mailing_id)
                 now = self._clock.now()
                 if mailing is None:

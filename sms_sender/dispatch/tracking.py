@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
+from sms_sender.db import begin_write, read_only
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.repository import AwaitingDelivery
 from sms_sender.dispatch.wakeups import set_when
@@ -71,7 +72,7 @@ class DeliveryPoller:
         after: tuple[datetime, int] | None = None
         settled = 0
         while True:
-            async with self._database.connect() as connection:
+            async with read_only(self._database).connect() as connection:
                 page = await repository.awaiting_delivery(
                     connection,
                     provider=self._provider_name,
@@ -95,7 +96,7 @@ class DeliveryPoller:
         }
         if not final:
             return 0
-        async with self._database.begin() as connection:
+        async with begin_write(self._database) as connection:
             await repository.record_delivery(connection, final, now=self._clock.now())
         for report in page:
             if report.id in final:

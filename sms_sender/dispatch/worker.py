@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
-from sms_sender.db import CHANNEL_REPORTS, Notifier
+from sms_sender.db import CHANNEL_REPORTS, Notifier, begin_write, read_only
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.handover import HandOver
 from sms_sender.dispatch.ratelimit import RateLimiter
@@ -81,6 +81,7 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self._settings = settings
         self._database = database
+        self._reader = read_only(database)
         self._provider = provider
         self._clock = clock
         self._notifier = notifier
@@ -131,7 +132,7 @@ class Worker:
 
     async def prepare(self) -> None:
         """Create the shared rate limiter's row if this database has none yet."""
-        async with self._database.begin() as connection:
+        async with begin_write(self._database) as connection:
             await self._limiter.ensure_row(connection)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -226,7 +227,7 @@ class Worker:
         """Settle ``sending`` reports abandoned by dead workers (see repository.reclaim)."""
         now = self._clock.now()
         resendable = self._provider.name if self._provider.idempotent else None
-        async with self._database.begin() as connection:
+        async with begin_write(self._database) as connection:
             reclaimed = await repository.reclaim(
                 connection,
                 now=now,
@@ -248,7 +249,7 @@ class Worker:
         now = self._clock.now()
         self._claimed_up_to = now  # everything due by then was looked at
         ready: list[ClaimedReport] = []
-        async with self._database.begin() as connection:
+        async with begin_write(self._database) as connection:
             claimed = await repository.claim(
                 connection,
                 owner=self.id,
@@ -310,7 +311,7 @@ class Worker:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep until the next retry or window opening, a wake-up, or the poll interval."""
-        async with self._database.connect() as connection:
+        async with self._reader.connect() as connection:
             next_due = await repository.next_due_at(connection, after=self._claimed_up_to)
         # Due since the last claim (even already, if the clock moved on meanwhile): no sleep.
         poll_at = self._clock.now() + self._tuning.poll_interval
@@ -326,7 +327,7 @@ class Worker:
     async def _renew_leases(self) -> None:
         now = self._clock.now()
         held = [report.id for report in self._hand_over.held] + self._sending_ids()
-        async with self._database.begin() as connection:
+        async with begin_write(self._database) as connection:
             await repository.renew(connection, held, owner=self.id, lease_until=now + self._lease)
         self._next_renewal_at = now + self._lease / 3
 
