@@ -3,10 +3,11 @@
 For each batch the worker claims, the database sees the same transactions the engine makes:
 the claim (with the mailing's terms), the hand-over (``sending``, the rate-limit reservation),
 the settle, and the finished-mailing check after it. Here they run back to back in one process
-with no provider, no tasks and no log lines, over the same materialised mailing the ``ceiling``
-figure sends. The rate this reaches is the ceiling's upper bound on this machine and database
-(the engine overlaps some of these transactions with its sends, so it can come close to it but
-not beat it by much); the engine's share of it says how much of the ceiling is our own code.
+with no provider, no tasks and no log lines, over a mailing of the same size as the
+``ceiling`` figure's, in a database of its own. The rate this reaches is the ceiling's upper
+bound on this machine and database (the engine overlaps some of these transactions with its
+sends, so it can come close to it but not beat it by much); the engine's share of it says how
+much of the ceiling is our own code.
 """
 
 from __future__ import annotations
