@@ -48,6 +48,7 @@ class DeliveryPoller:
         horizon: timedelta = timedelta(days=2),
     ) -> None:
         self._database = database
+        self._reader = read_only(database)
         self._clock = clock
         self._tracker = tracker
         self._provider_name = provider_name
@@ -72,7 +73,7 @@ class DeliveryPoller:
         after: tuple[datetime, int] | None = None
         settled = 0
         while True:
-            async with read_only(self._database).connect() as connection:
+            async with self._reader.connect() as connection:
                 page = await repository.awaiting_delivery(
                     connection,
                     provider=self._provider_name,
