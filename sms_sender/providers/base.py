@@ -6,9 +6,15 @@ already checked against end_at) and gets one ``SendResult`` per message, in the 
 
 Contract for implementers:
 
-* Never raise for a per-message failure: return ``SendResult.transient(...)`` for what may work
-  later (timeout, connection error, 5xx, 429) and ``SendResult.permanent(...)`` for what will not
-  (4xx, an explicit rejection); an answer that cannot be parsed is an error, never a success.
+* Never raise for a per-message failure. Classify it by *when* it failed:
+  ``SendResult.transient(...)`` only when nothing reached the gateway (DNS, connect, TLS, no
+  pooled connection in time, deadline passed before writing) or the gateway said "not now"
+  (429, 503, an explicit try-later code; pass its ``Retry-After`` as ``retry_after``);
+  ``SendResult.permanent(...)`` for an explicit refusal (4xx, a reject code, with the reason);
+  ``SendResult.unknown(...)`` for anything after the request bytes were written with no clear
+  answer (read timeout, reset, 500/502/504, an unparseable 2xx, a body too large): the gateway
+  may have the message; ``SendResult.no_funds(...)`` when the account cannot pay (the engine
+  pauses the mailing). An answer that cannot be parsed is never a success.
 * ``idempotent = True`` only if sending the same ``OutgoingMessage.report_id`` twice delivers
   once (the gateway deduplicates on it). The engine then re-sends a message whose outcome was
   lost in a crash; otherwise such a message is marked ``interrupted`` and never sent again.
@@ -39,8 +45,10 @@ class OutgoingMessage:
 
 class Outcome(StrEnum):
     ACCEPTED = "accepted"
-    TRANSIENT = "transient"
-    PERMANENT = "permanent"
+    TRANSIENT = "transient"  # certainly not accepted: safe to send again later
+    PERMANENT = "permanent"  # refused for good, with the gateway's reason
+    UNKNOWN = "unknown"  # the request left; whether the gateway has it, nobody can tell
+    NO_FUNDS = "no_funds"  # refused because the account cannot pay: pause, not fail
     EXPIRED = "expired"  # not sent: the mailing's end came before the message could leave
 
 
@@ -49,14 +57,23 @@ class SendResult:
     outcome: Outcome
     provider_message_id: str | None = None
     error: str | None = None
+    retry_after: float | None = None  # seconds the gateway asked us to wait (TRANSIENT only)
 
     @classmethod
     def accepted(cls, provider_message_id: str | None = None) -> SendResult:
         return cls(Outcome.ACCEPTED, provider_message_id=provider_message_id)
 
     @classmethod
-    def transient(cls, error: str) -> SendResult:
-        return cls(Outcome.TRANSIENT, error=error)
+    def transient(cls, error: str, retry_after: float | None = None) -> SendResult:
+        return cls(Outcome.TRANSIENT, error=error, retry_after=retry_after)
+
+    @classmethod
+    def unknown(cls, error: str) -> SendResult:
+        return cls(Outcome.UNKNOWN, error=error)
+
+    @classmethod
+    def no_funds(cls, error: str) -> SendResult:
+        return cls(Outcome.NO_FUNDS, error=error)
 
     @classmethod
     def permanent(cls, error: str) -> SendResult:
