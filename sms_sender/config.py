@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     provider: ProviderName = ProviderName.CONSOLE
     http_url: str = "http://127.0.0.1:8080"
     http_token: SecretStr = SecretStr("")
+    # Plain http:// to a gateway that is not on this machine sends its credentials in clear.
+    allow_insecure_gateway: bool = False
     http_timeout: float = Field(default=10.0, gt=0)
     rate_limit: float = Field(default=100.0, gt=0, description="messages/second, all workers")
     concurrency: int = Field(default=50, ge=1, le=10_000)

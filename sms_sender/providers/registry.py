@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import cast
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -19,6 +18,7 @@ from sms_sender.config import ProviderName, Settings
 from sms_sender.providers.base import DeliveryTracking, Provider
 from sms_sender.providers.console import ConsoleProvider
 from sms_sender.providers.fake import FakeProvider
+from sms_sender.providers.gateway_url import gateway_url_problem
 from sms_sender.providers.http import HttpProvider
 from sms_sender.providers.smsaero import SmsAeroProvider
 
@@ -83,7 +83,7 @@ def _fake(_settings: Settings, _http_client: httpx.AsyncClient) -> Provider:
 
 
 def _http(settings: Settings, http_client: httpx.AsyncClient) -> Provider:
-    _require_http_url("SMS_SENDER_HTTP_URL", settings.http_url)
+    _require_http_url("SMS_SENDER_HTTP_URL", settings.http_url, settings)
     token = settings.http_token.get_secret_value()
     if not token:
         raise ProviderConfigurationError(
@@ -117,7 +117,7 @@ def _smsaero(settings: Settings, http_client: httpx.AsyncClient) -> Provider:
         )
     if not settings.smsaero_sign.strip():
         raise ProviderConfigurationError("SMSAERO_SIGN must not be empty (the sender name)")
-    _require_http_url("SMSAERO_URL", settings.smsaero_url)
+    _require_http_url("SMSAERO_URL", settings.smsaero_url, settings)
     return SmsAeroProvider(
         http_client,
         email=settings.smsaero_email,
@@ -128,12 +128,10 @@ def _smsaero(settings: Settings, http_client: httpx.AsyncClient) -> Provider:
     )
 
 
-def _require_http_url(variable: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProviderConfigurationError(
-            f"{variable}={url!r} is not an http(s) URL, e.g. https://gateway.example/api"
-        )
+def _require_http_url(variable: str, url: str, settings: Settings) -> None:
+    problem = gateway_url_problem(variable, url, allow_insecure=settings.allow_insecure_gateway)
+    if problem is not None:
+        raise ProviderConfigurationError(problem)
 
 
 PROVIDERS: dict[str, ProviderFactory] = {
