@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from prometheus_client import Histogram
@@ -25,6 +25,7 @@ from sms_sender.dispatch.repository import (
     ClaimedReport,
     MailingTerms,
     Settlement,
+    outcome_unknown,
 )
 from sms_sender.dispatch.retry import RetryPolicy
 from sms_sender.providers.base import Outcome, OutgoingMessage, Provider, SendResult
@@ -136,14 +137,21 @@ class Sender:
         if result.outcome is Outcome.PERMANENT:
             _log.warning("message rejected", error=error)
             return _settled(report, ReportStatus.FAILED, error=error)
-        return self._retry_or_fail(report, attempts, error)
+        if result.outcome is Outcome.UNKNOWN:
+            return self._outcome_unknown(report, attempts, error)
+        return self._retry_or_fail(report, attempts, error, retry_after=result.retry_after)
 
-    def _retry_or_fail(self, report: ClaimedReport, attempts: int, error: str) -> Settlement:
-        next_attempt_at = self.retry.next_attempt_at(attempts, error, self.clock.now())
+    def _retry_or_fail(
+        self, report: ClaimedReport, attempts: int, error: str, *, retry_after: float | None = None
+    ) -> Settlement:
+        now = self.clock.now()
+        next_attempt_at = self.retry.next_attempt_at(attempts, error, now)
         if next_attempt_at is None:
             _log.warning("message failed; attempts exhausted", error=error, attempts=attempts)
             failed = f"gave up after {attempts} attempts: {error}"
             return _settled(report, ReportStatus.FAILED, error=failed)
+        if retry_after is not None:  # the gateway said when: never earlier than that
+            next_attempt_at = max(next_attempt_at, now + timedelta(seconds=retry_after))
         metrics.RETRIES.labels(self.provider.name).inc()
         _log.info("send failed; will retry", error=error, attempts=attempts, at=next_attempt_at)
         return _settled(report, ReportStatus.PENDING, error=error, next_attempt_at=next_attempt_at)
@@ -152,9 +160,8 @@ class Sender:
         """The call may have reached the gateway: re-send only through an idempotent provider."""
         if self.provider.idempotent:
             return self._retry_or_fail(report, attempts, f"outcome unknown: {why}")
-        _log.warning("send outcome unknown; marked interrupted", error=why)
-        error = f"outcome unknown ({why}); not sent again to avoid a duplicate"
-        return _settled(report, ReportStatus.INTERRUPTED, error=error)
+        _log.warning("send outcome unknown; not sent again", error=why)
+        return _settled(report, ReportStatus.UNKNOWN, error=outcome_unknown(why))
 
 
 def _not_attempted(report: ClaimedReport, *, next_attempt_at: datetime) -> Settlement:

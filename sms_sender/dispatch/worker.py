@@ -7,7 +7,7 @@ A report's life in one worker, and what a crash at each point leaves behind:
 2. **handed over** — right before its provider call (a small group at a time, as concurrency
    and the shared rate limit allow) it is marked ``sending`` and *committed*, after a last
    check that its mailing is still running. A crash from here on leaves ``sending`` with an
-   expiring lease: the gateway may have the message, so it becomes ``interrupted`` and is never
+   expiring lease: the gateway may have the message, so it becomes ``unknown`` and is never
    sent again (unless the provider is idempotent). See :func:`repository.reclaim`; the
    hand-over itself is :mod:`sms_sender.dispatch.handover`.
 3. **settled** — the answers are written together, a batch per statement, guarded so that a

@@ -17,7 +17,7 @@ Contract for implementers:
   pauses the mailing). An answer that cannot be parsed is never a success.
 * ``idempotent = True`` only if sending the same ``OutgoingMessage.report_id`` twice delivers
   once (the gateway deduplicates on it). The engine then re-sends a message whose outcome was
-  lost in a crash; otherwise such a message is marked ``interrupted`` and never sent again.
+  lost in a crash; otherwise such a message is marked ``unknown`` and never sent again.
 * ``valid_for`` is how long until the mailing's end_at, counted from the moment ``send`` is
   called; pass it on where the gateway accepts a validity period. A provider that can still
   wait before the message leaves (for a pooled connection, say) must not let it leave after

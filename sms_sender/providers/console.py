@@ -19,7 +19,7 @@ class ConsoleProvider:
 
     ``idempotent`` is True: nothing reaches a phone, so printing a message twice harms no one,
     and after a crash the engine re-prints the messages whose outcome was lost instead of marking
-    them ``interrupted`` — a demo run then ends with every report ``sent``.
+    them ``unknown`` — a demo run then ends with every report ``sent``.
     """
 
     name = "console"

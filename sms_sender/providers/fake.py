@@ -7,6 +7,7 @@ Usage::
     provider.on_phone("79000000002", permanent("blocked number"))     # fails every time
     provider.script(hang())                               # the next call, any phone, never answers
     provider.on_phone("79000000003", accept(delay=0.2))   # answers after 0.2 s of real time
+    provider.script(unknown(), no_funds(), transient(retry_after=30))  # the other outcomes
 
     ... run the engine ...
     await provider.wait_for_calls(10)                     # no sleeps: wakes on the 10th call
@@ -52,14 +53,26 @@ class Step:
     error: str | None = None
     delay: float = 0.0
     hang: bool = False
+    retry_after: float | None = None
+    message_id: str | None = None  # the gateway's id of an accepted message (default fake-N)
 
 
-def accept(delay: float = 0.0) -> Step:
-    return Step(Outcome.ACCEPTED, delay=delay)
+def accept(delay: float = 0.0, message_id: str | None = None) -> Step:
+    return Step(Outcome.ACCEPTED, delay=delay, message_id=message_id)
 
 
-def transient(error: str = "gateway unavailable", delay: float = 0.0) -> Step:
-    return Step(Outcome.TRANSIENT, error=error, delay=delay)
+def transient(
+    error: str = "gateway unavailable", delay: float = 0.0, retry_after: float | None = None
+) -> Step:
+    return Step(Outcome.TRANSIENT, error=error, delay=delay, retry_after=retry_after)
+
+
+def unknown(error: str = "read timeout after the request was sent", delay: float = 0.0) -> Step:
+    return Step(Outcome.UNKNOWN, error=error, delay=delay)
+
+
+def no_funds(error: str = "insufficient funds", delay: float = 0.0) -> Step:
+    return Step(Outcome.NO_FUNDS, error=error, delay=delay)
 
 
 def permanent(error: str = "rejected by the gateway", delay: float = 0.0) -> Step:
@@ -194,8 +207,8 @@ class FakeProvider:
         if step.delay > 0:
             await asyncio.sleep(step.delay)
         if step.outcome is Outcome.ACCEPTED:
-            return SendResult.accepted(f"fake-{call_number}")
-        return SendResult(step.outcome, error=step.error)
+            return SendResult.accepted(step.message_id or f"fake-{call_number}")
+        return SendResult(step.outcome, error=step.error, retry_after=step.retry_after)
 
     def _answered(self) -> int:
         return sum(1 for call in self.calls if call.result is not None)

@@ -18,7 +18,8 @@ class ReportStatus(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
+    # The provider may or may not have it (a worker died mid-send, or no readable answer came).
+    UNKNOWN = "unknown"
 
 
 TERMINAL_REPORT_STATUSES = frozenset(
@@ -28,7 +29,7 @@ TERMINAL_REPORT_STATUSES = frozenset(
         ReportStatus.FAILED,
         ReportStatus.EXPIRED,
         ReportStatus.CANCELLED,
-        ReportStatus.INTERRUPTED,
+        ReportStatus.UNKNOWN,
     }
 )
 # Not yet handed to a provider: these are what end_at expires and cancel cancels.

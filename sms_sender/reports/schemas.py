@@ -80,7 +80,15 @@ class ReportRead(BaseModel):
         description="The message text when the mailing started.",
         examples=["Winter sale: -20% on everything until Sunday!"],
     )
-    status: ReportStatus = Field(examples=["delivered"])
+    status: ReportStatus = Field(
+        description="pending → sending → sent (accepted by the provider) → delivered or "
+        "undelivered (when the provider reports it); or failed (refused, or every attempt "
+        "failed before anything reached the provider), expired (end_at came first), cancelled "
+        "(mailing cancelled or client deleted), unknown (the provider may or may not have it: "
+        "its answer was lost or unreadable, or the worker died mid-send; never re-sent "
+        "automatically).",
+        examples=["delivered"],
+    )
     attempts: int = Field(description="Send attempts made so far.", examples=[1])
     created_at: datetime = Field(description="When the mailing started and created this report.")
     updated_at: datetime
@@ -96,5 +104,7 @@ class ReportRead(BaseModel):
         description="The provider's id for the message, when it gives one.", examples=["8412033"]
     )
     error: str | None = Field(
-        description="Why the report failed, expired or was cancelled.", examples=[None]
+        description="Why the report failed, expired, was cancelled or is unknown; while "
+        "pending, why the last attempt must be retried.",
+        examples=[None],
     )

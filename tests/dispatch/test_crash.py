@@ -66,7 +66,7 @@ async def test_after_a_crash_unsent_work_is_sent_and_unknown_outcomes_are_not_re
     if idempotent:  # the gateway drops a repeat, so asking again is safe
         assert reports[in_flight].status == ReportStatus.SENT
     else:
-        assert reports[in_flight].status == ReportStatus.INTERRUPTED
+        assert reports[in_flight].status == ReportStatus.UNKNOWN
         assert "not sent again" in (reports[in_flight].error or "")
         assert reports[in_flight].lease_owner is None
 
@@ -94,7 +94,7 @@ async def test_a_graceful_stop_records_answers_and_releases_what_it_held(
     assert set(successor.report_ids()).isdisjoint(provider.report_ids())
 
 
-async def test_a_send_still_unanswered_when_the_grace_period_ends_is_interrupted(
+async def test_a_send_still_unanswered_when_the_grace_period_ends_is_unknown(
     arrange: Arrange, make_engine: EngineFactory
 ) -> None:
     await arrange.many_clients(3)
@@ -105,8 +105,8 @@ async def test_a_send_still_unanswered_when_the_grace_period_ends_is_interrupted
         await provider.wait_for_calls(1)
 
     reports = {r.status: r for r in await arrange.reports(mailing_id)}
-    assert set(await arrange.statuses(mailing_id)) == {"interrupted", "pending"}
-    assert "cancelled at shutdown" in (reports[ReportStatus.INTERRUPTED].error or "")
+    assert set(await arrange.statuses(mailing_id)) == {"unknown", "pending"}
+    assert "cancelled at shutdown" in (reports[ReportStatus.UNKNOWN].error or "")
     provider.release()
 
 
@@ -196,7 +196,7 @@ async def test_the_engine_rides_out_lost_database_connections(
     assert provider.duplicates() == []
     statuses = await arrange.statuses(mailing_id)
     # A result whose write was cut off leaves its report to the reclaim rules; none is lost.
-    assert set(statuses) <= {"sent", "interrupted"}
+    assert set(statuses) <= {"sent", "unknown"}
     assert sum(statuses.values()) == 200
 
 

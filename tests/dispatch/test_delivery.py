@@ -7,7 +7,14 @@ from datetime import timedelta
 import pytest
 
 from sms_sender.dispatch import RetryPolicy
-from sms_sender.providers.fake import FakeProvider, accept, hang, permanent, transient
+from sms_sender.providers.fake import (
+    FakeProvider,
+    accept,
+    hang,
+    permanent,
+    transient,
+    unknown,
+)
 from sms_sender.providers.http import HttpProvider
 from sms_sender.providers.registry import close_provider
 from sms_sender.reports.models import ReportStatus
@@ -167,7 +174,7 @@ async def test_an_unparseable_answer_is_never_taken_for_a_success(
     assert reports["79160000002"].status == ReportStatus.SENT  # parseable the second time
 
 
-async def test_a_hung_provider_call_is_abandoned_as_interrupted_not_retried(
+async def test_a_hung_provider_call_is_abandoned_as_unknown_not_retried(
     arrange: Arrange, make_engine: EngineFactory
 ) -> None:
     await arrange.clients([ClientSpec("79160000001"), ClientSpec("79160000002")])
@@ -179,7 +186,7 @@ async def test_a_hung_provider_call_is_abandoned_as_interrupted_not_retried(
     await make_engine(provider, lease_seconds=0.2).worker.drain()
 
     reports = {r.phone: r for r in await arrange.reports(mailing_id)}
-    assert reports["79160000001"].status == ReportStatus.INTERRUPTED
+    assert reports["79160000001"].status == ReportStatus.UNKNOWN
     assert "no answer within 0.1s" in (reports["79160000001"].error or "")
     assert reports["79160000002"].status == ReportStatus.SENT
     provider.release()
@@ -203,6 +210,75 @@ async def test_an_idempotent_provider_is_asked_again_after_an_unknown_outcome(
     [report] = await arrange.reports(mailing_id)
     assert (report.status, report.attempts) == (ReportStatus.SENT, 2)
     provider.release()
+
+
+async def test_an_unknown_outcome_is_recorded_with_its_reason_and_never_sent_again(
+    arrange: Arrange, make_engine: EngineFactory, clock: FakeClock
+) -> None:
+    await arrange.clients([ClientSpec("79160000001"), ClientSpec("79160000002")])
+    mailing_id = await arrange.mailing()
+    provider = FakeProvider()
+    provider.on_phone("79160000001", unknown("read timeout after 1s"))
+    worker = make_engine(provider, retry=PREDICTABLE).worker
+
+    await worker.drain()
+    clock.advance(minutes=5)  # past any retry the policy could have given
+    await worker.drain()
+
+    reports = {r.phone: r for r in await arrange.reports(mailing_id)}
+    lost = reports["79160000001"]
+    assert (lost.status, lost.attempts) == (ReportStatus.UNKNOWN, 1)
+    assert lost.error == (
+        "outcome unknown (read timeout after 1s); not sent again to avoid a duplicate"
+    )
+    assert reports["79160000002"].status == ReportStatus.SENT
+    assert [call.message.phone for call in provider.calls].count("79160000001") == 1
+    assert await arrange.mailing_status(mailing_id) == "finished"
+
+
+async def test_an_unknown_outcome_is_retried_when_the_provider_deduplicates(
+    arrange: Arrange, make_engine: EngineFactory, clock: FakeClock
+) -> None:
+    await arrange.clients([ClientSpec("79160000001")])
+    mailing_id = await arrange.mailing()
+    provider = FakeProvider(idempotent=True)
+    provider.script_phone("79160000001", unknown("connection reset"))
+    worker = make_engine(provider, retry=PREDICTABLE).worker
+
+    await worker.drain()
+    [report] = await arrange.reports(mailing_id)
+    assert report.status == ReportStatus.PENDING
+    assert report.error == "outcome unknown: connection reset"
+    clock.advance(seconds=10)
+    await worker.drain()
+
+    [report] = await arrange.reports(mailing_id)
+    assert (report.status, report.attempts) == (ReportStatus.SENT, 2)
+
+
+async def test_a_retry_waits_at_least_as_long_as_the_gateway_asked(
+    arrange: Arrange, make_engine: EngineFactory, clock: FakeClock
+) -> None:
+    await arrange.clients([ClientSpec("79160000001"), ClientSpec("79160000002")])
+    mailing_id = await arrange.mailing()
+    provider = FakeProvider()
+    provider.script_phone("79160000001", transient("429 too many requests", retry_after=120))
+    provider.script_phone("79160000002", transient("503 busy", retry_after=1))
+    worker = make_engine(provider, retry=PREDICTABLE).worker
+    start = clock.now()
+
+    await worker.drain()
+
+    reports = {r.phone: r for r in await arrange.reports(mailing_id)}
+    # Longer than the policy's delay (10 s here): the gateway's; shorter: the policy's.
+    assert reports["79160000001"].next_attempt_at == start + timedelta(seconds=120)
+    assert reports["79160000002"].next_attempt_at == start + timedelta(seconds=10)
+    clock.advance(seconds=60)
+    await worker.drain()
+    assert [call.message.phone for call in provider.calls].count("79160000001") == 1
+    clock.advance(seconds=60)
+    await worker.drain()
+    assert await arrange.statuses(mailing_id) == {"sent": 2}
 
 
 async def test_concurrency_bounds_the_sends_in_flight(

@@ -94,11 +94,11 @@ async def test_a_worker_killed_mid_mailing_loses_nothing_and_repeats_nothing(
     reports = {report.id: report.status for report in await arrange.reports(mailing_id)}
     assert len(reports) == CLIENTS
     # Handed over when the worker died: the gateway may or may not have them, so they are
-    # interrupted, never sent again. Everything else is sent, exactly once.
-    interrupted = {i for i, status in reports.items() if status == ReportStatus.INTERRUPTED}
-    assert interrupted == in_flight_at_kill
+    # unknown, never sent again. Everything else is sent, exactly once.
+    unknown = {i for i, status in reports.items() if status == ReportStatus.UNKNOWN}
+    assert unknown == in_flight_at_kill
     sent = {i for i, status in reports.items() if status == ReportStatus.SENT}
     assert sent == set(reports) - in_flight_at_kill
     assert sent <= set(accepted), "a report marked sent that the gateway never took"
-    assert set(accepted) <= sent | interrupted
+    assert set(accepted) <= sent | unknown
     assert await arrange.mailing_status(mailing_id) == "finished", log.read_text()[-3000:]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.migrations import alembic_config, current_revision
@@ -44,3 +46,23 @@ async def test_every_table_exists(db_engine: AsyncEngine, table: str) -> None:
     async with db_engine.connect() as connection:
         names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
     assert table in names
+
+
+async def test_interrupted_reports_become_unknown(clean_db: AsyncEngine) -> None:
+    """Reports left `interrupted` by an older release read `unknown` after the upgrade."""
+    before = "0003"  # the last revision that knew `interrupted`
+    async with clean_db.begin() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), before))
+        await connection.execute(
+            text(
+                "INSERT INTO reports (mailing_id, client_id, phone, text, timezone, status, "
+                "attempts, next_attempt_at, created_at, updated_at) VALUES (1, 1, '79160000001', "
+                "'hi', 'UTC', 'interrupted', 1, :now, :now, :now)"
+            ),
+            {"now": datetime(2030, 1, 1, tzinfo=UTC)},
+        )
+    async with clean_db.begin() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+    async with clean_db.connect() as connection:
+        statuses = list(await connection.scalars(text("SELECT status FROM reports")))
+    assert statuses == ["unknown"]

@@ -157,7 +157,7 @@ async def test_list_pages_through_a_filtered_set(
     ("params", "loc", "words"),
     [
         ({"status": "lost"}, ["query", "status"], "'pending'"),
-        ({"status": "lost"}, ["query", "status"], "'interrupted'"),
+        ({"status": "lost"}, ["query", "status"], "'unknown'"),
         ({"phone": "89160000001"}, ["query", "phone"], "pattern"),
         ({"phone": "7916"}, ["query", "phone"], "pattern"),
         ({"mailing_id": "abc"}, ["query", "mailing_id"], "integer"),

@@ -27,6 +27,7 @@ from sms_sender.dispatch.repository._settle import (
     ENDED_BEFORE_SEND,
     Reclaimed,
     Settlement,
+    outcome_unknown,
     reclaim,
     settle,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "mailings_to_start",
     "next_due_at",
     "next_mailing_event_at",
+    "outcome_unknown",
     "put_off",
     "reclaim",
     "record_delivery",

@@ -46,6 +46,12 @@ class Settlement:
 CLIENT_DELETED = "client deleted"
 MAILING_CANCELLED = "mailing cancelled"
 ENDED_BEFORE_SEND = "end_at reached before it could be sent"
+WORKER_DIED = "the worker sending it stopped mid-send"
+
+
+def outcome_unknown(why: str) -> str:
+    """The error of an ``unknown`` report: what happened, and that it is not sent again."""
+    return f"outcome unknown ({why}); not sent again to avoid a duplicate"
 
 
 def _unless_closed(
@@ -147,7 +153,7 @@ async def reclaim(
     """Settle ``sending`` reports whose lease expired: their outcome is unknown.
 
     A live worker renews the leases of its sends, so an expired one means its worker died, or
-    lost track of it (a commit whose answer never arrived). They become ``interrupted`` and are
+    lost track of it (a commit whose answer never arrived). They become ``unknown`` and are
     never sent again, except those last handed to ``resendable_provider`` (an idempotent
     provider: a repeat is delivered once), which go back to ``pending``, or close if they can
     never be sent (see :func:`_unless_closed`). ``in_flight``: the calling worker's own sends,
@@ -177,8 +183,8 @@ async def reclaim(
         update(reports)
         .where(*abandoned)
         .values(
-            status=ReportStatus.INTERRUPTED,
-            error="outcome unknown: the worker sending it stopped mid-send; not sent again",
+            status=ReportStatus.UNKNOWN,
+            error=outcome_unknown(WORKER_DIED),
             **cleared,
         )
         .returning(*returning)
