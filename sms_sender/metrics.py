@@ -31,6 +31,11 @@ RETRIES = Counter(
     "Sends that failed transiently and were scheduled again, by provider.",
     ["provider"],
 )
+MAILINGS_PAUSED = Counter(
+    "sms_sender_mailings_paused_total",
+    "Mailings the engine paused because the provider's account cannot pay, by provider.",
+    ["provider"],
+)
 QUEUE_DEPTH = Gauge(
     "sms_sender_queue_depth",
     "Reports that are due now and waiting for a worker.",

@@ -49,6 +49,17 @@ class Results:
         self._first_added_at = 0.0
         self._writing: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+        self._paused: list[int] = []
+
+    @property
+    def urgent(self) -> bool:
+        """Whether a waiting result pauses its mailing: it must be written before more sends."""
+        return any(settlement.pauses_mailing for settlement in self._waiting)
+
+    def take_paused(self) -> list[int]:
+        """Mailings paused by the writes since the last call (their held reports must go back)."""
+        paused, self._paused = self._paused, []
+        return paused
 
     def report_ids(self) -> list[int]:
         """Reports whose outcome is known here but not yet written (they are still ours)."""
@@ -93,8 +104,10 @@ class Results:
     async def _write(self, batch: list[Settlement]) -> None:
         now = self._clock.now()
         mailing_ids = sorted({settlement.mailing_id for settlement in batch})
+        pauses = {s.mailing_id: s.error or "no funds" for s in batch if s.pauses_mailing}
         async with begin_write(self._database) as connection:
             written = await repository.settle(connection, batch, owner=self._owner, now=now)
+            paused = await repository.pause_mailings(connection, pauses, now=now)
         # Whether a mailing is done is asked only after the commit. Asked inside it, two workers
         # settling a mailing's last reports at once would each still see the other's reports
         # `sending` (neither has committed) and neither would finish it. Of two such checks,
@@ -111,6 +124,14 @@ class Results:
             )
         for mailing_id in finished:
             _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
+        self._paused += paused
+        for mailing_id in paused:
+            metrics.MAILINGS_PAUSED.labels(self._provider_name).inc()
+            _log.warning(
+                "mailing paused: the provider's account cannot pay; resume it after a top-up",
+                mailing_id=mailing_id,
+                reason=pauses[mailing_id],
+            )
 
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None

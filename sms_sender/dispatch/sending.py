@@ -139,6 +139,11 @@ class Sender:
             return _settled(report, ReportStatus.FAILED, error=error)
         if result.outcome is Outcome.UNKNOWN:
             return self._outcome_unknown(report, attempts, error)
+        if result.outcome is Outcome.NO_FUNDS:
+            # Certainly not sent, and sending more is pointless until the account is topped up.
+            _log.warning("provider account cannot pay; the mailing pauses", error=error)
+            not_sent = _not_attempted(report, next_attempt_at=self.clock.now(), error=error)
+            return dataclasses.replace(not_sent, pauses_mailing=True)
         return self._retry_or_fail(report, attempts, error, retry_after=result.retry_after)
 
     def _retry_or_fail(
@@ -164,10 +169,13 @@ class Sender:
         return _settled(report, ReportStatus.UNKNOWN, error=outcome_unknown(why))
 
 
-def _not_attempted(report: ClaimedReport, *, next_attempt_at: datetime) -> Settlement:
-    """Back to ``pending`` without a call: the attempt counted at hand-over is given back."""
+def _not_attempted(
+    report: ClaimedReport, *, next_attempt_at: datetime, error: str | None = None
+) -> Settlement:
+    """Back to ``pending``, not sent: the attempt counted at hand-over is given back."""
     return dataclasses.replace(
-        _settled(report, ReportStatus.PENDING, next_attempt_at=next_attempt_at), attempted=False
+        _settled(report, ReportStatus.PENDING, next_attempt_at=next_attempt_at, error=error),
+        attempted=False,
     )
 
 

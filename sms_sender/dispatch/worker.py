@@ -23,6 +23,7 @@ import asyncio
 import os
 import secrets
 import socket
+from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -160,6 +161,9 @@ class Worker:
             await self._renew_leases()
         if now >= self._next_reclaim_at:
             await self.reclaim()
+        if self._results.urgent:
+            await self._results.flush()  # a pause lands before anything more of its mailing goes
+        await self._release_paused()
         self._results.write_when_due()
         self._collect_claim()
         if self._wants_claim():
@@ -199,6 +203,9 @@ class Worker:
             if not self._hand_over.held and not self._in_flight:
                 return
             while self._hand_over.held or self._in_flight:
+                if self._results.urgent:
+                    await self._results.flush()
+                await self._release_paused()
                 await self._advance(never)
                 self._results.write_when_due()
             await self._results.flush()
@@ -217,8 +224,20 @@ class Worker:
             # instead of many hand-overs of one (each costs a round trip), while a quarter
             # of a group keeps the slots busy when answers trickle in.
             await self._wait_for_answers(enough)
+        if self._results.urgent:
+            return  # a mailing pauses: the loop writes that first
         if self._free_slots() > 0 and not stop.is_set():
             await self._hand_over.next_group(min(self._free_slots(), group), stop)
+
+    async def _release_paused(self) -> None:
+        """Give back the held reports of mailings this worker just paused (no funds)."""
+        paused = set(self._results.take_paused())
+        if not paused:
+            return
+        held = self._hand_over.held
+        released = [report.id for report in held if report.mailing_id in paused]
+        self._hand_over.held = deque(report for report in held if report.mailing_id not in paused)
+        await self._hand_over.release(released)
 
     def _free_slots(self) -> int:
         return self._settings.concurrency - len(self._in_flight)

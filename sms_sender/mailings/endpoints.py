@@ -92,8 +92,9 @@ async def pause_mailing(mailing_id: MailingId, session: SessionDep, clock: Clock
     "/{mailing_id}/resume",
     summary="Resume a paused mailing",
     description="It runs again if now is within [start_at, end_at) (starting it if it never "
-    "started), or goes back to `scheduled` if start_at is still ahead. 409 if it is not "
-    "paused or its end_at has passed.",
+    "started), or goes back to `scheduled` if start_at is still ahead; `paused_reason` is "
+    "cleared (resume a mailing the engine paused once its cause, e.g. no funds, is fixed). "
+    "409 if it is not paused or its end_at has passed.",
 )
 async def resume_mailing(
     mailing_id: MailingId, session: SessionDep, clock: ClockDep

@@ -35,6 +35,8 @@ class Mailing(Base):
     send_window_start: Mapped[int | None] = mapped_column(SmallInteger)
     send_window_end: Mapped[int | None] = mapped_column(SmallInteger)
     status: Mapped[str] = mapped_column(String(16))
+    # Why the engine paused it (the provider's account cannot pay); None otherwise.
+    paused_reason: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

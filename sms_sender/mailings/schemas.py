@@ -258,6 +258,7 @@ class MailingRead(BaseModel):
                     "start_at": "2030-01-15T06:00:00Z",
                     "end_at": "2030-01-15T18:00:00Z",
                     "status": "running",
+                    "paused_reason": None,
                     "created_at": "2030-01-14T10:00:00Z",
                     "updated_at": "2030-01-15T06:00:00Z",
                     "started_at": "2030-01-15T06:00:00Z",
@@ -279,6 +280,12 @@ class MailingRead(BaseModel):
     status: MailingStatus = Field(
         description="scheduled (before start_at), running, paused, finished (every report "
         "final, or end_at passed) or cancelled."
+    )
+    paused_reason: str | None = Field(
+        default=None,
+        description="Why the engine paused it (e.g. the provider's account ran out of funds); "
+        "null when it is not paused or a user paused it. Resume it once the cause is fixed.",
+        examples=[None],
     )
     created_at: datetime
     updated_at: datetime

@@ -93,6 +93,7 @@ def to_read(mailing: Mailing, counts: Mapping[str, int]) -> MailingRead:
         filter=spec.filter,
         send_window=spec.send_window,
         status=MailingStatus(mailing.status),
+        paused_reason=mailing.paused_reason,
         created_at=mailing.created_at,
         updated_at=mailing.updated_at,
         started_at=mailing.started_at,
@@ -201,6 +202,7 @@ async def resume(session: AsyncSession, mailing_id: int, now: datetime) -> Maili
             "move end_at into the future (PATCH) before resuming it"
         )
     mailing.updated_at = now
+    mailing.paused_reason = None
     if now < mailing.start_at:
         mailing.status = MailingStatus.SCHEDULED
     else:

@@ -28,6 +28,7 @@ from sms_sender.dispatch.repository._settle import (
     Reclaimed,
     Settlement,
     outcome_unknown,
+    pause_mailings,
     reclaim,
     settle,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "next_due_at",
     "next_mailing_event_at",
     "outcome_unknown",
+    "pause_mailings",
     "put_off",
     "reclaim",
     "record_delivery",

@@ -39,8 +39,10 @@ class Settlement:
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None
     # False when the provider was never called (shutdown before the call, a window that
-    # closed): the attempt counted at hand-over is given back.
+    # closed, a refusal for lack of funds): the attempt counted at hand-over is given back.
     attempted: bool = True
+    # The provider's account cannot pay: the mailing pauses, with ``error`` as the reason.
+    pauses_mailing: bool = False
 
 
 CLIENT_DELETED = "client deleted"
@@ -133,6 +135,22 @@ def _settled_values(row: Mapping[str, ColumnElement[Any]], now: datetime) -> dic
         "lease_expires_at": None,
         "updated_at": now,
     }
+
+
+async def pause_mailings(
+    connection: AsyncConnection, reasons: Mapping[int, str], *, now: datetime
+) -> list[int]:
+    """Pause these running mailings, each with its reason; the ids of those paused now."""
+    paused: list[int] = []
+    for mailing_id, reason in reasons.items():  # one per mailing of a batch: a handful at most
+        rows = await connection.scalars(
+            update(mailings)
+            .where(mailings.c.id == mailing_id, mailings.c.status == MailingStatus.RUNNING)
+            .values(status=MailingStatus.PAUSED, paused_reason=reason[:1000], updated_at=now)
+            .returning(mailings.c.id)
+        )
+        paused += list(rows)
+    return paused
 
 
 @dataclass(frozen=True, slots=True)
