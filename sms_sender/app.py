@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sms_sender import __version__, metrics
+from sms_sender.admin import install_console
 from sms_sender.auth.endpoints import require_token
 from sms_sender.auth.service import RecentTokens
 from sms_sender.clients.endpoints import router as clients_router
@@ -91,6 +92,7 @@ def create_app(
         api.include_router(router)
     app.include_router(api)
     app.include_router(_operations_router())
+    install_console(app, settings)
     _register_problem_schema(app)
     return app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.app import create_app
 from sms_sender.auth import service as auth_service
+from sms_sender.auth import users as auth_users
+from sms_sender.auth.models import Role, User
 from sms_sender.clients.csv_import import import_clients, read_lines
 from sms_sender.clients.schemas import ImportResult
 from sms_sender.clock import SystemClock
@@ -35,6 +38,8 @@ token_app = typer.Typer(
     help="API tokens for the Authorization: Bearer header.", no_args_is_help=True
 )
 app.add_typer(token_app, name="token")
+user_app = typer.Typer(help="People who sign in to the admin console.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 T = TypeVar("T")
 
@@ -221,3 +226,59 @@ def token_revoke(name: str) -> None:
         _settings(), lambda session: auth_service.revoke_token(session, name, SystemClock().now())
     )
     typer.echo(f"token {name!r} revoked")
+
+
+@user_app.command("create")
+def user_create(
+    name: Annotated[str, typer.Argument(help="The name to sign in with.")],
+    role: Annotated[
+        Role,
+        typer.Option(
+            help="viewer reads; operator also writes; admin also manages users and tokens."
+        ),
+    ] = Role.VIEWER,
+) -> None:
+    """Create a console user; the password is asked for (or read from stdin when piped)."""
+    password = _read_password()
+    _in_session(
+        _settings(),
+        lambda session: auth_users.create_local(session, name, role, password, SystemClock().now()),
+    )
+    typer.echo(f"user {name!r} created with role {role}")
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List console users with their role, how they sign in and whether they are disabled."""
+
+    async def every_user(session: AsyncSession) -> list[User]:
+        found: list[User] = []
+        while True:
+            after_id = found[-1].id if found else 0
+            batch = await auth_users.page(session, after_id=after_id, limit=500)
+            found.extend(batch[:500])
+            if len(batch) <= 500:
+                return found
+
+    for user in _in_session(_settings(), every_user):
+        state = f"disabled {user.disabled_at:%Y-%m-%d %H:%M}" if user.disabled_at else "active"
+        typer.echo(f"{user.name}\t{user.role}\t{user.auth_source}\t{state}")
+
+
+@user_app.command("disable")
+def user_disable(name: str) -> None:
+    """Disable a user: they cannot sign in and their open sessions end at once."""
+
+    async def work(session: AsyncSession) -> None:
+        user = await auth_users.by_name(session, name)
+        await auth_users.disable(session, user, SystemClock().now())
+
+    _in_session(_settings(), work)
+    typer.echo(f"user {name!r} disabled; their sessions have ended")

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     # How long the API trusts a token it found active without asking the database again, so
     # also the longest a revoked token keeps working; 0 checks the database on every request.
     token_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    # The address people reach the service at, e.g. https://sms.example.com (links, cookies).
+    public_url: str = ""
+    # Signs console session cookies; every API process must share it. Empty: a random one per
+    # process, so sessions end at restart.
+    session_secret: SecretStr = SecretStr("")
+    session_lifetime_minutes: int = Field(default=720, ge=1, le=60 * 24 * 30)
     smsaero_email: str = Field(default="", validation_alias=AliasChoices("SMSAERO_EMAIL"))
     smsaero_api_key: SecretStr = Field(
         default=SecretStr(""), validation_alias=AliasChoices("SMSAERO_API_KEY")

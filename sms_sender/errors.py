@@ -2,7 +2,8 @@
 
     AppError (400)
     ├── InvalidInput (422)      a value breaks a rule the schema cannot express
-    ├── Unauthorized (401)      missing, unknown or revoked bearer token
+    ├── Unauthorized (401)      missing, unknown or revoked bearer token; no console session
+    ├── Forbidden (403)         signed in, but the role does not allow it (or no CSRF token)
     ├── NotFound (404)          no such client, message, mailing or report
     ├── Conflict (409)          the request fights the current state (duplicate phone,
     │                           editing a running mailing, deleting a message in use)
@@ -58,6 +59,11 @@ class InvalidInput(AppError):
 class Unauthorized(AppError):
     status_code = 401
     title = "Unauthorized"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    title = "Forbidden"
 
 
 class NotFound(AppError):

@@ -1,6 +1,6 @@
 """Every ORM model, imported once so ``Base.metadata`` is complete (Alembic reads it)."""
 
-from sms_sender.auth.models import ApiToken
+from sms_sender.auth.models import ApiToken, User, UserSession
 from sms_sender.clients.models import Client
 from sms_sender.db import Base
 from sms_sender.dispatch.models import RateLimit
@@ -18,4 +18,6 @@ __all__ = [
     "RateLimit",
     "Report",
     "ReportStatus",
+    "User",
+    "UserSession",
 ]

@@ -28,7 +28,15 @@ from sms_sender.migrations import upgrade_to_head
 
 POSTGRES_ENV = "SMS_SENDER_TEST_POSTGRES_URL"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-TABLES = ("reports", "mailings", "messages", "clients", "api_tokens")
+TABLES = (
+    "reports",
+    "mailings",
+    "messages",
+    "clients",
+    "api_tokens",
+    "user_sessions",
+    "users",
+)
 
 
 class FakeClock:

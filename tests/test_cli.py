@@ -83,3 +83,22 @@ async def test_demo_loads_clients_and_mailings(
         assert await session.scalar(select(func.count()).select_from(Client)) == 30
         statuses = set((await session.scalars(select(Mailing.status))).all())
     assert statuses == {"running", "scheduled"}
+
+
+async def test_user_create_list_disable(
+    cli: Cli, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    created = await asyncio.to_thread(
+        cli.runner.invoke, app, ["user", "create", "olga", "--role", "admin"], "a long password\n"
+    )
+    assert created.exit_code == 0, created.output
+    short = await asyncio.to_thread(cli.runner.invoke, app, ["user", "create", "ivan"], "short\n")
+    assert short.exit_code == 1
+    assert "at least 10 characters" in short.output
+    listed = await cli("user", "list")
+    assert "olga\tadmin\tlocal\tactive" in listed.output
+    assert (await cli("user", "disable", "olga")).exit_code == 0
+    assert "olga\tadmin\tlocal\tdisabled" in (await cli("user", "list")).output
+    missing = await cli("user", "disable", "nobody")
+    assert missing.exit_code == 1
+    assert "no user named 'nobody'" in missing.output

@@ -1,15 +1,21 @@
-"""The bearer-token dependency every ``/api/v1`` route sits behind."""
+"""Who is asking: the bearer token of ``/api/v1`` and the session user of the console."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sms_sender.auth import service
+from sms_sender.auth import service, sessions
+from sms_sender.auth.models import Role, User
+from sms_sender.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `sms-sender token create NAME`.")
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 async def require_token(
@@ -29,3 +35,56 @@ async def require_token(
     async with state.read_sessionmaker() as session:
         await service.authenticate(session, token)
     recent.remember(token_hash, now)
+
+
+async def current_user(request: Request) -> User:
+    """The signed-in console user (401 otherwise); a write also needs the session's CSRF token.
+
+    Read in its own read-only session, like the bearer token: a page that only reads never
+    takes SQLite's write lock. Sets ``request.state.csrf_token`` for the page's forms.
+    """
+    cookies = sessions.cookies_of(request)
+    token = cookies.token_of(request)
+    user = None
+    if token is not None:
+        async with request.app.state.read_sessionmaker() as session:
+            user = await sessions.session_user(session, token, request.app.state.clock.now())
+    if token is None or user is None:
+        raise Unauthorized("sign in to the console first; your session has ended or never began")
+    if request.method in UNSAFE_METHODS:
+        await _check_csrf(request, cookies, token)
+    request.state.user = user
+    request.state.csrf_token = cookies.csrf_token(token)
+    return user
+
+
+async def _check_csrf(request: Request, cookies: sessions.SessionCookies, token: str) -> None:
+    offered = request.headers.get(sessions.CSRF_HEADER)
+    content_type = request.headers.get("content-type", "")
+    if offered is None and content_type.startswith(FORM_TYPES):
+        # Starlette keeps the parsed form, so the handler reads it again for free.
+        field = (await request.form()).get(sessions.CSRF_FIELD)
+        offered = field if isinstance(field, str) else None
+    if not cookies.csrf_matches(token, offered):
+        raise Forbidden(
+            "the form's security token (CSRF) is missing or out of date; "
+            "reload the page and submit it again"
+        )
+
+
+def require_role(role: Role) -> Callable[[Request], Awaitable[User]]:
+    """A dependency: the signed-in user, if their role allows ``role``'s work (403 otherwise)."""
+
+    async def allowed_user(user: Annotated[User, Depends(current_user)]) -> User:
+        if not user.may(role):
+            raise Forbidden(
+                f"your role ({user.role}) may not do this; it needs {role} - ask an admin"
+            )
+        return user
+
+    return allowed_user  # type: ignore[return-value]
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+Operator = Annotated[User, Depends(require_role(Role.OPERATOR))]
+Admin = Annotated[User, Depends(require_role(Role.ADMIN))]

@@ -1,8 +1,11 @@
+"""Who may use the service: API tokens (machines) and console users with their sessions."""
+
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sms_sender.db import Base, BigId, UTCDateTime
@@ -19,3 +22,58 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Role(StrEnum):
+    """What a console user may do; each role may do everything the ones before it may."""
+
+    VIEWER = "viewer"  # reads every page
+    OPERATOR = "operator"  # + writes clients, messages and mailings
+    ADMIN = "admin"  # + users and API tokens
+
+    def allows(self, needed: Role) -> bool:
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
+
+
+class AuthSource(StrEnum):
+    LOCAL = "local"  # a password hash kept here
+    OIDC = "oidc"  # an OpenID Connect provider vouches for the user
+
+
+class User(Base):
+    """A person who signs in to the console."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # a Role
+    auth_source: Mapped[str] = mapped_column(String(16))  # an AuthSource
+    # argon2id, PHC string; null for users who sign in only through OIDC.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_at is None
+
+    def may(self, needed: Role) -> bool:
+        """Whether this user's role allows work that needs ``needed``."""
+        return Role(self.role).allows(needed)
+
+
+class UserSession(Base):
+    """A signed-in browser; the cookie holds the token, the table only its SHA-256."""
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

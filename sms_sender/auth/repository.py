@@ -3,10 +3,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sms_sender.auth.models import ApiToken
+from sms_sender.auth.models import ApiToken, User, UserSession
 
 
 async def add(session: AsyncSession, token: ApiToken) -> ApiToken:
@@ -36,3 +36,57 @@ async def revoke(session: AsyncSession, name: str, now: datetime) -> bool:
         .values(revoked_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def add_user(session: AsyncSession, user: User) -> User:
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def user_by_name(session: AsyncSession, name: str) -> User | None:
+    return await session.scalar(select(User).where(User.name == name))
+
+
+async def user_by_id(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def users_page(session: AsyncSession, *, after_id: int, limit: int) -> Sequence[User]:
+    statement = select(User).where(User.id > after_id).order_by(User.id).limit(limit + 1)
+    return (await session.scalars(statement)).all()
+
+
+async def count_users(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def add_session(session: AsyncSession, user_session: UserSession) -> None:
+    session.add(user_session)
+    await session.flush()
+
+
+async def active_session_user(session: AsyncSession, token_hash: str, now: datetime) -> User | None:
+    """The enabled user of an unexpired session, in one query."""
+    return await session.scalar(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(
+            UserSession.token_hash == token_hash,
+            UserSession.expires_at > now,
+            User.disabled_at.is_(None),
+        )
+    )
+
+
+async def delete_session(session: AsyncSession, token_hash: str) -> None:
+    await session.execute(delete(UserSession).where(UserSession.token_hash == token_hash))
+
+
+async def delete_sessions_of(session: AsyncSession, user_id: int, now: datetime) -> None:
+    """End every session of the user, and clear away anyone's expired ones while here."""
+    await session.execute(
+        delete(UserSession).where(
+            (UserSession.user_id == user_id) | (UserSession.expires_at <= now)
+        )
+    )

@@ -1,0 +1,115 @@
+"""Rendering console pages: templates, the page's language, and errors a person can act on.
+
+Every console route uses :class:`ConsoleRoute`, which turns the services' errors into what the
+asker can use: a page with the message for a browser, problem+json for the pages' own fetch
+calls, and a trip to the sign-in page when the session has ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import jinja2
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+
+from sms_sender.admin.i18n import Language, language_of, translator
+from sms_sender.auth.models import Role
+from sms_sender.errors import AppError, problem
+
+PREFIX = "/admin"
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The page ``template`` in the asker's language, with the signed-in user and CSRF token."""
+    language = language_of(request)
+    state = request.state
+    page = _environment.get_template(template).render(
+        request=request,
+        lang=language,
+        _=translator(language),
+        user=getattr(state, "user", None),
+        csrf_token=getattr(state, "csrf_token", ""),
+        Role=Role,
+        when=local_time,
+        **(context or {}),
+    )
+    return HTMLResponse(
+        page,
+        status_code=status_code,
+        headers={"Cache-Control": "no-store", "Content-Language": language.value},
+    )
+
+
+def local_time(moment: datetime | None, zone: str = "UTC") -> str:
+    """A moment as the operator reads it: local time with the zone named."""
+    if moment is None:
+        return ""
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def field_errors(error: AppError | ValidationError) -> dict[str, str]:
+    """Messages by field name, to show beside each field of a form."""
+    if isinstance(error, ValidationError):
+        items = [
+            {"loc": list(item["loc"]), "msg": str(item["msg"]).removeprefix("Value error, ")}
+            for item in error.errors()
+        ]
+    else:
+        items = error.errors or []
+    errors: dict[str, str] = {}
+    for item in items:
+        loc = [str(part) for part in item["loc"] if part != "body"]
+        errors.setdefault(loc[0] if loc else "", str(item["msg"]))
+    return errors
+
+
+def error_page(request: Request, error: AppError) -> Response:
+    if error.status_code == 401 and (wants_html(request) or request.method == "GET"):
+        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        return RedirectResponse(f"{PREFIX}/login?next={target}", status_code=303)
+    if wants_html(request):
+        return render(request, "error.html", {"error": error}, status_code=error.status_code)
+    return problem(error.status_code, error.title, error.detail, errors=error.errors)
+
+
+class ConsoleRoute(APIRoute):
+    """A route whose AppErrors become a page (browser), problem+json (fetch) or a sign-in."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AppError as error:
+                return error_page(request, error)
+
+        return answer
+
+
+__all__ = ["PREFIX", "ConsoleRoute", "Language", "field_errors", "render", "wants_html"]

@@ -1,0 +1,118 @@
+"""Console users: created from the CLI or by an admin, passwords hashed with argon2id."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.auth import repository
+from sms_sender.auth.models import AuthSource, Role, User
+from sms_sender.errors import Conflict, InvalidInput, NotFound
+
+MIN_PASSWORD_LENGTH = 10
+MAX_NAME_LENGTH = 100
+
+_hasher = PasswordHasher()
+# Verified when the name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+async def hash_password(password: str) -> str:
+    # argon2 takes tens of milliseconds of CPU on purpose: off the event loop.
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def password_matches(password_hash: str | None, password: str) -> bool:
+    def verify() -> bool:
+        try:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(verify) and password_hash is not None
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        raise InvalidInput.field(
+            ["name"], f"the name must be 1-{MAX_NAME_LENGTH} printable characters"
+        )
+    return name
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput.field(
+            ["password"], f"the password must have at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    return password
+
+
+async def create_local(
+    session: AsyncSession, name: str, role: Role, password: str, now: datetime
+) -> User:
+    """A user who signs in with a password."""
+    name, password = check_name(name), check_password(password)
+    if await repository.user_by_name(session, name) is not None:
+        raise Conflict(f"a user named {name!r} exists already; pick another name")
+    user = User(
+        name=name,
+        role=role,
+        auth_source=AuthSource.LOCAL,
+        password_hash=await hash_password(password),
+        created_at=now,
+    )
+    return await repository.add_user(session, user)
+
+
+async def authenticate(session: AsyncSession, name: str, password: str) -> User | None:
+    """The enabled local user with this name and password, or None (for any reason)."""
+    user = await repository.user_by_name(session, name.strip())
+    stored = user.password_hash if user is not None else None
+    if not await password_matches(stored, password):
+        return None
+    if user is None or not user.active:
+        return None
+    return user
+
+
+async def by_name(session: AsyncSession, name: str) -> User:
+    user = await repository.user_by_name(session, name)
+    if user is None:
+        raise NotFound(f"no user named {name!r}; see: sms-sender user list")
+    return user
+
+
+async def get(session: AsyncSession, user_id: int) -> User:
+    user = await repository.user_by_id(session, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return user
+
+
+async def page(session: AsyncSession, *, after_id: int, limit: int) -> Sequence[User]:
+    return await repository.users_page(session, after_id=after_id, limit=limit)
+
+
+async def disable(session: AsyncSession, user: User, now: datetime) -> None:
+    """The user can no longer sign in, and every session of theirs ends now."""
+    if user.disabled_at is None:
+        user.disabled_at = now
+    await repository.delete_sessions_of(session, user.id, now)
+    await session.flush()
+
+
+async def enable(session: AsyncSession, user: User) -> None:
+    user.disabled_at = None
+    await session.flush()
+
+
+async def change_role(session: AsyncSession, user: User, role: Role) -> None:
+    user.role = role
+    await session.flush()
