@@ -1,7 +1,7 @@
 """users and user_sessions: people who sign in to the admin console
 
 Revision ID: 20261201_console_0001
-Revises: 20261201_engine_0001
+Revises: 20261201_engine_0002
 Create Date: 2026-12-01 16:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sms_sender.db import BigId, UTCDateTime
 
 revision: str = "20261201_console_0001"
-down_revision: str | None = "20261201_engine_0001"
+down_revision: str | None = "20261201_engine_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
