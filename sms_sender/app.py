@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -164,8 +165,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
+        request_id = _request_id(scope)
         status = 500
         started = time.perf_counter()
 
@@ -192,6 +192,23 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID (its first 64 characters) if it is visible ASCII, else a new one.
+
+    Anything else (non-UTF-8 bytes, control characters, spaces) is replaced, not trusted: the
+    id is echoed in a header and written on every log line of the request.
+    """
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _VISIBLE_ASCII.fullmatch(value):
+                return value[:64].decode("ascii")
+            break
+    return uuid.uuid4().hex
+
+
+_VISIBLE_ASCII = re.compile(rb"[!-~]+")
 
 
 def _route_template(scope: dict[str, Any] | Scope) -> str:

@@ -61,7 +61,7 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
 
 def _settings() -> Settings:
     settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, messages=settings.log_messages)
     return settings
 
 

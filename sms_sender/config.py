@@ -22,6 +22,14 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class LogMessages(StrEnum):
+    """How log lines (and the console provider) show an SMS's phone and text."""
+
+    MASKED = "masked"
+    FULL = "full"
+    OFF = "off"
+
+
 class Settings(BaseSettings):
     """Every knob of the service; see the configuration table in README.md."""
 
@@ -41,6 +49,7 @@ class Settings(BaseSettings):
     default_timezone: str = "UTC"
     log_format: LogFormat = LogFormat.CONSOLE
     log_level: str = "INFO"
+    log_messages: LogMessages = LogMessages.MASKED
     batch_size: int = Field(default=500, ge=1, le=10_000)
     lease_seconds: float = Field(default=60.0, gt=0)
     # How long the API trusts a token it found active without asking the database again, so

@@ -88,6 +88,8 @@ def is_sqlite(url: URL) -> bool:
 def create_engine(raw_url: str, **kwargs: Any) -> AsyncEngine:
     """An engine for the URL; SQLite gets WAL, a busy timeout and IMMEDIATE transactions."""
     url = normalise_url(raw_url)
+    # An error's message would otherwise carry the statement's values (phones, texts) into logs.
+    kwargs.setdefault("hide_parameters", True)
     if not is_sqlite(url):
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)

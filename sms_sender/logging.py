@@ -8,6 +8,12 @@ and the standard library's ``logging`` machinery (records, handlers, formatter) 
 the send itself (docs/benchmarks.md). A level below the configured one is a no-op method.
 Library loggers (uvicorn, SQLAlchemy, Alembic) still use ``logging`` and are rendered by the
 same processors into the same stream.
+
+What a line may hold (docs/logging.md, docs/security.md): tracebacks never show local variables
+(they would print bearer tokens and gateway credentials); every control character a client or
+a gateway can slip into a value is shown escaped, so a line cannot move the cursor, recolour a
+terminal or forge another line; phones and texts go through :func:`message_fields`, which
+applies ``SMS_SENDER_LOG_MESSAGES``.
 """
 
 from __future__ import annotations
@@ -15,12 +21,26 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import traceback
+from functools import lru_cache
 from typing import Any, TextIO
 
 import orjson
 import structlog
 
-from sms_sender.config import LogFormat
+from sms_sender.config import LogFormat, LogMessages
+from sms_sender.messages.encoding import sms_size
+
+# C0, DEL and C1 controls, shown as Python writes them; everything printable passes untouched.
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))} | {
+    0x09: "\\t",
+    0x0A: "\\n",
+    0x0D: "\\r",
+}
+# A traceback keeps its own line breaks; the rest of it is escaped like any value.
+_TRACEBACK_ESCAPES = {code: escape for code, escape in _CONTROL_ESCAPES.items() if code != 0x0A}
+# orjson escapes C0 itself; DEL and C1 are valid raw in JSON but not on a terminal.
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
 
 
 class _Output:
@@ -31,8 +51,77 @@ class _Output:
     """
 
     stream: TextIO | None = None  # None: whatever sys.stderr is when the line is written
-    renderer: structlog.types.Processor = structlog.dev.ConsoleRenderer(colors=False)
+    renderer: structlog.types.Processor
+    messages = LogMessages.MASKED
     lock = threading.Lock()
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character (C0, DEL, C1) escaped, e.g. ESC as ``\\x1b``."""
+    return text if text.isprintable() else text.translate(_CONTROL_ESCAPES)
+
+
+def message_fields(phone: str, text: str, mode: LogMessages | None = None) -> dict[str, Any]:
+    """What a line may say about an SMS, by ``SMS_SENDER_LOG_MESSAGES``; the one place that decides.
+
+    ``full``: phone and text; ``masked`` (default): the phone's first 4 and last 4 digits
+    (``7916***4567``) and the text's length and segment count; ``off``: nothing. ``mode``
+    defaults to the one ``configure_logging`` was given.
+    """
+    mode = mode or _Output.messages
+    if mode is LogMessages.FULL:
+        return {"phone": phone, "text": text}
+    if mode is LogMessages.OFF:
+        return {}
+    length, segments = _text_size(text)
+    return {"phone": mask_phone(phone), "text_length": length, "segments": segments}
+
+
+def mask_phone(phone: str) -> str:
+    """``79161234567`` -> ``7916***4567``; anything too short to keep a middle is all stars."""
+    if len(phone) < 9:
+        return "*" * len(phone)
+    return f"{phone[:4]}***{phone[-4:]}"
+
+
+@lru_cache(maxsize=1024)
+def _text_size(text: str) -> tuple[int, int]:
+    # A mailing sends one text to many phones: it is measured once, not per send.
+    size = sms_size(text)
+    return size.length, size.segments
+
+
+def _escape_values(event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
+    """Escape control characters in top-level strings (the console renderer prints them raw).
+
+    Nested values need nothing: the renderer shows them with ``repr``, which escapes.
+    """
+    for key, value in event_dict.items():
+        if type(value) is str and not value.isprintable():
+            event_dict[key] = value.translate(_CONTROL_ESCAPES)
+    return event_dict
+
+
+def _traceback_without_locals(sio: TextIO, exc_info: Any) -> None:
+    """The console renderer's traceback: plain, no local variables, controls escaped."""
+    text = "".join(traceback.format_exception(*exc_info)).rstrip("\n")
+    sio.write("\n" + text.translate(_TRACEBACK_ESCAPES))
+
+
+def _console_renderer() -> structlog.types.Processor:
+    # structlog's default (rich) traceback prints every frame's locals: request headers,
+    # bearer tokens, gateway credentials. Never that.
+    render = structlog.dev.ConsoleRenderer(
+        colors=False, exception_formatter=_traceback_without_locals
+    )
+
+    def console_lines(logger: Any, method_name: str, event_dict: structlog.types.EventDict) -> Any:
+        return render(logger, method_name, _escape_values(event_dict))
+
+    return console_lines
+
+
+_Output.renderer = _console_renderer()
 
 
 def _render(logger: Any, method_name: str, event_dict: structlog.types.EventDict) -> Any:
@@ -71,10 +160,17 @@ class _LockedStreamHandler(logging.StreamHandler[TextIO]):
 
 
 def configure_logging(
-    log_format: LogFormat = LogFormat.CONSOLE, level: str = "INFO", stream: TextIO | None = None
+    log_format: LogFormat = LogFormat.CONSOLE,
+    level: str = "INFO",
+    stream: TextIO | None = None,
+    messages: LogMessages = LogMessages.MASKED,
 ) -> None:
-    """Configure structlog and the standard library's root logger; ``stream``: stderr."""
+    """Configure structlog and the standard library's root logger; ``stream``: stderr.
+
+    ``messages`` is ``SMS_SENDER_LOG_MESSAGES``: how :func:`message_fields` shows phones and texts.
+    """
     _Output.stream = stream
+    _Output.messages = messages
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -84,7 +180,7 @@ def configure_logging(
     if log_format is LogFormat.JSON:
         _Output.renderer = _json_lines
     else:
-        _Output.renderer = structlog.dev.ConsoleRenderer(colors=False)
+        _Output.renderer = _console_renderer()
     level_number = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[*shared, _render],
@@ -97,7 +193,8 @@ def configure_logging(
 
 def _json_lines(logger: Any, method_name: str, event_dict: structlog.types.EventDict) -> str:
     event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
-    return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    line = orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    return line if line.isprintable() else line.translate(_JSON_ESCAPES)
 
 
 def _configure_library_logging(shared: list[structlog.types.Processor], level: int) -> None:

@@ -28,6 +28,7 @@ from sms_sender.dispatch.repository import (
     outcome_unknown,
 )
 from sms_sender.dispatch.retry import RetryPolicy
+from sms_sender.logging import message_fields
 from sms_sender.providers.base import Outcome, OutgoingMessage, Provider, SendResult
 from sms_sender.reports.models import ReportStatus
 
@@ -110,7 +111,7 @@ class Sender:
         _log.info(
             "provider exchange",
             provider=self.provider.name,
-            request={"phone": message.phone, "text": message.text},
+            request=message_fields(message.phone, message.text),
             response=(
                 {
                     "outcome": result.outcome.value,

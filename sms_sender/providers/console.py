@@ -3,6 +3,12 @@
 It makes the whole service observable with nothing to set up (``sms-sender serve`` on a laptop
 shows every send), and it is what a new user sees first, so a line names the mailing and the
 report as well as the phone and the text.
+
+Its output is the delivery in console mode, but it lands where logs land (a terminal, a
+container's stdout), so it shows an SMS as ``SMS_SENDER_LOG_MESSAGES`` says, through the same
+:func:`~sms_sender.logging.message_fields` as the logs: ``full`` prints phone and text,
+``masked`` (the service's default) the masked phone with the text's length and segments, ``off``
+only the ids. Every control character is escaped, so a text cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from sms_sender.config import LogMessages
+from sms_sender.logging import escape_controls, message_fields
 from sms_sender.providers.base import OutgoingMessage, SendResult
 
 
@@ -25,21 +33,31 @@ class ConsoleProvider:
     name = "console"
     idempotent = True
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, messages: LogMessages = LogMessages.FULL
+    ) -> None:
         # None means "sys.stdout at the time of the call", so redirection (and pytest's capsys)
         # made after start-up is honoured.
         self._stream = stream
+        self._messages = messages
 
     async def send(self, batch: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
         stream = self._stream or sys.stdout
-        stream.write("".join(f"{format_line(message)}\n" for message in batch))
+        stream.write("".join(f"{format_line(message, self._messages)}\n" for message in batch))
         stream.flush()
         return [SendResult.accepted() for _ in batch]
 
 
-def format_line(message: OutgoingMessage) -> str:
-    """One line per message: line breaks inside the text are shown escaped."""
-    text = message.text.replace("\r", "\\r").replace("\n", "\\n")
-    return (
-        f"SMS to {message.phone} [mailing {message.mailing_id}, report {message.report_id}]: {text}"
-    )
+def format_line(message: OutgoingMessage, messages: LogMessages = LogMessages.FULL) -> str:
+    """One line per message, control characters (line breaks too) shown escaped."""
+    ids = f"[mailing {message.mailing_id}, report {message.report_id}]"
+    shown = message_fields(message.phone, message.text, messages)
+    if "text" in shown:
+        return f"SMS to {shown['phone']} {ids}: {escape_controls(shown['text'])}"
+    if "phone" in shown:
+        segments = "segment" if shown["segments"] == 1 else "segments"
+        return (
+            f"SMS to {shown['phone']} {ids}: "
+            f"{shown['text_length']} characters, {shown['segments']} {segments}"
+        )
+    return f"SMS {ids}"

@@ -74,8 +74,8 @@ def delivery_tracker(provider: Provider) -> DeliveryTracking | None:
     return None
 
 
-def _console(_settings: Settings, _http_client: httpx.AsyncClient) -> Provider:
-    return ConsoleProvider()
+def _console(settings: Settings, _http_client: httpx.AsyncClient) -> Provider:
+    return ConsoleProvider(messages=settings.log_messages)
 
 
 def _fake(_settings: Settings, _http_client: httpx.AsyncClient) -> Provider:
