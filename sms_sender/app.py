@@ -200,10 +200,11 @@ def _request_id(scope: Scope) -> str:
     Anything else (non-UTF-8 bytes, control characters, spaces) is replaced, not trusted: the
     id is echoed in a header and written on every log line of the request.
     """
-    for name, value in scope["headers"]:
+    header: bytes
+    for name, header in scope["headers"]:
         if name == b"x-request-id":
-            if _VISIBLE_ASCII.fullmatch(value):
-                return value[:64].decode("ascii")
+            if _VISIBLE_ASCII.fullmatch(header):
+                return header[:64].decode("ascii")
             break
     return uuid.uuid4().hex
 
