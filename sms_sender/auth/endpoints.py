@@ -22,19 +22,25 @@ async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """401 unless the bearer token is active (or was, within the RecentTokens window)."""
+    """401 unless the bearer token is active (or was, within the RecentTokens window).
+
+    Sets ``request.state.token_name``: who asked, for the log lines of actions that need it.
+    """
     state = request.app.state
     token = credentials.credentials if credentials else None
     recent: service.RecentTokens = state.recent_tokens
     now = state.clock.now()
     token_hash = service.hash_token(token) if token else ""
-    if token_hash and recent.vouch(token_hash, now):
+    if token_hash and (name := recent.vouch(token_hash, now)) is not None:
+        request.state.token_name = name
         return
     # Its own read-only session: the request's unit of work (and, on SQLite, the write lock)
     # starts only when the handler first writes, not while a slow upload is still arriving.
     async with state.read_sessionmaker() as session:
-        await service.authenticate(session, token)
-    recent.remember(token_hash, now)
+        found = await service.authenticate(session, token)
+        name = found.name
+    recent.remember(token_hash, now, name)
+    request.state.token_name = name
 
 
 async def current_user(request: Request) -> User:

@@ -64,17 +64,19 @@ class RecentTokens:
     def __init__(self, ttl: timedelta, max_entries: int = RECENT_TOKENS_MAX) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._checked_at: dict[str, datetime] = {}
+        self._checked: dict[str, tuple[datetime, str]] = {}
 
-    def vouch(self, token_hash: str, now: datetime) -> bool:
-        """True if the token was found active less than ``ttl`` ago (by ``now``'s clock)."""
-        checked_at = self._checked_at.get(token_hash)
+    def vouch(self, token_hash: str, now: datetime) -> str | None:
+        """The token's name if it was found active less than ``ttl`` ago (by ``now``'s clock)."""
+        checked_at, name = self._checked.get(token_hash, (None, None))
         # A clock that went backwards makes the entry stale too, never longer-lived.
-        return checked_at is not None and checked_at <= now < checked_at + self.ttl
+        if checked_at is not None and checked_at <= now < checked_at + self.ttl:
+            return name
+        return None
 
-    def remember(self, token_hash: str, now: datetime) -> None:
+    def remember(self, token_hash: str, now: datetime, name: str) -> None:
         if self.ttl <= timedelta(0):
             return
-        if len(self._checked_at) >= self.max_entries and token_hash not in self._checked_at:
-            self._checked_at.clear()
-        self._checked_at[token_hash] = now
+        if len(self._checked) >= self.max_entries and token_hash not in self._checked:
+            self._checked.clear()
+        self._checked[token_hash] = (now, name)

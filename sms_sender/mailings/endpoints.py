@@ -2,14 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+import structlog
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from sms_sender.db import MAX_ID
 from sms_sender.mailings import service
 from sms_sender.mailings.models import MailingStatus
-from sms_sender.mailings.schemas import MailingCreate, MailingRead, MailingUpdate
+from sms_sender.mailings.schemas import MailingCreate, MailingRead, MailingUpdate, Requeued
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.web import ClockDep, SessionDep
+
+_log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/mailings", tags=["mailings"])
 
@@ -115,3 +118,25 @@ async def cancel_mailing(
 ) -> MailingRead:
     mailing = await service.cancel(session, mailing_id, clock.now())
     return await service.describe_one(session, mailing)
+
+
+@router.post(
+    "/{mailing_id}/resend-unknown",
+    summary="Send the mailing's unknown reports again",
+    description="Reports in `unknown` (the provider may or may not have the message: its "
+    "answer was lost, or a worker died mid-send) are never re-sent automatically, since the "
+    "client could get the message twice. An operator who has checked with the provider may "
+    "queue them again: they become `pending` and are sent like any other (a paused mailing's "
+    "wait for its resume; a mailing that finished before its end runs again). Answers how "
+    "many were queued; the request is logged with the token's name. 409 if the mailing was "
+    "cancelled or its end_at has passed.",
+)
+async def resend_unknown(
+    mailing_id: MailingId, request: Request, session: SessionDep, clock: ClockDep
+) -> Requeued:
+    asked_by: str = request.state.token_name
+    requeued = await service.resend_unknown(session, mailing_id, asked_by, clock.now())
+    _log.info(
+        "unknown reports queued again", mailing_id=mailing_id, requeued=requeued, asked_by=asked_by
+    )
+    return Requeued(requeued=requeued)

@@ -292,3 +292,9 @@ class MailingRead(BaseModel):
     started_at: datetime | None = Field(description="When its reports were created.")
     finished_at: datetime | None = Field(description="When it finished or was cancelled.")
     counts: ReportCounts = Field(description="Its reports, in total and by status.")
+
+
+class Requeued(BaseModel):
+    """How many reports ``POST /api/v1/mailings/{id}/resend-unknown`` queued again."""
+
+    requeued: int = Field(description="Reports moved from unknown back to pending.", examples=[3])

@@ -230,6 +230,36 @@ async def cancel(session: AsyncSession, mailing_id: int, now: datetime) -> Maili
     return mailing
 
 
+async def resend_unknown(
+    session: AsyncSession, mailing_id: int, asked_by: str, now: datetime
+) -> int:
+    """Queue the mailing's ``unknown`` reports again, at an operator's request; how many.
+
+    Only while the mailing can still send: not cancelled, before end_at (a report queued after
+    that would only expire). A mailing that finished early because every report was final
+    runs again; a paused one's reports wait for its resume.
+    """
+    mailing = await _get_for_change(session, mailing_id)
+    if mailing.status == MailingStatus.CANCELLED:
+        raise Conflict(f"mailing {mailing_id} is cancelled; nothing of it is sent any more")
+    if now >= mailing.end_at:
+        raise Conflict(
+            f"mailing {mailing_id} ended at {mailing.end_at.isoformat()}; nothing is sent "
+            "after its end: move end_at into the future (PATCH) first"
+        )
+    reason = f"queued again by {asked_by} after an unknown outcome"
+    requeued = await reports_repository.requeue_unknown(session, mailing.id, reason, now)
+    if requeued and mailing.status == MailingStatus.FINISHED:
+        mailing.status = MailingStatus.RUNNING
+        mailing.finished_at = None
+        mailing.updated_at = now
+        await session.flush()
+    if requeued:
+        await notify(session, CHANNEL_MAILINGS)
+        await notify(session, CHANNEL_REPORTS)
+    return requeued
+
+
 async def start_mailing(session: AsyncSession, mailing: Mailing, now: datetime) -> int | None:
     """Start a scheduled mailing: mark it running and make its reports, in the caller's transaction.
 

@@ -260,3 +260,23 @@ async def make_waiting_due(session: AsyncSession, mailing_id: int, now: datetime
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def requeue_unknown(
+    session: AsyncSession, mailing_id: int, reason: str, now: datetime
+) -> int:
+    """Make the mailing's ``unknown`` reports ``pending`` and due now; how many there were."""
+    result = await session.execute(
+        update(Report)
+        .where(Report.mailing_id == mailing_id, Report.status == ReportStatus.UNKNOWN)
+        .values(
+            status=ReportStatus.PENDING,
+            next_attempt_at=now,
+            error=reason,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -86,7 +86,7 @@ class ReportRead(BaseModel):
         "failed before anything reached the provider), expired (end_at came first), cancelled "
         "(mailing cancelled or client deleted), unknown (the provider may or may not have it: "
         "its answer was lost or unreadable, or the worker died mid-send; never re-sent "
-        "automatically).",
+        "automatically, see POST /api/v1/mailings/{id}/resend-unknown).",
         examples=["delivered"],
     )
     attempts: int = Field(description="Send attempts made so far.", examples=[1])

@@ -102,14 +102,14 @@ async def test_without_a_token_cache_revocation_is_immediate(
 def test_recent_tokens_forget_on_a_clock_going_back_and_when_full() -> None:
     now = datetime(2030, 1, 1, tzinfo=UTC)
     recent = RecentTokens(timedelta(seconds=1), max_entries=2)
-    recent.remember("a", now)
-    assert recent.vouch("a", now + timedelta(milliseconds=999))
-    assert not recent.vouch("a", now + timedelta(seconds=1))
-    assert not recent.vouch("a", now - timedelta(milliseconds=1))
-    recent.remember("b", now)
-    recent.remember("c", now)  # full: everything remembered so far is dropped
-    assert not recent.vouch("a", now)
-    assert recent.vouch("c", now)
+    recent.remember("a", now, "token a")
+    assert recent.vouch("a", now + timedelta(milliseconds=999)) == "token a"
+    assert recent.vouch("a", now + timedelta(seconds=1)) is None
+    assert recent.vouch("a", now - timedelta(milliseconds=1)) is None
+    recent.remember("b", now, "token b")
+    recent.remember("c", now, "token c")  # full: everything remembered so far is dropped
+    assert recent.vouch("a", now) is None
+    assert recent.vouch("c", now) == "token c"
 
 
 async def test_tokens_are_stored_hashed(
