@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sms_sender import __version__, metrics
 from sms_sender.admin import install_console
+from sms_sender.audit.actor import SYSTEM, acting_as
+from sms_sender.audit.endpoints import router as audit_router
 from sms_sender.auth.endpoints import require_token
 from sms_sender.auth.service import RecentTokens
 from sms_sender.clients.endpoints import router as clients_router
@@ -89,7 +91,7 @@ def create_app(
     api = APIRouter(
         prefix="/api/v1", dependencies=[Depends(require_token)], responses=PROBLEM_RESPONSES
     )
-    for router in (clients_router, messages_router, mailings_router, reports_router):
+    for router in (clients_router, messages_router, mailings_router, reports_router, audit_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(_operations_router())
@@ -156,7 +158,7 @@ def _operations_router() -> APIRouter:
 
 
 class RequestContextMiddleware:
-    """Gives each request an id (X-Request-ID), logs it, and counts it by route template."""
+    """Gives each request an id (X-Request-ID) and its own actor; logs and counts it by route."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -178,7 +180,9 @@ class RequestContextMiddleware:
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            # Whoever the request authenticates as acts until it ends, and no longer.
+            with acting_as(SYSTEM):
+                await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -15,6 +16,8 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.app import create_app
+from sms_sender.audit.actor import Actor, bind_actor
+from sms_sender.audit.models import AuditSource
 from sms_sender.auth import service as auth_service
 from sms_sender.auth import users as auth_users
 from sms_sender.auth.models import Role, User
@@ -66,9 +69,10 @@ def _settings() -> Settings:
 
 
 def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run one unit of work on a migrated database and commit it."""
+    """Run one unit of work on a migrated database and commit it, audited as the OS user."""
 
     async def run() -> T:
+        bind_actor(Actor(name=_os_user(), source=AuditSource.CLI))
         engine = create_engine(settings.database_url)
         try:
             await upgrade_to_head(engine)
@@ -84,6 +88,13 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
     except AppError as error:
         typer.echo(f"error: {error.detail}", err=True)
         raise typer.Exit(1) from None
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except OSError:  # no user name in the environment or the password database
+        return "cli"
 
 
 @app.command()

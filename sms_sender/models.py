@@ -1,5 +1,6 @@
 """Every ORM model, imported once so ``Base.metadata`` is complete (Alembic reads it)."""
 
+from sms_sender.audit.models import AuditEntry
 from sms_sender.auth.models import ApiToken, User, UserSession
 from sms_sender.clients.models import Client
 from sms_sender.db import Base
@@ -10,6 +11,7 @@ from sms_sender.reports.models import Report, ReportStatus
 
 __all__ = [
     "ApiToken",
+    "AuditEntry",
     "Base",
     "Client",
     "Mailing",

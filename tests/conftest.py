@@ -36,6 +36,7 @@ TABLES = (
     "api_tokens",
     "user_sessions",
     "users",
+    "audit_entries",
 )
 
 

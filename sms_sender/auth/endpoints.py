@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sms_sender.audit.actor import Actor, bind_actor
+from sms_sender.audit.models import AuditSource
 from sms_sender.auth import service, sessions
 from sms_sender.auth.models import Role, User
 from sms_sender.errors import Forbidden, Unauthorized
@@ -25,6 +27,7 @@ async def require_token(
     """401 unless the bearer token is active (or was, within the RecentTokens window).
 
     Sets ``request.state.token_name``: who asked, for the log lines of actions that need it.
+    The token's name is also the actor of whatever the request changes (the audit log).
     """
     state = request.app.state
     token = credentials.credentials if credentials else None
@@ -33,14 +36,14 @@ async def require_token(
     token_hash = service.hash_token(token) if token else ""
     if token_hash and (name := recent.vouch(token_hash, now)) is not None:
         request.state.token_name = name
-        return
-    # Its own read-only session: the request's unit of work (and, on SQLite, the write lock)
-    # starts only when the handler first writes, not while a slow upload is still arriving.
-    async with state.read_sessionmaker() as session:
-        found = await service.authenticate(session, token)
-        name = found.name
-    recent.remember(token_hash, now, name)
-    request.state.token_name = name
+    else:
+        # Its own read-only session: the request's unit of work (and, on SQLite, the write
+        # lock) starts only when the handler first writes, not while a slow upload arrives.
+        async with state.read_sessionmaker() as session:
+            name = (await service.authenticate(session, token)).name
+        recent.remember(token_hash, now, name)
+        request.state.token_name = name
+    bind_actor(Actor(name=name, source=AuditSource.API, clock=state.clock))
 
 
 async def current_user(request: Request) -> User:
@@ -61,6 +64,7 @@ async def current_user(request: Request) -> User:
         await _check_csrf(request, cookies, token)
     request.state.user = user
     request.state.csrf_token = cookies.csrf_token(token)
+    bind_actor(Actor(name=user.name, source=AuditSource.ADMIN, clock=request.app.state.clock))
     return user
 
 

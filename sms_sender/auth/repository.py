@@ -29,13 +29,14 @@ async def all_tokens(session: AsyncSession) -> Sequence[ApiToken]:
     return (await session.scalars(select(ApiToken).order_by(ApiToken.id))).all()
 
 
-async def revoke(session: AsyncSession, name: str, now: datetime) -> bool:
-    result = await session.execute(
+async def revoke(session: AsyncSession, name: str, now: datetime) -> int | None:
+    """The revoked token's id, or None if no active token has that name."""
+    return await session.scalar(
         update(ApiToken)
         .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
         .values(revoked_at=now)
+        .returning(ApiToken.id)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def add_user(session: AsyncSession, user: User) -> User:

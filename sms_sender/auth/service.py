@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender.audit.models import AuditAction, AuditTarget
+from sms_sender.audit.service import record
 from sms_sender.auth import repository
 from sms_sender.auth.models import ApiToken
 from sms_sender.errors import Conflict, NotFound, Unauthorized
@@ -28,7 +30,10 @@ async def create_token(session: AsyncSession, name: str, now: datetime) -> str:
     if await repository.by_name(session, name) is not None:
         raise Conflict(f"a token named {name!r} exists already; pick another name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    await repository.add(session, ApiToken(name=name, token_hash=hash_token(token), created_at=now))
+    stored = await repository.add(
+        session, ApiToken(name=name, token_hash=hash_token(token), created_at=now)
+    )
+    await record(session, AuditAction.CREATED, AuditTarget.TOKEN, stored.id, name)
     return token
 
 
@@ -48,8 +53,10 @@ async def list_tokens(session: AsyncSession) -> Sequence[ApiToken]:
 
 
 async def revoke_token(session: AsyncSession, name: str, now: datetime) -> None:
-    if not await repository.revoke(session, name, now):
+    revoked_id = await repository.revoke(session, name, now)
+    if revoked_id is None:
         raise NotFound(f"no active token named {name!r}")
+    await record(session, AuditAction.REVOKED, AuditTarget.TOKEN, revoked_id, name)
 
 
 class RecentTokens:

@@ -17,6 +17,8 @@ from typing import TypeVar
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender.audit.models import AuditAction, AuditTarget
+from sms_sender.audit.service import record
 from sms_sender.clients import repository
 from sms_sender.clients.schemas import ClientCreate, ImportResult, RowError, shown
 from sms_sender.clients.service import ClientFields, with_defaults
@@ -86,6 +88,14 @@ async def import_clients(
         if inserting is not None:
             await inserting
         await batch.insert(outcome)
+        result = outcome.result()
+        await record(
+            session,
+            AuditAction.IMPORTED,
+            AuditTarget.CLIENT,
+            None,
+            f"{result.imported} clients imported, {result.failed} rows rejected",
+        )
     finally:
         # A bad line or a lost upload ends the import early: the insert in flight (one batch)
         # finishes before the caller rolls back, and its own error, if any, is not left unread.
@@ -94,7 +104,7 @@ async def import_clients(
             await asyncio.wait([inserting])
             if not inserting.cancelled():
                 inserting.exception()
-    return outcome.result()
+    return result
 
 
 class _RowRejected(Exception):

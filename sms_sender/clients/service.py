@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender.audit.models import AuditAction, AuditTarget
+from sms_sender.audit.service import record
 from sms_sender.clients import repository
 from sms_sender.clients.models import Client
 from sms_sender.clients.schemas import ClientCreate, ClientUpdate, Facets
@@ -47,11 +49,13 @@ async def create(
 ) -> Row[Any]:
     fields = with_defaults(payload, default_timezone)
     try:
-        return await repository.add(
+        client = await repository.add(
             session, asdict(fields) | {"created_at": now, "updated_at": now}
         )
     except repository.PhoneInUse:
         raise await _phone_conflict(session, fields.phone) from None
+    await record(session, AuditAction.CREATED, AuditTarget.CLIENT, client.id)
+    return client
 
 
 async def get(session: AsyncSession, client_id: int) -> Client:
@@ -103,6 +107,7 @@ async def delete(session: AsyncSession, client_id: int, *, now: datetime) -> Non
     client = await get(session, client_id)
     await detach_client(session, client.id, now)
     await repository.delete(session, client)
+    await record(session, AuditAction.DELETED, AuditTarget.CLIENT, client_id)
 
 
 async def facets(session: AsyncSession) -> Facets:
@@ -120,6 +125,7 @@ async def _update(
     except repository.PhoneInUse:
         # Only a new phone can break a constraint, so "phone" is among the values here.
         raise await _phone_conflict(session, values["phone"]) from None
+    await record(session, AuditAction.CHANGED, AuditTarget.CLIENT, client.id, ", ".join(values))
     return client
 
 

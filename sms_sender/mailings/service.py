@@ -15,6 +15,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender.audit.models import AuditAction, AuditTarget
+from sms_sender.audit.service import record
 from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, notify
 from sms_sender.errors import Conflict, InvalidInput, NotFound
 from sms_sender.mailings import repository
@@ -139,6 +141,7 @@ async def create(session: AsyncSession, payload: MailingCreate, now: datetime) -
     mailing = Mailing(status=MailingStatus.SCHEDULED, created_at=now, updated_at=now)
     spec.write_to(mailing)
     await repository.add(session, mailing)
+    await record(session, AuditAction.CREATED, AuditTarget.MAILING, mailing.id)
     await _start_if_due(session, mailing, now)
     await notify(session, CHANNEL_MAILINGS)
     return mailing
@@ -162,6 +165,7 @@ async def update(
     wanted.write_to(mailing)
     mailing.updated_at = now
     await session.flush()
+    await record(session, AuditAction.CHANGED, AuditTarget.MAILING, mailing.id, ", ".join(changed))
     if "send_window" in changed and mailing.status in ACTIVE_MAILING_STATUSES:
         # Reports put off until the old window opened are looked at again under the new one.
         await reports_repository.make_waiting_due(session, mailing.id, now)
@@ -178,6 +182,7 @@ async def delete(session: AsyncSession, mailing_id: int) -> None:
         raise Conflict(f"mailing {mailing_id} is {mailing.status}; cancel it first, then delete it")
     await reports_repository.delete_of_mailing(session, mailing.id)
     await repository.delete_mailing(session, mailing)
+    await record(session, AuditAction.DELETED, AuditTarget.MAILING, mailing_id)
     await notify(session, CHANNEL_MAILINGS)
 
 
@@ -188,6 +193,7 @@ async def pause(session: AsyncSession, mailing_id: int, now: datetime) -> Mailin
     mailing.status = MailingStatus.PAUSED
     mailing.updated_at = now
     await session.flush()
+    await record(session, AuditAction.PAUSED, AuditTarget.MAILING, mailing.id)
     await notify(session, CHANNEL_MAILINGS)
     return mailing
 
@@ -212,6 +218,7 @@ async def resume(session: AsyncSession, mailing_id: int, now: datetime) -> Maili
             await session.flush()
             await _materialise(session, mailing, now)
     await session.flush()
+    await record(session, AuditAction.RESUMED, AuditTarget.MAILING, mailing.id)
     await notify(session, CHANNEL_MAILINGS)
     await notify(session, CHANNEL_REPORTS)
     return mailing
@@ -226,6 +233,7 @@ async def cancel(session: AsyncSession, mailing_id: int, now: datetime) -> Maili
     mailing.updated_at = now
     await session.flush()
     await reports_repository.cancel_unsent(session, mailing.id, now)
+    await record(session, AuditAction.CANCELLED, AuditTarget.MAILING, mailing.id)
     await notify(session, CHANNEL_MAILINGS)
     return mailing
 

@@ -5,6 +5,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender.audit.models import AuditAction, AuditTarget
+from sms_sender.audit.service import record
 from sms_sender.errors import Conflict, NotFound
 from sms_sender.messages import repository
 from sms_sender.messages.encoding import sms_size
@@ -26,7 +28,10 @@ def to_read(message: Message) -> MessageRead:
 
 
 async def create(session: AsyncSession, payload: MessageCreate, now: datetime) -> Message:
-    return await repository.add(session, Message(text=payload.text, created_at=now, updated_at=now))
+    message = Message(text=payload.text, created_at=now, updated_at=now)
+    await repository.add(session, message)
+    await record(session, AuditAction.CREATED, AuditTarget.MESSAGE, message.id)
+    return message
 
 
 async def get(session: AsyncSession, message_id: int) -> Message:
@@ -48,6 +53,7 @@ async def update(
     message.text = payload.text
     message.updated_at = now
     await session.flush()
+    await record(session, AuditAction.CHANGED, AuditTarget.MESSAGE, message.id, "text")
     return message
 
 
@@ -60,3 +66,4 @@ async def delete(session: AsyncSession, message_id: int) -> None:
             f"message {message_id} is used by a mailing; delete the mailing first or keep it"
         )
     await repository.delete(session, message)
+    await record(session, AuditAction.DELETED, AuditTarget.MESSAGE, message_id)

@@ -1,0 +1,132 @@
+"""Every change made through the API leaves an audit entry naming the token, the thing and when."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sms_sender.audit.actor import SYSTEM, current_actor
+from sms_sender.auth import service as auth_service
+from tests.conftest import FakeClock
+from tests.dispatch.test_logging import json_log_lines  # noqa: F401  (the fixture)
+from tests.mailings.factories import add_message, mailing_body
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+async def _entries(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    response = await client.get("/api/v1/audit", params=params)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_api_changes_are_audited_with_the_token_name(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    created = await client.post("/api/v1/clients", json={"phone": "79001234567"})
+    client_id = created.json()["id"]
+    assert (await client.patch(f"/api/v1/clients/{client_id}", json={"tag": "vip"})).is_success
+    message_id = await add_message(client)
+    clock.advance(minutes=1)
+    body = mailing_body(message_id, clock.now(), starts_in=timedelta(hours=1))
+    mailing_id = (await client.post("/api/v1/mailings", json=body)).json()["id"]
+    for action in ("pause", "resume", "cancel"):
+        response = await client.post(f"/api/v1/mailings/{mailing_id}/{action}")
+        assert response.status_code == 200, response.text
+    assert (await client.delete(f"/api/v1/mailings/{mailing_id}")).status_code == 204
+    assert (await client.delete(f"/api/v1/clients/{client_id}")).status_code == 204
+
+    entries = await _entries(client, actor="tests")
+    seen = [(e["action"], e["target"], e["target_id"]) for e in reversed(entries)]
+    assert seen == [
+        ("created", "client", client_id),
+        ("changed", "client", client_id),
+        ("created", "message", message_id),
+        ("created", "mailing", mailing_id),
+        ("paused", "mailing", mailing_id),
+        ("resumed", "mailing", mailing_id),
+        ("cancelled", "mailing", mailing_id),
+        ("deleted", "mailing", mailing_id),
+        ("deleted", "client", client_id),
+    ]
+    assert {e["source"] for e in entries} == {"api"}
+    assert entries[-3]["at"] == "2030-01-15T12:00:00Z"  # the message, before the clock moved
+    assert entries[0]["at"] == "2030-01-15T12:01:00Z"
+    assert [e["detail"] for e in entries if e["action"] == "changed"] == ["tag"]
+
+
+async def test_a_refused_change_leaves_no_entry(client: httpx.AsyncClient) -> None:
+    message_id = await add_message(client)
+    response = await client.patch(f"/api/v1/messages/{message_id}", json={"text": ""})
+    assert response.status_code == 422
+    other = await client.post("/api/v1/clients", json={"phone": "79001234567"})
+    duplicate = await client.post("/api/v1/clients", json={"phone": "79001234567"})
+    assert duplicate.status_code == 409
+    entries = await _entries(client, actor="tests")
+    assert [(e["action"], e["target"]) for e in entries] == [
+        ("created", "client"),
+        ("created", "message"),
+    ]
+    assert entries[0]["target_id"] == other.json()["id"]
+
+
+async def test_an_import_is_one_entry_with_its_counts(client: httpx.AsyncClient) -> None:
+    csv = "phone,operator_code,tag,timezone\n79001234567,,,\nnot-a-phone,,,\n"
+    response = await client.post(
+        "/api/v1/clients/import", content=csv, headers={"Content-Type": "text/csv"}
+    )
+    assert response.status_code == 200, response.text
+    (entry,) = await _entries(client, actor="tests")
+    assert (entry["action"], entry["target"], entry["target_id"]) == ("imported", "client", None)
+    assert entry["detail"] == "1 clients imported, 1 rows rejected"
+
+
+async def test_the_log_is_paged_newest_first_and_filtered(client: httpx.AsyncClient) -> None:
+    ids = [await add_message(client, f"text {n}") for n in range(5)]
+    pages = [(await client.get("/api/v1/audit", params={"limit": 2, "target": "message"})).json()]
+    while pages[-1]["next_cursor"]:
+        params = {"limit": 2, "target": "message", "cursor": pages[-1]["next_cursor"]}
+        pages.append((await client.get("/api/v1/audit", params=params)).json())
+    assert [len(p["items"]) for p in pages] == [2, 2, 1]
+    assert [e["target_id"] for p in pages for e in p["items"]] == ids[::-1]
+    assert (await client.delete(f"/api/v1/messages/{ids[2]}")).status_code == 204
+    only = await _entries(client, target="message", target_id=ids[2])
+    assert [e["action"] for e in only] == ["deleted", "created"]
+    assert [e["target_id"] for e in await _entries(client, action="deleted")] == [ids[2]]
+    assert await _entries(client, actor="someone else") == []
+    bad = await client.get("/api/v1/audit", params={"action": "exploded"})
+    assert bad.status_code == 422
+
+
+async def test_the_log_line_carries_the_ids(
+    client: httpx.AsyncClient,
+    json_log_lines: io.StringIO,  # noqa: F811
+) -> None:
+    message_id = await add_message(client)
+    logs = [json.loads(line) for line in json_log_lines.getvalue().splitlines()]
+    (line,) = [log for log in logs if log["event"] == "audit"]
+    assert line["message_id"] == message_id
+    assert (line["action"], line["actor"], line["source"]) == ("created", "tests", "api")
+
+
+async def test_tokens_made_outside_a_request_are_by_the_system(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    await add_message(client)  # a request bound its token as the actor ...
+    assert current_actor() == SYSTEM  # ... for that request only
+    async with sessionmaker() as session:
+        await auth_service.create_token(session, "robot", clock.now())
+        await auth_service.revoke_token(session, "robot", clock.now())
+        await session.commit()
+    entries = await _entries(client, target="token", actor="system")
+    assert [(e["action"], e["detail"], e["source"]) for e in entries][:2] == [
+        ("revoked", "robot", "system"),
+        ("created", "robot", "system"),
+    ]
