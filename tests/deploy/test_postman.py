@@ -37,6 +37,7 @@ FOLDERS = (
     "Mailings",
     "Reports",
     "Stats",
+    "Audit",
     "Full flow",
 )
 # Given on the newman command line (scripts/run-newman) or in Postman's collection variables.
