@@ -10,6 +10,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender.audit.models import AuditAction, AuditTarget
+from sms_sender.audit.service import record
 from sms_sender.auth import repository
 from sms_sender.auth.models import AuthSource, Role, User
 from sms_sender.errors import Conflict, InvalidInput, NotFound
@@ -68,7 +70,9 @@ async def create_local(
         password_hash=await hash_password(password),
         created_at=now,
     )
-    return await repository.add_user(session, user)
+    await repository.add_user(session, user)
+    await record(session, AuditAction.CREATED, AuditTarget.USER, user.id, f"{name} ({role})")
+    return user
 
 
 async def authenticate(session: AsyncSession, name: str, password: str) -> User | None:
@@ -106,13 +110,18 @@ async def disable(session: AsyncSession, user: User, now: datetime) -> None:
         user.disabled_at = now
     await repository.delete_sessions_of(session, user.id, now)
     await session.flush()
+    await record(session, AuditAction.DISABLED, AuditTarget.USER, user.id, user.name)
 
 
 async def enable(session: AsyncSession, user: User) -> None:
     user.disabled_at = None
     await session.flush()
+    await record(session, AuditAction.CHANGED, AuditTarget.USER, user.id, f"{user.name} enabled")
 
 
 async def change_role(session: AsyncSession, user: User, role: Role) -> None:
     user.role = role
     await session.flush()
+    await record(
+        session, AuditAction.CHANGED, AuditTarget.USER, user.id, f"{user.name} role {role}"
+    )

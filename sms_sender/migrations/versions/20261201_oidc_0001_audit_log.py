@@ -1,7 +1,7 @@
 """audit log: who did what to which client, message, mailing, token or user, from where
 
 Revision ID: 20261201_oidc_0001
-Revises: 20261201_engine_0001
+Revises: 20261201_console_0001
 Create Date: 2026-12-01 16:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261201_oidc_0001"
-down_revision: str | None = "20261201_engine_0001"
+down_revision: str | None = "20261201_console_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
