@@ -265,6 +265,8 @@ async def resend_unknown(
     if requeued:
         await notify(session, CHANNEL_MAILINGS)
         await notify(session, CHANNEL_REPORTS)
+    detail = f"{requeued} unknown reports queued again"
+    await record(session, AuditAction.RESENT, AuditTarget.MAILING, mailing.id, detail)
     return requeued
 
 

@@ -62,6 +62,19 @@ async def test_api_changes_are_audited_with_the_token_name(
     assert [e["detail"] for e in entries if e["action"] == "changed"] == ["tag"]
 
 
+async def test_resend_unknown_is_audited_with_how_many_went_again(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    message_id = await add_message(client)
+    body = mailing_body(message_id, clock.now())
+    mailing_id = (await client.post("/api/v1/mailings", json=body)).json()["id"]
+    response = await client.post(f"/api/v1/mailings/{mailing_id}/resend-unknown")
+    assert response.status_code == 200, response.text
+    (entry,) = await _entries(client, action="resent")
+    assert (entry["target"], entry["target_id"], entry["actor"]) == ("mailing", mailing_id, "tests")
+    assert entry["detail"] == "0 unknown reports queued again"
+
+
 async def test_a_refused_change_leaves_no_entry(client: httpx.AsyncClient) -> None:
     message_id = await add_message(client)
     response = await client.patch(f"/api/v1/messages/{message_id}", json={"text": ""})
