@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,7 @@ from sms_sender.clock import Clock
 from sms_sender.db import begin_write
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.repository import Settlement
+from sms_sender.reports.models import ReportStatus
 
 _log = structlog.get_logger(__name__)
 
@@ -104,10 +106,7 @@ class Results:
     async def _write(self, batch: list[Settlement]) -> None:
         now = self._clock.now()
         mailing_ids = sorted({settlement.mailing_id for settlement in batch})
-        pauses = {s.mailing_id: s.error or "no funds" for s in batch if s.pauses_mailing}
-        async with begin_write(self._database) as connection:
-            written = await repository.settle(connection, batch, owner=self._owner, now=now)
-            paused = await repository.pause_mailings(connection, pauses, now=now)
+        written = await self._record(batch, now)
         # Whether a mailing is done is asked only after the commit. Asked inside it, two workers
         # settling a mailing's last reports at once would each still see the other's reports
         # `sending` (neither has committed) and neither would finish it. Of two such checks,
@@ -124,6 +123,36 @@ class Results:
             )
         for mailing_id in finished:
             _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
+
+    async def _record(self, batch: Sequence[Settlement], now: datetime) -> int:
+        """Write the batch in one transaction; a row the database refuses is failed on its own.
+
+        Refused data (too long, a broken constraint) is a bug of one row, not an outage: the
+        batch is halved until the row is alone, everything else is written, and that row is
+        failed with the database's reason, so the worker keeps going.
+        """
+        try:
+            return await self._record_together(batch, now)
+        except repository.UNAVAILABLE as exc:
+            if not repository.is_bad_data(exc):
+                raise
+            if len(batch) > 1:
+                half = len(batch) // 2
+                return await self._record(batch[:half], now) + await self._record(batch[half:], now)
+            [refused] = batch
+            _log.error(
+                "the database refused a result; the report fails instead",
+                mailing_id=refused.mailing_id,
+                report_id=refused.report_id,
+                exc_info=exc,
+            )
+            return await self._record_together([_unrecordable(refused, exc)], now)
+
+    async def _record_together(self, batch: Sequence[Settlement], now: datetime) -> int:
+        pauses = {s.mailing_id: s.error or "no funds" for s in batch if s.pauses_mailing}
+        async with begin_write(self._database) as connection:
+            written = await repository.settle(connection, batch, owner=self._owner, now=now)
+            paused = await repository.pause_mailings(connection, pauses, now=now)
         self._paused += paused
         for mailing_id in paused:
             metrics.MAILINGS_PAUSED.labels(self._provider_name).inc()
@@ -132,11 +161,27 @@ class Results:
                 mailing_id=mailing_id,
                 reason=pauses[mailing_id],
             )
+        return written
 
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
+
+
+def _unrecordable(settlement: Settlement, error: Exception) -> Settlement:
+    """The settlement of a result the database refused: failed, with only our own reason."""
+    # The driver's first line says what was wrong ("value too long for type …"); asyncpg's
+    # errors come prefixed with their class, which says nothing to an operator.
+    said = str(getattr(error, "orig", error)).splitlines()[0].split(">: ", 1)[-1]
+    reason = f"the provider's answer could not be recorded: {said}"
+    return Settlement(
+        report_id=settlement.report_id,
+        mailing_id=settlement.mailing_id,
+        client_id=settlement.client_id,
+        status=ReportStatus.FAILED,
+        error=reason,
+    )
 
 
 def _log_settled(provider: str, settled: Iterable[Settlement]) -> None:

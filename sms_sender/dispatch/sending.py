@@ -25,12 +25,13 @@ from sms_sender.dispatch.repository import (
     ClaimedReport,
     MailingTerms,
     Settlement,
+    fit,
     outcome_unknown,
 )
 from sms_sender.dispatch.retry import RetryPolicy
 from sms_sender.logging import message_fields
 from sms_sender.providers.base import Outcome, OutgoingMessage, Provider, SendResult
-from sms_sender.reports.models import ReportStatus
+from sms_sender.reports.models import ERROR_SIZE, PROVIDER_MESSAGE_ID_SIZE, ReportStatus
 
 _log = structlog.get_logger(__name__)
 
@@ -194,8 +195,8 @@ def _settled(
         mailing_id=report.mailing_id,
         client_id=report.client_id,
         status=status,
-        error=error[:1000] if error else None,
-        provider_message_id=provider_message_id,
+        error=fit(error, ERROR_SIZE),
+        provider_message_id=fit(provider_message_id, PROVIDER_MESSAGE_ID_SIZE),
         sent_at=sent_at,
         next_attempt_at=next_attempt_at,
     )

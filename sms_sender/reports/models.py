@@ -35,6 +35,10 @@ TERMINAL_REPORT_STATUSES = frozenset(
 # Not yet handed to a provider: these are what end_at expires and cancel cancels.
 UNSENT_REPORT_STATUSES = (ReportStatus.PENDING,)
 
+# Sizes of the columns a provider's answer fills: what comes from outside is cut to them.
+PROVIDER_MESSAGE_ID_SIZE = 128
+ERROR_SIZE = 1000
+
 _PENDING = text("status = 'pending'")
 _SENDING = text("status = 'sending'")
 _SENT = text("status = 'sent'")
@@ -65,8 +69,8 @@ class Report(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider: Mapped[str | None] = mapped_column(String(32))
-    provider_message_id: Mapped[str | None] = mapped_column(String(128))
-    error: Mapped[str | None] = mapped_column(String(1000))
+    provider_message_id: Mapped[str | None] = mapped_column(String(PROVIDER_MESSAGE_ID_SIZE))
+    error: Mapped[str | None] = mapped_column(String(ERROR_SIZE))
 
     # Each index costs every report made a little; each is here for the queries named.
     __table_args__ = (

@@ -7,7 +7,7 @@ reclaimed meanwhile is left alone instead of being overwritten. The engine runs 
 Core connections: no ORM objects, no session bookkeeping in the hot path.
 """
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
 from sms_sender.dispatch.repository._delivery import (
     AwaitingDelivery,
@@ -27,6 +27,7 @@ from sms_sender.dispatch.repository._settle import (
     ENDED_BEFORE_SEND,
     Reclaimed,
     Settlement,
+    fit,
     outcome_unknown,
     pause_mailings,
     reclaim,
@@ -46,6 +47,24 @@ from sms_sender.dispatch.repository._work import (
 
 # Errors that say "the database (or the network to it) is unavailable right now".
 UNAVAILABLE = (DBAPIError, OSError, TimeoutError)
+# SQLSTATE classes of "this statement's data is wrong": data exception (a value too long, out
+# of range), integrity constraint violation, syntax error or access rule violation.
+_BAD_DATA_STATES = ("22", "23", "42")
+
+
+def is_bad_data(error: BaseException) -> bool:
+    """Whether the database refused the statement's data: a bug of that batch, not an outage.
+
+    Waiting and trying the same again never helps. SQLite's driver says so by the exception's
+    class; asyncpg's errors reach SQLAlchemy as a plain ``DBAPIError``, so its SQLSTATE says.
+    """
+    if isinstance(error, DataError | IntegrityError | ProgrammingError):
+        return True
+    state = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return (
+        isinstance(error, DBAPIError) and isinstance(state, str) and state[:2] in _BAD_DATA_STATES
+    )
+
 
 __all__ = [
     "ENDED_BEFORE_SEND",
@@ -61,7 +80,9 @@ __all__ = [
     "count_due",
     "count_running",
     "finish_completed",
+    "fit",
     "hand_over",
+    "is_bad_data",
     "mailing_terms",
     "mailings_to_end",
     "mailings_to_start",

@@ -23,7 +23,7 @@ from sms_sender.dispatch.repository._rows import (
     update_each,
 )
 from sms_sender.mailings.models import MailingStatus
-from sms_sender.reports.models import ReportStatus
+from sms_sender.reports.models import ERROR_SIZE, ReportStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,11 @@ class Settlement:
     attempted: bool = True
     # The provider's account cannot pay: the mailing pauses, with ``error`` as the reason.
     pauses_mailing: bool = False
+
+
+def fit(text: str | None, size: int) -> str | None:
+    """A string from outside cut to its column's size: a longer one must not fail the write."""
+    return text[:size] if text is not None else None
 
 
 CLIENT_DELETED = "client deleted"
@@ -146,7 +151,9 @@ async def pause_mailings(
         rows = await connection.scalars(
             update(mailings)
             .where(mailings.c.id == mailing_id, mailings.c.status == MailingStatus.RUNNING)
-            .values(status=MailingStatus.PAUSED, paused_reason=reason[:1000], updated_at=now)
+            .values(
+                status=MailingStatus.PAUSED, paused_reason=fit(reason, ERROR_SIZE), updated_at=now
+            )
             .returning(mailings.c.id)
         )
         paused += list(rows)

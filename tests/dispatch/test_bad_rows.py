@@ -1,0 +1,68 @@
+"""One result the database cannot store never stalls a worker (issue 10, section 3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sms_sender.dispatch import sending
+from sms_sender.providers.fake import FakeProvider, accept
+from sms_sender.reports.models import ReportStatus
+from tests.dispatch.conftest import Arrange, EngineFactory, eventually, phones
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+LONG_ID = "x" * 300  # the column holds 128
+
+
+async def _run_until_finished(
+    arrange: Arrange, make_engine: EngineFactory, provider: FakeProvider
+) -> int:
+    await arrange.many_clients(30)
+    async with make_engine(provider, batch_size=10).running():
+        mailing_id = await arrange.mailing()
+
+        async def finished() -> bool:
+            return await arrange.mailing_status(mailing_id) == "finished"
+
+        await eventually(finished, what="every report final")
+    return mailing_id
+
+
+async def test_a_message_id_longer_than_its_column_is_cut_and_the_rest_goes_on(
+    arrange: Arrange, make_engine: EngineFactory
+) -> None:
+    provider = FakeProvider()
+    long_phone = phones(30)[7]
+    provider.on_phone(long_phone, accept(message_id=LONG_ID))
+
+    mailing_id = await _run_until_finished(arrange, make_engine, provider)
+
+    reports = {report.phone: report for report in await arrange.reports(mailing_id)}
+    assert reports[long_phone].status == ReportStatus.SENT
+    assert reports[long_phone].provider_message_id == LONG_ID[:128]
+    assert await arrange.statuses(mailing_id) == {"sent": 30}
+    assert provider.duplicates() == []
+
+
+async def test_a_row_the_database_refuses_fails_alone_and_the_batch_is_written(
+    arrange: Arrange, make_engine: EngineFactory, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if dialect == "sqlite":
+        pytest.skip("SQLite stores any length in a VARCHAR: nothing to refuse")
+    # As if a string from outside had escaped its cut: the database refuses the whole batch.
+    monkeypatch.setattr(sending, "fit", lambda text, size: text)
+    provider = FakeProvider()
+    long_phone = phones(30)[7]
+    provider.on_phone(long_phone, accept(message_id=LONG_ID))
+
+    mailing_id = await _run_until_finished(arrange, make_engine, provider)
+
+    reports = {report.phone: report for report in await arrange.reports(mailing_id)}
+    refused = reports[long_phone]
+    assert refused.status == ReportStatus.FAILED
+    assert refused.error == (
+        "the provider's answer could not be recorded: "
+        "value too long for type character varying(128)"
+    )
+    assert await arrange.statuses(mailing_id) == {"sent": 29, "failed": 1}
+    assert len(provider.calls) == 30  # nothing sent twice while the batch was split
