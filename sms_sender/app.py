@@ -25,17 +25,22 @@ from sms_sender.audit.actor import SYSTEM, acting_as
 from sms_sender.audit.endpoints import router as audit_router
 from sms_sender.auth.endpoints import require_token
 from sms_sender.auth.service import RecentTokens
+from sms_sender.auth.token_first import TokenBeforeBody
+from sms_sender.clients.endpoints import IMPORT_PATH, IMPORT_SETTING
 from sms_sender.clients.endpoints import router as clients_router
 from sms_sender.clock import Clock, SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker, read_only
 from sms_sender.dispatch.runtime import configured_engine
 from sms_sender.errors import PROBLEM_RESPONSES, Problem, install_error_handlers, problem
+from sms_sender.limits import BodyLimit, Limit
 from sms_sender.mailings.endpoints import router as mailings_router
 from sms_sender.messages.endpoints import router as messages_router
 from sms_sender.reports.endpoints import router as reports_router
 
 _log = structlog.get_logger(__name__)
+
+API_PREFIX = "/api/v1"
 
 DESCRIPTION = """
 Manage SMS mailings: a directory of clients, message texts, and mailings that send a message to
@@ -86,12 +91,22 @@ def create_app(
     app.state.notifier = Notifier()
     app.state.recent_tokens = RecentTokens(timedelta(seconds=settings.token_cache_seconds))
     install_error_handlers(app)
+    api_routers = (clients_router, messages_router, mailings_router, reports_router, audit_router)
+    # Outermost last: the request id, then the body limits, then the token, then the routes.
+    app.add_middleware(
+        TokenBeforeBody, token_routes=[route for router in api_routers for route in router.routes]
+    )
+    app.add_middleware(
+        BodyLimit,
+        default=Limit(settings.max_body_bytes, "SMS_SENDER_MAX_BODY_BYTES"),
+        larger={API_PREFIX + IMPORT_PATH: Limit(settings.max_import_bytes, IMPORT_SETTING)},
+    )
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(
-        prefix="/api/v1", dependencies=[Depends(require_token)], responses=PROBLEM_RESPONSES
+        prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=PROBLEM_RESPONSES
     )
-    for router in (clients_router, messages_router, mailings_router, reports_router, audit_router):
+    for router in api_routers:
         api.include_router(router)
     app.include_router(api)
     app.include_router(_operations_router())

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     log_messages: LogMessages = LogMessages.MASKED
     batch_size: int = Field(default=500, ge=1, le=10_000)
     lease_seconds: float = Field(default=60.0, gt=0)
+    # Request bodies: JSON routes are small (64 KiB is generous); the CSV import has its own.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_import_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # How long the API trusts a token it found active without asking the database again, so
     # also the longest a revoked token keeps working; 0 checks the database on every request.
     token_cache_seconds: float = Field(default=1.0, ge=0, le=60)

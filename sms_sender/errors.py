@@ -188,7 +188,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        title = {
+            401: "Unauthorized",
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Content too large",
+        }.get(exc.status_code, "Error")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             # Starlette names only the first route that matched the path; list them all.

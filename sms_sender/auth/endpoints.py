@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import State
 
 from sms_sender.audit.actor import Actor, bind_actor
 from sms_sender.audit.models import AuditSource
@@ -20,6 +21,10 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+# Set in the request's scope by TokenBeforeBody once it has checked the token.
+TOKEN_CHECKED = "sms_sender.token_checked"
+
+
 async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -30,20 +35,29 @@ async def require_token(
     The token's name is also the actor of whatever the request changes (the audit log).
     """
     state = request.app.state
-    token = credentials.credentials if credentials else None
+    name = request.scope.get(TOKEN_CHECKED)  # TokenBeforeBody checked it before the body
+    if name is None:
+        name = await check_token(state, credentials.credentials if credentials else None)
+    request.state.token_name = name
+    bind_actor(Actor(name=name, source=AuditSource.API, clock=state.clock))
+
+
+async def check_token(state: State, token: str | None) -> str:
+    """The bearer-token rule, for the dependency and TokenBeforeBody: the token's name.
+
+    Unauthorized unless the token is active (or was, within the RecentTokens window).
+    """
     recent: service.RecentTokens = state.recent_tokens
     now = state.clock.now()
     token_hash = service.hash_token(token) if token else ""
     if token_hash and (name := recent.vouch(token_hash, now)) is not None:
-        request.state.token_name = name
-    else:
-        # Its own read-only session: the request's unit of work (and, on SQLite, the write
-        # lock) starts only when the handler first writes, not while a slow upload arrives.
-        async with state.read_sessionmaker() as session:
-            name = (await service.authenticate(session, token)).name
-        recent.remember(token_hash, now, name)
-        request.state.token_name = name
-    bind_actor(Actor(name=name, source=AuditSource.API, clock=state.clock))
+        return name
+    # Its own read-only session: the request's unit of work (and, on SQLite, the write
+    # lock) starts only when the handler first writes, not while a slow upload arrives.
+    async with state.read_sessionmaker() as session:
+        name = (await service.authenticate(session, token)).name
+    recent.remember(token_hash, now, name)
+    return name
 
 
 async def current_user(request: Request) -> User:

@@ -32,6 +32,9 @@ router = APIRouter(tags=["clients"])
 ClientId = Annotated[int, Path(ge=1, le=MAX_ID, description="The client's id.")]
 
 UPLOAD_CHUNK_BYTES = 64 * 1024
+IMPORT_PATH = "/clients/import"
+# The import's own body limit (every other route has SMS_SENDER_MAX_BODY_BYTES).
+IMPORT_SETTING = "SMS_SENDER_MAX_IMPORT_BYTES"
 
 
 @router.post("/clients", status_code=status.HTTP_201_CREATED, summary="Add a client")
@@ -97,7 +100,7 @@ _IMPORT_BODY = {
 
 
 @router.post(
-    "/clients/import",
+    IMPORT_PATH,
     summary="Import clients from CSV",
     description="Streams the file: any size works. Valid rows are added; each rejected row is "
     "reported by line number (the header is line 1), including phones already taken.",
@@ -125,9 +128,7 @@ async def import_clients(
     )
 
 
-@router.api_route(
-    "/clients/import", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
-)
+@router.api_route(IMPORT_PATH, methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def import_takes_only_post() -> None:
     """Without this, PUT /clients/import would reach PUT /clients/{client_id} and get a 422."""
     raise StarletteHTTPException(status.HTTP_405_METHOD_NOT_ALLOWED)
