@@ -24,6 +24,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A unit of work that only reads: on SQLite it never waits for (or takes) the write lock."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    async with sessionmaker() as session:
+        yield session
+
+
 # Dependencies are async even when they do not await: FastAPI runs a plain def in its thread
 # pool, a hop to another thread and back for every request that needs one.
 async def get_settings(request: Request) -> Settings:
@@ -39,5 +46,6 @@ async def get_clock(request: Request) -> Clock:
 # scope="function": the commit runs before the response is sent, so a 201 means committed
 # (FastAPI otherwise finishes yield dependencies after the response has gone out).
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from sms_sender.admin import dashboard, login
+from sms_sender.admin import access, clients, dashboard, login, mailings, messages
 from sms_sender.admin.pages import PREFIX
 from sms_sender.auth.sessions import SessionCookies
 from sms_sender.auth.throttle import LoginThrottle
@@ -26,7 +26,14 @@ def install_console(app: FastAPI, settings: Settings) -> None:
     """Mount the console at /admin, its files at /admin/static, and send / there."""
     app.state.session_cookies = SessionCookies(settings)
     app.state.login_throttle = LoginThrottle()
-    for pages in (login.router, dashboard.router):
+    for pages in (
+        login.router,
+        dashboard.router,
+        clients.router,
+        messages.router,
+        mailings.router,
+        access.router,
+    ):
         app.include_router(pages)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="console-static")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -34,6 +34,16 @@ _environment = jinja2.Environment(
 )
 
 
+def with_query(request: Request, **changes: object) -> str:
+    """This page's URL with some query parameters changed (None removes one)."""
+    kept = [(key, value) for key, value in request.query_params.multi_items() if key not in changes]
+    query = [*kept, *((key, str(value)) for key, value in changes.items() if value is not None)]
+    return f"{request.url.path}?{urlencode(query)}" if query else request.url.path
+
+
+_environment.globals["with_query"] = with_query
+
+
 def render(
     request: Request,
     template: str,
@@ -44,6 +54,7 @@ def render(
     """The page ``template`` in the asker's language, with the signed-in user and CSRF token."""
     language = language_of(request)
     state = request.state
+    zone = zone_of(request)
     page = _environment.get_template(template).render(
         request=request,
         lang=language,
@@ -51,7 +62,8 @@ def render(
         user=getattr(state, "user", None),
         csrf_token=getattr(state, "csrf_token", ""),
         Role=Role,
-        when=local_time,
+        zone=zone,
+        when=lambda moment: local_time(moment, zone),
         **(context or {}),
     )
     return HTMLResponse(
@@ -59,6 +71,26 @@ def render(
         status_code=status_code,
         headers={"Cache-Control": "no-store", "Content-Language": language.value},
     )
+
+
+ZONE_COOKIE = "sms_sender_tz"
+
+
+def zone_of(request: Request) -> str:
+    """The operator's time zone: the browser's (a cookie our script sets), else the default."""
+    chosen = request.cookies.get(ZONE_COOKIE, "")
+    if chosen and is_zone(chosen):
+        return chosen
+    default: str = request.app.state.settings.default_timezone
+    return default
+
+
+def is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        return False
+    return "/" in name or name == "UTC"
 
 
 def local_time(moment: datetime | None, zone: str = "UTC") -> str:

@@ -158,3 +158,34 @@ def _rows_as_table(dialect: str, rows: Sequence[NewClient]) -> FromClause:
         for index, name in enumerate(_NEW_CLIENT_COLUMNS)
     ]
     return select(*fields).subquery()
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    after_id: int,
+    limit: int,
+    phone_prefix: str = "",
+    tag: str = "",
+    operator_code: str = "",
+    timezone: str = "",
+) -> Sequence[Row[Any]]:
+    """Up to ``limit + 1`` clients after ``after_id`` matching every filter given (the console).
+
+    Keyset order by id, so any page costs the same; a rare phone prefix scans further for its
+    rows than a common one.
+    """
+    clients = Client.__table__.c
+    statement = select(Client.__table__).where(clients.id > after_id)
+    if phone_prefix:
+        statement = statement.where(clients.phone.startswith(phone_prefix, autoescape=True))
+    if tag:
+        statement = statement.where(clients.tag == tag)
+    if operator_code:
+        statement = statement.where(clients.operator_code == operator_code)
+    if timezone:
+        statement = statement.where(clients.timezone == timezone)
+    rows: Sequence[Row[Any]] = (
+        await session.execute(statement.order_by(clients.id).limit(limit + 1))
+    ).all()
+    return rows

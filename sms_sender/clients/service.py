@@ -78,6 +78,13 @@ async def page(
     )
 
 
+async def search(
+    session: AsyncSession, *, after_id: int, limit: int, **filters: str
+) -> Sequence[Row[Any]]:
+    """A page of clients by phone prefix, tag, operator code and time zone (the console)."""
+    return await repository.search(session, after_id=after_id, limit=limit, **filters)
+
+
 async def replace(
     session: AsyncSession,
     client_id: int,

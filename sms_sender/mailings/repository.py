@@ -92,3 +92,23 @@ async def delete_mailing(session: AsyncSession, mailing: Mailing) -> None:
     """Delete the mailing (its reports first: reports.repository.delete_of_mailing)."""
     await session.delete(mailing)
     await session.flush()
+
+
+async def next_scheduled(session: AsyncSession, limit: int) -> Sequence[Mailing]:
+    """The scheduled mailings that start soonest (the (status, start_at) index answers it)."""
+    query = (
+        select(Mailing)
+        .where(Mailing.status == MailingStatus.SCHEDULED)
+        .order_by(Mailing.start_at, Mailing.id)
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def ids_sending_since(session: AsyncSession, since: datetime) -> list[int]:
+    """Mailings that may have sent something at or after ``since``: started, not done before."""
+    query = select(Mailing.id).where(
+        Mailing.started_at.is_not(None),
+        (Mailing.finished_at.is_(None)) | (Mailing.finished_at >= since),
+    )
+    return list(await session.scalars(query))

@@ -383,3 +383,8 @@ async def _check_message(session: AsyncSession, message_id: int) -> None:
             ["body", "message_id"],
             f"message {message_id} does not exist; create it with POST /api/v1/messages",
         )
+
+
+async def next_scheduled(session: AsyncSession, limit: int) -> list[MailingRead]:
+    """The scheduled mailings that start soonest, as the API shows them."""
+    return await describe(session, await repository.next_scheduled(session, limit))

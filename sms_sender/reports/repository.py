@@ -23,7 +23,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, case, delete, func, insert, literal, select, text, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.clients.models import Client
@@ -181,6 +195,47 @@ async def count_by_status(
     for mailing_id, status, count in rows:
         counts[mailing_id][status] = count
     return counts
+
+
+async def sent_by_status(
+    session: AsyncSession, mailing_ids: Sequence[int], since: datetime
+) -> dict[str, int]:
+    """Reports of these mailings handed to a provider at or after ``since``, by status now."""
+    if not mailing_ids:
+        return {}
+    rows = await session.execute(
+        select(Report.status, func.count())
+        .where(Report.mailing_id.in_(list(mailing_ids)), Report.sent_at >= since)
+        .group_by(Report.status)
+    )
+    return {str(status): int(count) for status, count in rows}
+
+
+async def sent_per_minute(
+    session: AsyncSession, mailing_ids: Sequence[int], since: datetime
+) -> list[tuple[int, str, int]]:
+    """(minutes after ``since``, status, count) of these mailings' reports sent since then."""
+    if not mailing_ids:
+        return []
+    minute = _minutes_after(session.get_bind().dialect.name, since)
+    rows = await session.execute(
+        select(minute, Report.status, func.count())
+        .where(Report.mailing_id.in_(list(mailing_ids)), Report.sent_at >= since)
+        .group_by(minute, Report.status)
+    )
+    return [(int(bucket), status, count) for bucket, status, count in rows]
+
+
+def _minutes_after(dialect: str, since: datetime) -> ColumnElement[int]:
+    """Whole minutes from ``since`` to sent_at, in each database's own date arithmetic."""
+    start = int(since.timestamp())
+    if dialect == "postgresql":
+        seconds = func.extract("epoch", Report.sent_at) - start
+        return cast(func.floor(seconds / 60), Integer)
+    # SQLite keeps naive UTC text, which strftime('%s') reads as UTC; sent_at >= since, so
+    # integer division (truncating) is the floor.
+    seconds = cast(func.strftime("%s", Report.sent_at), Integer) - start
+    return cast(seconds / 60, Integer)
 
 
 async def count_by_mailing_and_status(

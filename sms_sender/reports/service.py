@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from itertools import groupby
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.errors import NotFound
+from sms_sender.mailings import repository as mailings_repository
 from sms_sender.mailings import service as mailings_service
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports import repository
@@ -56,3 +59,28 @@ async def overall_stats(session: AsyncSession) -> OverallStats:
             MailingStatsLine.of(counts, mailing_id=mailing_id, status=MailingStatus(mailing_status))
         )
     return OverallStats.of(totals, mailings=lines)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """How sending went lately: totals since two moments and a per-minute series."""
+
+    since_day: dict[str, int]
+    since_week: dict[str, int]
+    per_minute: list[tuple[int, str, int]]  # (minute after ``hour_start``, status, count)
+    hour_start: datetime
+
+
+async def activity(
+    session: AsyncSession, *, day_start: datetime, week_start: datetime, hour_start: datetime
+) -> Activity:
+    """Reports sent since each moment, counted only over mailings that could have sent then."""
+    week_ids = await mailings_repository.ids_sending_since(session, week_start)
+    day_ids = await mailings_repository.ids_sending_since(session, day_start)
+    hour_ids = await mailings_repository.ids_sending_since(session, hour_start)
+    return Activity(
+        since_day=await repository.sent_by_status(session, day_ids, day_start),
+        since_week=await repository.sent_by_status(session, week_ids, week_start),
+        per_minute=await repository.sent_per_minute(session, hour_ids, hour_start),
+        hour_start=hour_start,
+    )

@@ -1,0 +1,303 @@
+"""Mailings: list, create with a filter builder, a live detail page, controls and reports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from sms_sender.admin import exports
+from sms_sender.admin.forms import cursor_of, form_of, next_cursor_of, parse
+from sms_sender.admin.pages import PREFIX, ConsoleRoute, field_errors, is_zone, render, zone_of
+from sms_sender.auth.endpoints import CurrentUser, Operator
+from sms_sender.clients import service as clients
+from sms_sender.errors import AppError, InvalidInput
+from sms_sender.mailings import service
+from sms_sender.mailings.models import MailingStatus
+from sms_sender.mailings.schemas import MailingCreate, MailingRead, MailingUpdate
+from sms_sender.messages import service as messages
+from sms_sender.pagination import DEFAULT_LIMIT
+from sms_sender.reports import service as reports
+from sms_sender.reports.models import ReportStatus
+from sms_sender.web import ClockDep, ReadSessionDep, SessionDep
+
+router = APIRouter(prefix=f"{PREFIX}/mailings", route_class=ConsoleRoute, include_in_schema=False)
+
+CONTROLS = {"pause": service.pause, "resume": service.resume, "cancel": service.cancel}
+MESSAGES_OFFERED = 200
+
+
+@router.get("", response_class=HTMLResponse)
+async def list_mailings(request: Request, user: CurrentUser, session: ReadSessionDep) -> Response:
+    raw_status = request.query_params.get("status", "")
+    status = MailingStatus(raw_status) if raw_status in set(MailingStatus) else None
+    found = await service.page(
+        session, status=status, after_id=cursor_of(request), limit=DEFAULT_LIMIT
+    )
+    return render(
+        request,
+        "mailings.html",
+        {
+            "mailings": await service.describe(session, found[:DEFAULT_LIMIT]),
+            "next_cursor": next_cursor_of([mailing.id for mailing in found]),
+            "status": status,
+            "statuses": list(MailingStatus),
+        },
+    )
+
+
+@router.get("/new", response_class=HTMLResponse)
+async def new_mailing(request: Request, user: Operator, session: ReadSessionDep) -> Response:
+    values = {"zone": zone_of(request), "tags": [], "operator_codes": []}
+    return await _create_form(request, session, values, {})
+
+
+@router.post("/new", response_class=HTMLResponse)
+async def create_mailing(
+    request: Request, user: Operator, session: SessionDep, clock: ClockDep
+) -> Response:
+    values = await form_of(request)
+    try:
+        payload = parse(MailingCreate, _mailing_fields(values, with_start=True))
+        mailing = await service.create(session, payload, clock.now())
+    except AppError as error:
+        await session.rollback()
+        return await _create_form(request, session, values, _errors(error), error.status_code)
+    return RedirectResponse(f"{PREFIX}/mailings/{mailing.id}?saved=1", status_code=303)
+
+
+@router.get("/{mailing_id}", response_class=HTMLResponse)
+async def mailing_detail(
+    request: Request, mailing_id: int, user: CurrentUser, session: ReadSessionDep
+) -> Response:
+    mailing = await service.describe_one(session, await service.get(session, mailing_id))
+    return await _detail(request, session, mailing, values=None, errors={})
+
+
+@router.get("/{mailing_id}/progress.json")
+async def mailing_progress(
+    mailing_id: int, user: CurrentUser, session: ReadSessionDep, clock: ClockDep
+) -> dict[str, Any]:
+    mailing = await service.describe_one(session, await service.get(session, mailing_id))
+    return {
+        "now": clock.now().isoformat(),
+        "status": mailing.status,
+        "paused_reason": mailing.paused_reason,
+        "total": mailing.counts.total,
+        "by_status": {str(status): count for status, count in mailing.counts.by_status.items()},
+        "end_at": mailing.end_at.isoformat(),
+    }
+
+
+@router.post("/{mailing_id}/edit", response_class=HTMLResponse)
+async def edit_mailing(
+    request: Request, mailing_id: int, user: Operator, session: SessionDep, clock: ClockDep
+) -> Response:
+    """What may change: end and send window, and the start too while it is scheduled."""
+    values = await form_of(request)
+    try:
+        fields = _mailing_fields(values, with_start="start_at" in values, whole=False)
+        mailing = await service.update(
+            session, mailing_id, parse(MailingUpdate, fields), clock.now()
+        )
+    except AppError as error:
+        await session.rollback()
+        current = await service.describe_one(session, await service.get(session, mailing_id))
+        return await _detail(
+            request,
+            session,
+            current,
+            values=values,
+            errors=_errors(error),
+            status=error.status_code,
+        )
+    return RedirectResponse(f"{PREFIX}/mailings/{mailing.id}?saved=1", status_code=303)
+
+
+@router.post("/{mailing_id}/delete")
+async def delete_mailing(mailing_id: int, user: Operator, session: SessionDep) -> Response:
+    await service.delete(session, mailing_id)
+    return RedirectResponse(f"{PREFIX}/mailings?deleted={mailing_id}", status_code=303)
+
+
+@router.post("/{mailing_id}/{action}")
+async def control_mailing(
+    mailing_id: int, action: str, user: Operator, session: SessionDep, clock: ClockDep
+) -> Response:
+    """Pause, resume or cancel: the API's own rules, so the same 409s and texts."""
+    control = CONTROLS.get(action)
+    if control is None:
+        raise InvalidInput(f"unknown action {action!r}; use pause, resume or cancel")
+    await control(session, mailing_id, clock.now())
+    return RedirectResponse(f"{PREFIX}/mailings/{mailing_id}?done={action}", status_code=303)
+
+
+@router.get("/{mailing_id}/reports.csv")
+async def export_reports(
+    request: Request, mailing_id: int, user: CurrentUser, session: ReadSessionDep
+) -> Response:
+    """Every report of the mailing matching the page's filters, streamed in keyset batches."""
+    await service.get(session, mailing_id)  # 404 before the download starts
+    status, phone = _report_filters(request)
+    sessionmaker = request.app.state.read_sessionmaker
+
+    async def rows() -> AsyncIterator[str]:
+        yield exports.csv_line(exports.REPORT_COLUMNS)
+        after_id = 0
+        while True:
+            # A session per batch: a long download holds no transaction (or SQLite snapshot).
+            async with sessionmaker() as batch_session:
+                batch = await reports.page(
+                    batch_session,
+                    mailing_id=mailing_id,
+                    status=status,
+                    phone=phone,
+                    after_id=after_id,
+                    limit=exports.BATCH,
+                )
+            for report in batch:
+                yield exports.report_line(report)
+            if len(batch) <= exports.BATCH:
+                return
+            after_id = batch[exports.BATCH - 1].id
+
+    filename = f"mailing-{mailing_id}-reports.csv"
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _report_filters(request: Request) -> tuple[ReportStatus | None, str | None]:
+    raw_status = request.query_params.get("report_status", "")
+    status = ReportStatus(raw_status) if raw_status in set(ReportStatus) else None
+    phone = request.query_params.get("phone", "").strip()[:11] or None
+    return status, phone
+
+
+async def _detail(
+    request: Request,
+    session: Any,
+    mailing: MailingRead,
+    *,
+    values: dict[str, Any] | None,
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    report_status, phone = _report_filters(request)
+    found = await reports.page(
+        session,
+        mailing_id=mailing.id,
+        status=report_status,
+        phone=phone,
+        after_id=cursor_of(request),
+        limit=DEFAULT_LIMIT,
+    )
+    zone = zone_of(request)
+    message = await messages.get(session, mailing.message_id)
+    return render(
+        request,
+        "mailing.html",
+        {
+            "mailing": mailing,
+            "message": message,
+            "reports": found[:DEFAULT_LIMIT],
+            "next_cursor": next_cursor_of([report.id for report in found]),
+            "report_status": report_status,
+            "phone": phone or "",
+            "report_statuses": list(ReportStatus),
+            "values": _edit_values(mailing, zone) | (values or {}),
+            "errors": errors,
+        },
+        status_code=status,
+    )
+
+
+def _edit_values(mailing: MailingRead, zone: str) -> dict[str, Any]:
+    window = mailing.send_window
+    return {
+        "zone": zone,
+        "start_at": _local_input(mailing.start_at, zone),
+        "end_at": _local_input(mailing.end_at, zone),
+        "window_start": window.start if window else "",
+        "window_end": window.end if window else "",
+    }
+
+
+def _local_input(moment: datetime, zone: str) -> str:
+    """The value of an <input type=datetime-local> showing ``moment`` in ``zone``."""
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
+
+
+async def _create_form(
+    request: Request,
+    session: Any,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    offered = await messages.page(session, after_id=0, limit=MESSAGES_OFFERED)
+    return render(
+        request,
+        "mailing_form.html",
+        {
+            "values": values,
+            "errors": errors,
+            "facets": await clients.facets(session),
+            "messages": [messages.to_read(message) for message in offered[:MESSAGES_OFFERED]],
+        },
+        status_code=status,
+    )
+
+
+def _errors(error: AppError) -> dict[str, str]:
+    errors = field_errors(error)
+    if not errors or error.status_code == 409:
+        errors[""] = error.detail
+    return errors
+
+
+def _mailing_fields(
+    values: dict[str, Any], *, with_start: bool, whole: bool = True
+) -> dict[str, Any]:
+    """The API's JSON body from the form: local times in the named zone become aware ones."""
+    zone_name = str(values.get("zone", "")).strip() or "UTC"
+    if not is_zone(zone_name):
+        raise InvalidInput.field(["zone"], f"unknown time zone {zone_name!r}; e.g. Europe/Moscow")
+    zone = ZoneInfo(zone_name)
+    fields: dict[str, Any] = {"end_at": _aware(values.get("end_at"), zone, "end_at")}
+    if with_start:
+        fields["start_at"] = _aware(values.get("start_at"), zone, "start_at")
+    window_start, window_end = values.get("window_start", ""), values.get("window_end", "")
+    fields["send_window"] = (
+        {"start": window_start, "end": window_end} if window_start or window_end else None
+    )
+    if whole:
+        raw_message = str(values.get("message_id", ""))
+        if not raw_message.isdigit():
+            raise InvalidInput.field(["message_id"], "choose the message to send")
+        fields["message_id"] = int(raw_message)
+        fields["filter"] = {
+            "tags": _listed(values.get("tags")),
+            "operator_codes": _listed(values.get("operator_codes")),
+        }
+    return fields
+
+
+def _listed(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _aware(value: Any, zone: ZoneInfo, field: str) -> str:
+    try:
+        local = datetime.fromisoformat(str(value or ""))
+    except ValueError:
+        raise InvalidInput.field([field], "pick a date and a time") from None
+    return local.replace(tzinfo=zone).isoformat()
