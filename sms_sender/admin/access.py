@@ -20,7 +20,7 @@ router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=Fa
 
 @router.get("/tokens", response_class=HTMLResponse)
 async def list_tokens(request: Request, user: Admin, session: ReadSessionDep) -> Response:
-    context = {
+    context: dict[str, object] = {
         "tokens": await tokens.list_tokens(session),
         "created": None,
         "name": "",

@@ -124,6 +124,17 @@ async def delete_mailing(mailing_id: int, user: Operator, session: SessionDep) -
     return RedirectResponse(f"{PREFIX}/mailings?deleted={mailing_id}", status_code=303)
 
 
+@router.post("/{mailing_id}/resend-unknown")
+async def resend_unknown(
+    mailing_id: int, user: Operator, session: SessionDep, clock: ClockDep
+) -> Response:
+    """Queue the unknown reports again (the operator checked they did not arrive)."""
+    requeued = await service.resend_unknown(session, mailing_id, user.name, clock.now())
+    return RedirectResponse(
+        f"{PREFIX}/mailings/{mailing_id}?done=resend-unknown&requeued={requeued}", status_code=303
+    )
+
+
 @router.post("/{mailing_id}/{action}")
 async def control_mailing(
     mailing_id: int, action: str, user: Operator, session: SessionDep, clock: ClockDep

@@ -246,3 +246,25 @@ async def test_admin_creates_and_disables_users(signed_in: SignedIn) -> None:
     )
     assert made.status_code == 303
     assert "ivan" in (await client.get("/admin/users")).text
+
+
+async def test_resend_unknown_requeues_through_the_apis_service(
+    signed_in: SignedIn,
+    clock: FakeClock,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_clients(session, clock.now(), ("79001234567", "900", "vip"))
+    client = await signed_in(Role.OPERATOR)
+    page = await _mailing(client, clock)
+    async with sessionmaker() as writer:
+        await writer.execute(update(Report).values(status="unknown"))
+        await writer.commit()
+    detail = await client.get(page)
+    assert "Resend unknown" in detail.text
+    resent = await client.post(
+        f"{page}/resend-unknown", data={"csrf_token": await page_csrf(client, page)}
+    )
+    assert resent.status_code == 303
+    assert resent.headers["location"].endswith("requeued=1")
+    assert (await client.get(f"{page}/progress.json")).json()["by_status"]["pending"] == 1
