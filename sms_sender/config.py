@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import time
+from email.utils import parseaddr
 from enum import StrEnum
 from functools import cached_property
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any, Self
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ProviderName(StrEnum):
@@ -30,10 +43,28 @@ class LogMessages(StrEnum):
     OFF = "off"
 
 
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where ``SMS_SENDER_SMTP_URL`` points: smtps:// is TLS from the start, smtp:// STARTTLS."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    username: str | None
+    password: SecretStr | None
+
+
+# A list in one variable, comma-separated: SMS_SENDER_REPORT_TO=ops@example.com,cto@example.com
+AddressList = Annotated[list[str], NoDecode]
+
+
 class Settings(BaseSettings):
     """Every knob of the service; see the configuration table in README.md."""
 
-    model_config = SettingsConfigDict(env_prefix="SMS_SENDER_", extra="ignore")
+    # Input is never echoed in errors: SMS_SENDER_SMTP_URL carries a password.
+    model_config = SettingsConfigDict(
+        env_prefix="SMS_SENDER_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///sms_sender.db"
     provider: ProviderName = ProviderName.CONSOLE
@@ -73,12 +104,143 @@ class Settings(BaseSettings):
         default="https://gate.smsaero.ru/v2", validation_alias=AliasChoices("SMSAERO_URL")
     )
 
-    @field_validator("default_timezone")
+    # The daily report and alerts (sms_sender.notifications); off while no recipient is set.
+    smtp_url: SecretStr = SecretStr("")
+    smtp_timeout: float = Field(default=30.0, gt=0, le=300)
+    report_to: AddressList = Field(default_factory=list)
+    report_from: str = ""
+    report_time: str = "08:00"
+    report_timezone: str = "UTC"
+    alert_to: AddressList = Field(default_factory=list)
+    alert_webhook_url: str = ""
+    alert_failure_share: float = Field(default=0.2, gt=0, le=1)
+    public_url: str = ""
+
+    @field_validator("default_timezone", "report_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
+        try:
+            ZoneInfo(value)  # a typo fails at start-up, not at the first use
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Moscow") from None
         return value
+
+    @field_validator("report_to", "alert_to", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [address.strip() for address in value.split(",") if address.strip()]
+        return value
+
+    @field_validator("report_to", "alert_to")
+    @classmethod
+    def _addresses(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            _check_address(address)
+        return addresses
+
+    @field_validator("report_from")
+    @classmethod
+    def _sender_address(cls, address: str) -> str:
+        if address:
+            _check_address(address)
+        return address
+
+    @field_validator("report_time")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"{value!r} is not a time of day as HH:MM, e.g. 08:00")
+        return value
+
+    @field_validator("alert_webhook_url", "public_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+        return value.rstrip("/")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_address(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value():
+            parse_smtp_url(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _mail_needs_a_server(self) -> Self:
+        for variable, recipients in (("REPORT_TO", self.report_to), ("ALERT_TO", self.alert_to)):
+            if not recipients:
+                continue
+            if not self.smtp_url.get_secret_value():
+                raise ValueError(
+                    f"SMS_SENDER_{variable} is set but SMS_SENDER_SMTP_URL is not: "
+                    "set it to the mail server, e.g. smtp://user:password@mail.example.com:587"
+                )
+            if not self.report_from:
+                raise ValueError(
+                    f"SMS_SENDER_{variable} is set but SMS_SENDER_REPORT_FROM is not: "
+                    "set it to the sender's address, e.g. sms-sender@example.com"
+                )
+        return self
+
+    @cached_property
+    def smtp_server(self) -> SmtpServer:
+        return parse_smtp_url(self.smtp_url.get_secret_value())
+
+    @cached_property
+    def report_at(self) -> time:
+        """The time of day the daily report goes out, in ``report_zone``."""
+        return time.fromisoformat(self.report_time)
+
+    @cached_property
+    def report_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.report_timezone)
 
     @cached_property
     def default_zone(self) -> ZoneInfo:
         return ZoneInfo(self.default_timezone)
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    """``smtp://user:password@host:587`` (STARTTLS) or ``smtps://…:465`` (TLS from the start)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("must start with smtp:// (STARTTLS) or smtps:// (TLS from the start)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValueError("names no host, e.g. smtp://user:password@mail.example.com:587")
+    implicit_tls = parts.scheme == "smtps"
+    return SmtpServer(
+        host=parts.hostname,
+        port=port or (465 if implicit_tls else 587),
+        implicit_tls=implicit_tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=SecretStr(unquote(parts.password)) if parts.password else None,
+    )
+
+
+def _check_address(address: str) -> None:
+    _, parsed = parseaddr(address)
+    local, at, domain = parsed.rpartition("@")
+    if not at or not local or "." not in domain or " " in parsed:
+        raise ValueError(f"{address!r} is not an e-mail address such as ops@example.com")
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One sentence per bad setting, each naming its environment variable."""
+    sentences = []
+    for problem in error.errors():
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["loc"]:
+            field = str(problem["loc"][0])
+            variable = field if field.isupper() else f"SMS_SENDER_{field.upper()}"
+            sentences.append(f"{variable} {message}")
+        else:  # a rule across settings: its message names them
+            sentences.append(message)
+    return sentences
