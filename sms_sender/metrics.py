@@ -50,3 +50,18 @@ SCHEDULER_LAG = Histogram(
     ["event"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+ALERTS = Counter(
+    "sms_sender_alerts_total",
+    "Alerts raised about a mailing, by kind (each once, whichever worker raised it).",
+    ["kind"],
+)
+NOTIFICATIONS_SENT = Counter(
+    "sms_sender_notifications_sent_total",
+    "Daily reports and alerts handed to the mail server or the webhook, by kind and channel.",
+    ["kind", "channel"],
+)
+NOTIFICATION_FAILURES = Counter(
+    "sms_sender_notification_failures_total",
+    "Attempts to send a daily report or an alert that failed (will be retried), by channel.",
+    ["channel"],
+)

@@ -7,6 +7,7 @@ from sms_sender.db import Base
 from sms_sender.dispatch.models import RateLimit
 from sms_sender.mailings.models import Mailing, MailingStatus
 from sms_sender.messages.models import Message
+from sms_sender.notifications.models import Notification
 from sms_sender.reports.models import Report, ReportStatus
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Mailing",
     "MailingStatus",
     "Message",
+    "Notification",
     "RateLimit",
     "Report",
     "ReportStatus",

@@ -29,6 +29,7 @@ from sms_sender.migrations import upgrade_to_head
 POSTGRES_ENV = "SMS_SENDER_TEST_POSTGRES_URL"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TABLES = (
+    "notifications",
     "reports",
     "mailings",
     "messages",

@@ -1,4 +1,5 @@
-"""DeliveryEngine: the scheduler, a worker and (when the provider can tell) the delivery poller.
+"""DeliveryEngine: the scheduler, a worker, (when the provider can tell) the delivery poller and
+(when someone is to hear of it) the notifications loop: daily reports and alerts.
 
 ``sms-sender serve`` runs it beside the API in one process; ``sms-sender worker`` runs it
 alone, as many times as wanted against one PostgreSQL. It is built from what the process
@@ -29,6 +30,7 @@ from sms_sender.dispatch.scheduler import Scheduler
 from sms_sender.dispatch.tracking import DeliveryPoller
 from sms_sender.dispatch.wakeups import PostgresListener, wait_or_stop
 from sms_sender.dispatch.worker import Worker, WorkerTuning
+from sms_sender.notifications.loop import NotificationLoop, notifications_wanted
 from sms_sender.providers.base import Provider
 from sms_sender.providers.registry import delivery_tracker
 
@@ -94,6 +96,13 @@ class DeliveryEngine:
             if tracker is not None
             else None
         )
+        self.notifications = (
+            NotificationLoop(
+                settings=settings, database=database, clock=clock, owner=self.worker.id
+            )
+            if notifications_wanted(settings)
+            else None
+        )
         self.listener = (
             PostgresListener(settings.database_url, notifier)
             if database.dialect.name == "postgresql"
@@ -113,6 +122,8 @@ class DeliveryEngine:
         ]
         if self.delivery_poller is not None:
             loops.append(("delivery poller", self.delivery_poller.run))
+        if self.notifications is not None:  # its own task: a slow mail server holds only it
+            loops.append(("notifications", self.notifications.run))
         if self.listener is not None:
             loops.append(("listener", self.listener.run))
         async with asyncio.TaskGroup() as group:

@@ -1,0 +1,197 @@
+"""Alerts: by e-mail and webhook, at most one of a kind per mailing per hour, logged and counted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
+
+from sms_sender.mailings.models import Mailing
+from tests.conftest import FakeClock
+from tests.notifications.conftest import (
+    Inbox,
+    LoopFactory,
+    Rows,
+    Webhook,
+    html_part,
+    mail_settings,
+    text_part,
+)
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+def alert_settings(database_url: str, inbox: Inbox, **fields: object) -> object:
+    return mail_settings(
+        database_url, inbox.port, report_to=[], alert_to=["duty@example.com"], **fields
+    )
+
+
+def raised(kind: str) -> float:
+    return REGISTRY.get_sample_value("sms_sender_alerts_total", {"kind": kind}) or 0.0
+
+
+async def test_a_finished_mailing_is_announced_once_with_its_numbers(
+    rows: Rows,
+    inbox: Inbox,
+    webhook: Webhook,
+    make_loop: LoopFactory,
+    database_url: str,
+    clock: FakeClock,
+) -> None:
+    now = clock.now()
+    mailing = await rows.mailing(
+        status="finished",
+        started_at=now - timedelta(hours=3),
+        finished_at=now - timedelta(minutes=5),
+        reports={"delivered": 7, "failed": 2, "expired": 1},
+    )
+    old = await rows.mailing(
+        status="finished",
+        started_at=now - timedelta(days=3),
+        finished_at=now - timedelta(days=2),
+        reports={"delivered": 1},
+    )
+    loop = make_loop(alert_settings(database_url, inbox, alert_webhook_url=webhook.url))
+    before = raised("mailing_finished")
+
+    with capture_logs() as logs:
+        assert await loop.tick() == 2  # the e-mail and the webhook
+    clock.advance(hours=2)
+    assert await loop.tick() == 0  # a mailing finishes once
+
+    [message] = inbox.messages
+    assert message["Subject"] == f"sms-sender alert: mailing {mailing} finished"
+    assert inbox.recipients == [["duty@example.com"]]
+    text = text_part(message)
+    assert f"Mailing {mailing} (finished): 10 messages" in text
+    assert "by status: delivered 7, expired 1, failed 2" in text
+    assert f"https://sms.example.com/admin/mailings/{mailing}" in text
+    assert "<tr><td>delivered</td><td>7</td></tr>" in html_part(message)
+    [body] = webhook.bodies
+    assert body["kind"] == "mailing_finished"
+    assert body["mailing_id"] == mailing
+    assert body["url"] == f"https://sms.example.com/admin/mailings/{mailing}"
+    assert body["figures"]["by_status"] == {"delivered": 7, "expired": 1, "failed": 2}
+    assert raised("mailing_finished") == before + 1
+    [line] = [line for line in logs if line["event"].startswith("alert:")]
+    assert (line["mailing_id"], line["alert"]) == (mailing, "mailing_finished")
+    assert all(f"mailing {old} " not in subject for subject in inbox.subjects())
+
+
+async def test_unknown_outcomes_are_announced_at_most_once_an_hour(
+    rows: Rows, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
+) -> None:
+    now = clock.now()
+    mailing = await rows.mailing(
+        status="running",
+        started_at=now - timedelta(hours=1),
+        reports={"unknown": 3, "sent": 5},
+        updated_at=now,
+    )
+    loop = make_loop(alert_settings(database_url, inbox))
+
+    assert await loop.tick() == 1
+    clock.advance(minutes=30)
+    await rows.add_reports(mailing, {"unknown": 2}, updated_at=clock.now())
+    assert await loop.tick() == 0  # new unknowns, but the last alert is half an hour old
+    clock.advance(minutes=31)
+    assert await loop.tick() == 1
+    clock.advance(hours=2)
+    assert await loop.tick() == 0  # nothing new became unknown
+
+    assert inbox.subjects() == [
+        f"sms-sender alert: mailing {mailing}: 3 messages with an unknown outcome",
+        f"sms-sender alert: mailing {mailing}: 2 messages with an unknown outcome",
+    ]
+    assert '2 message(s) became "unknown" in the last hour; 5 in all.' in text_part(
+        inbox.messages[1]
+    )
+
+
+async def test_a_failure_share_over_the_threshold_is_announced(
+    rows: Rows, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
+) -> None:
+    now = clock.now()
+    failing = await rows.mailing(
+        status="running",
+        started_at=now - timedelta(hours=1),
+        reports={"failed": 8, "undelivered": 4, "delivered": 18, "pending": 100},
+        errors={"failed": "invalid number"},
+    )
+    # 10 % failed: under the threshold. Too few outcomes to judge: no alert either.
+    await rows.mailing(
+        status="running",
+        started_at=now - timedelta(hours=1),
+        reports={"failed": 3, "delivered": 27},
+    )
+    await rows.mailing(
+        status="running", started_at=now - timedelta(hours=1), reports={"failed": 5, "sent": 1}
+    )
+    loop = make_loop(alert_settings(database_url, inbox, alert_failure_share=0.25))
+
+    assert await loop.tick() == 1
+    assert await loop.tick() == 0
+
+    [message] = inbox.messages
+    assert (
+        message["Subject"] == f"sms-sender alert: mailing {failing}: 40.0% of its messages failed"
+    )
+    assert "Failed share 40.0% of 30 messages with an outcome (the alert threshold is 25.0%)" in (
+        text_part(message)
+    )
+
+
+@pytest.mark.skipif(
+    not hasattr(Mailing, "paused_reason"), reason="needs the engine's mailings.paused_reason"
+)
+async def test_a_mailing_paused_by_the_engine_is_announced_hourly_while_it_stays_paused(
+    rows: Rows, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
+) -> None:
+    now = clock.now()
+    mailing = await rows.mailing(
+        status="paused",
+        started_at=now - timedelta(hours=1),
+        reports={"sent": 4, "pending": 6},
+        paused_reason="provider: insufficient funds",
+    )
+    await rows.mailing(status="paused", started_at=now, reports={"pending": 1})  # by a person
+    loop = make_loop(alert_settings(database_url, inbox))
+
+    assert await loop.tick() == 1
+    clock.advance(minutes=59)
+    assert await loop.tick() == 0
+    clock.advance(minutes=2)
+    assert await loop.tick() == 1
+
+    assert (
+        inbox.subjects()
+        == [f"sms-sender alert: mailing {mailing} was paused and needs a person"] * 2
+    )
+    assert "Reason: provider: insufficient funds" in text_part(inbox.messages[0])
+
+
+async def test_a_webhook_that_fails_is_retried_without_resending_the_e_mail(
+    rows: Rows,
+    inbox: Inbox,
+    webhook: Webhook,
+    make_loop: LoopFactory,
+    database_url: str,
+    clock: FakeClock,
+) -> None:
+    now = clock.now()
+    await rows.mailing(
+        status="finished", started_at=now - timedelta(hours=1), finished_at=now, reports={"sent": 1}
+    )
+    loop = make_loop(alert_settings(database_url, inbox, alert_webhook_url=webhook.url))
+    webhook.status = 503
+
+    assert await loop.tick() == 1  # the e-mail
+    webhook.status = 200
+    clock.advance(minutes=1)
+    assert await loop.tick() == 1  # the webhook, on its second attempt
+
+    assert len(inbox.messages) == 1
+    assert len(webhook.bodies) == 2
