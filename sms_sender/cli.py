@@ -7,12 +7,14 @@ import getpass
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import prometheus_client
 import typer
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.app import create_app
@@ -24,13 +26,17 @@ from sms_sender.auth.models import Role, User
 from sms_sender.clients.csv_import import import_clients, read_lines
 from sms_sender.clients.schemas import ImportResult
 from sms_sender.clock import SystemClock
-from sms_sender.config import Settings
-from sms_sender.db import Notifier, create_engine, create_sessionmaker
+from sms_sender.config import Settings, describe_errors
+from sms_sender.db import Notifier, create_engine, create_sessionmaker, read_only
 from sms_sender.demo import load_demo
 from sms_sender.dispatch.runtime import WORKER_ENGINE_OPTIONS, configured_engine
 from sms_sender.errors import AppError
 from sms_sender.logging import configure_logging
 from sms_sender.migrations import upgrade_to_head
+from sms_sender.notifications import render
+from sms_sender.notifications import service as notifications_service
+from sms_sender.notifications.mail import Mailer, MailError
+from sms_sender.notifications.schemas import DailyReport
 
 app = typer.Typer(
     help="sms-sender: SMS mailings that start on time, stop at their end and never repeat.",
@@ -43,6 +49,11 @@ token_app = typer.Typer(
 app.add_typer(token_app, name="token")
 user_app = typer.Typer(help="People who sign in to the admin console.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+report_app = typer.Typer(
+    help="The daily statistics e-mail (sent by itself at SMS_SENDER_REPORT_TIME).",
+    no_args_is_help=True,
+)
+app.add_typer(report_app, name="report")
 
 T = TypeVar("T")
 
@@ -63,7 +74,13 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    """The settings from the environment; bad ones stop the command with a sentence each."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        for sentence in describe_errors(error):
+            typer.echo(f"error: {sentence}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log_format, settings.log_level, messages=settings.log_messages)
     return settings
 
@@ -293,3 +310,63 @@ def user_disable(name: str) -> None:
 
     _in_session(_settings(), work)
     typer.echo(f"user {name!r} disabled; their sessions have ended")
+
+
+ReportDate = Annotated[
+    str | None,
+    typer.Option(
+        "--date",
+        help="The day, YYYY-MM-DD, in SMS_SENDER_REPORT_TIMEZONE (default: yesterday there).",
+    ),
+]
+
+
+def _daily_report(settings: Settings, day_text: str | None) -> DailyReport:
+    now = SystemClock().now()
+    if day_text is None:
+        day = now.astimezone(settings.report_zone).date() - timedelta(days=1)
+    else:
+        try:
+            day = date.fromisoformat(day_text)
+        except ValueError:
+            typer.echo(f"error: --date {day_text!r} is not a day as YYYY-MM-DD", err=True)
+            raise typer.Exit(2) from None
+
+    async def run() -> DailyReport:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade_to_head(engine)
+            async with read_only(engine).connect() as connection:
+                return await notifications_service.build_daily_report(
+                    connection, day, settings.report_zone, now
+                )
+        finally:
+            await engine.dispose()
+
+    return run_event_loop(run())
+
+
+@report_app.command("show")
+def report_show(day: ReportDate = None) -> None:
+    """Print the daily report of a day (plain text), as it stands now."""
+    settings = _settings()
+    report = _daily_report(settings, day)
+    typer.echo(render.daily_report(report, settings.public_url).text, nl=False)
+
+
+@report_app.command("send")
+def report_send(day: ReportDate = None) -> None:
+    """E-mail the daily report of a day to SMS_SENDER_REPORT_TO now (once, no retries)."""
+    settings = _settings()
+    if not settings.report_to:
+        typer.echo("error: SMS_SENDER_REPORT_TO is not set: nobody to send the report to", err=True)
+        raise typer.Exit(1)
+    report = _daily_report(settings, day)
+    letter = render.daily_report(report, settings.public_url)
+    mailer = Mailer(settings.smtp_server, settings.report_from, settings.smtp_timeout)
+    try:
+        run_event_loop(mailer.send(letter, settings.report_to, SystemClock().now()))
+    except MailError as error:
+        typer.echo(f"error: the report was not sent: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"sent the report of {report.day.isoformat()} to {', '.join(settings.report_to)}")

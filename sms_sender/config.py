@@ -114,7 +114,6 @@ class Settings(BaseSettings):
     alert_to: AddressList = Field(default_factory=list)
     alert_webhook_url: str = ""
     alert_failure_share: float = Field(default=0.2, gt=0, le=1)
-    public_url: str = ""
 
     @field_validator("default_timezone", "report_timezone")
     @classmethod
