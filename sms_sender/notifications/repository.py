@@ -195,15 +195,11 @@ async def finished_since(connection: AsyncConnection, since: datetime) -> list[i
 
 
 async def paused_with_reason(connection: AsyncConnection) -> dict[int, str]:
-    """Paused mailings the engine paused itself (it says why), by id."""
-    # paused_reason is the engine's; a schema from before it has no such pauses to report.
-    reason = getattr(Mailing, "paused_reason", None)
-    if reason is None:
-        return {}
-    query = select(Mailing.id, reason).where(
-        Mailing.status == MailingStatus.PAUSED, reason.is_not(None)
+    """Paused mailings the engine paused itself (it says why: a person's pause has no reason)."""
+    query = select(Mailing.id, Mailing.paused_reason).where(
+        Mailing.status == MailingStatus.PAUSED, Mailing.paused_reason.is_not(None)
     )
-    return {row.id: row[1] for row in await connection.execute(query)}
+    return {row.id: row.paused_reason or "" for row in await connection.execute(query)}
 
 
 async def active_mailing_ids(connection: AsyncConnection) -> list[int]:

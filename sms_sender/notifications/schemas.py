@@ -8,11 +8,12 @@ from datetime import date, datetime
 from typing import Any
 
 from sms_sender.notifications.models import NotificationKind
+from sms_sender.reports.models import ReportStatus
 
 # The shares the report shows: "failed" counts the provider's refusals and the messages it
 # accepted but could not deliver, since both mean the client got nothing.
-FAILED_STATUSES = ("failed", "undelivered")
-UNKNOWN_STATUS = "unknown"
+FAILED_STATUSES = (ReportStatus.FAILED, ReportStatus.UNDELIVERED)
+UNKNOWN_STATUS = ReportStatus.UNKNOWN
 
 
 @dataclass(frozen=True)

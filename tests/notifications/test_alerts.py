@@ -8,7 +8,6 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from sms_sender.mailings.models import Mailing
 from tests.conftest import FakeClock
 from tests.notifications.conftest import (
     Inbox,
@@ -144,9 +143,6 @@ async def test_a_failure_share_over_the_threshold_is_announced(
     )
 
 
-@pytest.mark.skipif(
-    not hasattr(Mailing, "paused_reason"), reason="needs the engine's mailings.paused_reason"
-)
 async def test_a_mailing_paused_by_the_engine_is_announced_hourly_while_it_stays_paused(
     rows: Rows, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
 ) -> None:
