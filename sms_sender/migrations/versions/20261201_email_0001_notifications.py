@@ -1,7 +1,7 @@
 """notifications: the daily report's and the alerts' claims and delivery state
 
 Revision ID: 20261201_email_0001
-Revises: 20261201_console_0001
+Revises: 20261201_oidc_0001
 Create Date: 2026-12-01 16:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import sms_sender.db
 
 revision: str = "20261201_email_0001"
-down_revision: str | None = "20261201_console_0001"
+down_revision: str | None = "20261201_oidc_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
