@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sms_sender import __version__, metrics
 from sms_sender.admin import install_console
+from sms_sender.admin.clients import IMPORT_PATH as CONSOLE_IMPORT_PATH
 from sms_sender.audit.actor import SYSTEM, acting_as
 from sms_sender.audit.endpoints import router as audit_router
 from sms_sender.auth.endpoints import require_token
@@ -99,7 +100,10 @@ def create_app(
     app.add_middleware(
         BodyLimit,
         default=Limit(settings.max_body_bytes, "SMS_SENDER_MAX_BODY_BYTES"),
-        larger={API_PREFIX + IMPORT_PATH: Limit(settings.max_import_bytes, IMPORT_SETTING)},
+        larger={
+            path: Limit(settings.max_import_bytes, IMPORT_SETTING)
+            for path in (API_PREFIX + IMPORT_PATH, CONSOLE_IMPORT_PATH)
+        },
     )
     app.add_middleware(RequestContextMiddleware)
 

@@ -20,6 +20,8 @@ from sms_sender.web import ClockDep, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix=f"{PREFIX}/clients", route_class=ConsoleRoute, include_in_schema=False)
 
+# The CSV import's body may be as large as the API's (SMS_SENDER_MAX_IMPORT_BYTES; app.py).
+IMPORT_PATH = f"{PREFIX}/clients/import"
 SEARCH_FIELDS = ("phone_prefix", "tag", "operator_code", "timezone")
 UPLOAD_CHUNK_BYTES = 64 * 1024
 

@@ -100,6 +100,20 @@ async def test_csv_import_reports_bad_lines_by_number(signed_in: SignedIn) -> No
     assert result["errors"][0]["line"] == 3
 
 
+async def test_console_import_takes_files_past_the_default_body_limit(
+    signed_in: SignedIn,
+) -> None:
+    client = await signed_in(Role.OPERATOR)
+    rows = "".join(f"7900{number:07d},,bulk,\n" for number in range(5000))  # ~90 KiB
+    response = await client.post(
+        "/admin/clients/import",
+        files={"file": ("clients.csv", "phone,operator_code,tag,timezone\n" + rows, "text/csv")},
+        headers={"X-CSRF-Token": await page_csrf(client), "Accept": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["imported"] == 5000
+
+
 @pytest.mark.parametrize("text", ["Hello", "Привет", "{}" * 80, "a" * 161, "😀" * 35])
 async def test_the_counter_endpoint_is_the_apis_arithmetic(signed_in: SignedIn, text: str) -> None:
     client = await signed_in(Role.VIEWER)
