@@ -110,36 +110,27 @@ class NotificationLoop:
 
     async def tick(self, stop: asyncio.Event | None = None) -> int:
         """Claim what is due, raise alerts, send; how many notifications went out."""
-        now = self._clock.now()
-        async with begin_write(self._database) as connection:
-            if self._settings.report_to:
-                await self._claim_days(connection, now)
-            if self._settings.alert_to or self._settings.alert_webhook_url:
-                await self._raise_alerts(connection, now)
+        await self._claim(self._clock.now())
         return await self._send_due(stop or asyncio.Event())
 
-    async def _claim_days(self, connection: AsyncConnection, now: datetime) -> None:
-        settings = self._settings
-        latest = service.latest_reported_day(now, settings.report_at, settings.report_zone)
-        days = service.days_due(latest, await repository.last_report_day(connection))
+    async def _claim(self, now: datetime) -> None:
+        # Counting a big mailing's reports takes a moment: it is read beside the writers (on
+        # SQLite a write transaction would hold every other writer of the process meanwhile),
+        # and only the claims are written.
+        days: list[date] = []
+        alerts: list[Alert] = []
+        async with self._reader.connect() as connection:
+            if self._settings.report_to:
+                days = await self._days_due(connection, now)
+            if self._settings.alert_to or self._settings.alert_webhook_url:
+                alerts = await service.alerts_due(connection, self._settings, now)
+        if not days and not alerts:
+            return
         rows = [
             _row(NotificationKind.DAILY_REPORT, Channel.EMAIL, day.isoformat(), now, day=day)
             for day in days
         ]
-        if await repository.add_claims(connection, rows):  # empty when another worker did
-            _log.info("daily report claimed", days=[day.isoformat() for day in days])
-
-    async def _raise_alerts(self, connection: AsyncConnection, now: datetime) -> None:
-        alerts = await service.alerts_due(connection, self._settings, now)
-        channels = [
-            channel
-            for channel, wanted in (
-                (Channel.EMAIL, self._settings.alert_to),
-                (Channel.WEBHOOK, self._settings.alert_webhook_url),
-            )
-            if wanted
-        ]
-        rows = [
+        rows += [
             _row(
                 alert.kind,
                 channel,
@@ -149,19 +140,32 @@ class NotificationLoop:
                 payload=alert.payload,
             )
             for alert in alerts
-            for channel in channels
+            for channel in self._alert_channels
         ]
-        raised = {
-            (kind, mailing) for kind, _, mailing in await repository.add_claims(connection, rows)
-        }
+        async with begin_write(self._database) as connection:
+            claimed = await repository.add_claims(connection, rows)
+        # What another worker claimed first is its to announce.
+        if any(kind == NotificationKind.DAILY_REPORT for kind, _, _ in claimed):
+            _log.info("daily report claimed", days=[day.isoformat() for day in days])
+        raised = {(kind, mailing_id) for kind, _, mailing_id in claimed}
         for alert in alerts:
-            if (alert.kind, alert.mailing_id) in raised:  # not when another worker raised it
+            if (alert.kind, alert.mailing_id) in raised:
                 metrics.ALERTS.labels(alert.kind.value).inc()
                 _log.warning(
                     "alert: " + render.alert_title(alert),
                     alert=alert.kind.value,
                     mailing_id=alert.mailing_id,
                 )
+
+    async def _days_due(self, connection: AsyncConnection, now: datetime) -> list[date]:
+        settings = self._settings
+        latest = service.latest_reported_day(now, settings.report_at, settings.report_zone)
+        return service.days_due(latest, await repository.last_report_day(connection))
+
+    @property
+    def _alert_channels(self) -> list[Channel]:
+        channels = [Channel.EMAIL] if self._settings.alert_to else []
+        return channels + ([Channel.WEBHOOK] if self._settings.alert_webhook_url else [])
 
     async def _send_due(self, stop: asyncio.Event) -> int:
         async with self._reader.connect() as connection:

@@ -47,7 +47,7 @@ class Mailer:
                 username=server.username,
                 password=password,
                 use_tls=server.implicit_tls,
-                start_tls=self._start_tls(),
+                start_tls=self.start_tls,
                 timeout=self.timeout,
             )
         except (aiosmtplib.SMTPException, OSError) as error:
@@ -55,7 +55,9 @@ class Mailer:
             reason = str(error) or type(error).__name__
             raise MailError(f"{server.host}:{server.port}: {reason}") from error
 
-    def _start_tls(self) -> bool | None:
+    @property
+    def start_tls(self) -> bool | None:
+        """aiosmtplib's start_tls: True insists on STARTTLS, None uses it when offered."""
         if self.server.implicit_tls:
             return False
         if self.server.password is not None and not _is_loopback(self.server.host):

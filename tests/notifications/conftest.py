@@ -13,12 +13,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import insert
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sms_sender.clients.models import Client
 from sms_sender.config import Settings
+from sms_sender.mailings import service as mailings_service
 from sms_sender.mailings.models import Mailing
+from sms_sender.mailings.schemas import MailingCreate, MailingFilter
 from sms_sender.messages.models import Message
 from sms_sender.notifications.loop import NotificationLoop
 from sms_sender.reports.models import Report
@@ -35,6 +38,7 @@ class Inbox:
 
     port: int = 0
     refuse: bool = False
+    logins: list[tuple[str, str]] = field(default_factory=list)
     messages: list[EmailMessage] = field(default_factory=list)
     recipients: list[list[str]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -49,6 +53,14 @@ class Inbox:
         self.arrived.set()
         return "250 2.0.0 queued"
 
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """Accept any login and remember it (aiosmtpd's authenticator hook)."""
+        if isinstance(auth_data, LoginPassword):
+            self.logins.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=True)
+
     def subjects(self) -> list[str]:
         return [str(message["Subject"]) for message in self.messages]
 
@@ -58,7 +70,12 @@ async def inbox() -> AsyncIterator[Inbox]:
     """An aiosmtpd server in this event loop, on a free port of 127.0.0.1."""
     received = Inbox()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(received), LOOPBACK, 0)
+    # Logins over plain text are allowed: on 127.0.0.1 the service does not insist on STARTTLS.
+    server = await loop.create_server(
+        lambda: SMTP(received, authenticator=received.authenticate, auth_require_tls=False),
+        LOOPBACK,
+        0,
+    )
     received.port = server.sockets[0].getsockname()[1]
     try:
         yield received
@@ -250,3 +267,44 @@ def html_part(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("html",))
     assert part is not None
     return str(part.get_content()).replace("\r\n", "\n")
+
+
+async def mailing_to_clients(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock, clients: int
+) -> int:
+    """A mailing started now, through the mailings service, to ``clients`` new clients."""
+    now = clock.now()
+    async with sessionmaker() as session, session.begin():
+        session.add_all(
+            Client(
+                phone=f"7900000{n:04d}",
+                operator_code="900",
+                timezone="UTC",
+                created_at=now,
+                updated_at=now,
+            )
+            for n in range(clients)
+        )
+        message = Message(text="hello", created_at=now, updated_at=now)
+        session.add(message)
+        await session.flush()
+        payload = MailingCreate(
+            start_at=now,
+            end_at=now + timedelta(hours=6),
+            message_id=message.id,
+            filter=MailingFilter(),
+        )
+        return (await mailings_service.create(session, payload, now)).id
+
+
+async def unsent(sessionmaker: async_sessionmaker[AsyncSession], mailing_id: int) -> int:
+    async with sessionmaker() as session:
+        query = select(func.count()).where(
+            Report.mailing_id == mailing_id, Report.status.in_(["pending", "sending"])
+        )
+        return int(await session.scalar(query) or 0)
+
+
+async def mailing_status(sessionmaker: async_sessionmaker[AsyncSession], mailing_id: int) -> str:
+    async with sessionmaker() as session:
+        return str(await session.scalar(select(Mailing.status).where(Mailing.id == mailing_id)))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from structlog.testing import capture_logs
 
+from sms_sender.db import Notifier
+from sms_sender.dispatch import DeliveryEngine, EngineTuning
+from sms_sender.providers.fake import FakeProvider, no_funds
 from tests.conftest import FakeClock
 from tests.notifications.conftest import (
     Inbox,
@@ -16,6 +21,8 @@ from tests.notifications.conftest import (
     Webhook,
     html_part,
     mail_settings,
+    mailing_status,
+    mailing_to_clients,
     text_part,
 )
 
@@ -191,3 +198,35 @@ async def test_a_webhook_that_fails_is_retried_without_resending_the_e_mail(
 
     assert len(inbox.messages) == 1
     assert len(webhook.bodies) == 2
+
+
+async def test_the_engine_pausing_a_mailing_for_funds_reaches_the_duty_inbox(
+    inbox: Inbox,
+    database_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    clock: FakeClock,
+) -> None:
+    """End to end: the provider wants money, the engine pauses, its notifications loop tells."""
+    settings = alert_settings(database_url, inbox, rate_limit=1_000_000.0)
+    engine = DeliveryEngine(
+        settings=settings,
+        sessionmaker=sessionmaker,
+        notifier=notifier,
+        clock=clock,
+        provider=FakeProvider(default=no_funds("402 Insufficient funds")),
+        tuning=EngineTuning(retry_after_error=0.1),
+    )
+    mailing_id = await mailing_to_clients(sessionmaker, clock, clients=3)
+
+    async with asyncio.timeout(20), engine.running():
+        while await mailing_status(sessionmaker, mailing_id) != "paused":  # noqa: ASYNC110
+            await asyncio.sleep(0.01)  # rows fire no events
+        clock.advance(seconds=30)  # the notifications loop's next look
+        await inbox.arrived.wait()
+
+    [message] = inbox.messages
+    assert message["Subject"] == (
+        f"sms-sender alert: mailing {mailing_id} was paused and needs a person"
+    )
+    assert "Reason: 402 Insufficient funds" in text_part(message)

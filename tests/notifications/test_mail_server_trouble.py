@@ -11,15 +11,22 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from structlog.testing import capture_logs
 
+from sms_sender.config import parse_smtp_url
 from sms_sender.db import Notifier
 from sms_sender.dispatch import DeliveryEngine, EngineTuning
-from sms_sender.mailings import service as mailings_service
-from sms_sender.mailings.schemas import MailingCreate, MailingFilter
-from sms_sender.models import Client, Message, Notification, Report
+from sms_sender.models import Notification
 from sms_sender.notifications.loop import NotificationTuning
+from sms_sender.notifications.mail import Mailer
 from sms_sender.providers.fake import FakeProvider
 from tests.conftest import FakeClock
-from tests.notifications.conftest import Inbox, LoopFactory, SilentServer, mail_settings
+from tests.notifications.conftest import (
+    Inbox,
+    LoopFactory,
+    SilentServer,
+    mail_settings,
+    mailing_to_clients,
+    unsent,
+)
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -106,12 +113,12 @@ async def test_a_hung_mail_server_holds_up_neither_sending_nor_shutdown(
         tuning=EngineTuning(retry_after_error=0.1),
     )
     assert engine.notifications is not None
-    mailing_id = await _mailing_to_ten_clients(sessionmaker, clock)
+    mailing_id = await mailing_to_clients(sessionmaker, clock, clients=10)
 
     async with asyncio.timeout(20):
         async with engine.running():
             await silent_smtp.connected.wait()  # the report is stuck in the mail server's silence
-            while await _unsent(sessionmaker, mailing_id):  # noqa: ASYNC110 - rows fire no events
+            while await unsent(sessionmaker, mailing_id):  # noqa: ASYNC110 - rows fire no events
                 await asyncio.sleep(0.01)
 
     # Stopped while waiting on the server: the report is handed back to be sent after restart.
@@ -119,36 +126,42 @@ async def test_a_hung_mail_server_holds_up_neither_sending_nor_shutdown(
     assert (notification.status, notification.error) == ("pending", "stopped while sending")
 
 
-async def _mailing_to_ten_clients(
-    sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
-) -> int:
-    now = clock.now()
-    async with sessionmaker() as session, session.begin():
-        session.add_all(
-            Client(
-                phone=f"7900000{n:04d}",
-                operator_code="900",
-                timezone="UTC",
-                created_at=now,
-                updated_at=now,
-            )
-            for n in range(10)
-        )
-        message = Message(text="hello", created_at=now, updated_at=now)
-        session.add(message)
-        await session.flush()
-        payload = MailingCreate(
-            start_at=now,
-            end_at=now.replace(hour=23),
-            message_id=message.id,
-            filter=MailingFilter(),
-        )
-        return (await mailings_service.create(session, payload, now)).id
+async def test_a_server_too_slow_to_answer_times_out_and_is_retried(
+    silent_smtp: SilentServer, make_loop: LoopFactory, database_url: str, clean_db: AsyncEngine
+) -> None:
+    loop = make_loop(mail_settings(database_url, silent_smtp.port, smtp_timeout=0.2))
+
+    assert await loop.tick() == 0
+
+    notification = await stored(clean_db)
+    assert notification.status == "pending"
+    assert notification.error is not None
+    assert "timed out" in notification.error.lower()
 
 
-async def _unsent(sessionmaker: async_sessionmaker[AsyncSession], mailing_id: int) -> int:
-    async with sessionmaker() as session:
-        query = select(Report.id).where(
-            Report.mailing_id == mailing_id, Report.status.in_(["pending", "sending"])
-        )
-        return len((await session.scalars(query)).all())
+async def test_the_user_and_password_of_the_url_log_in_and_are_never_logged(
+    inbox: Inbox, make_loop: LoopFactory, database_url: str
+) -> None:
+    url = f"smtp://reports:p%40ss%3Aw%2Frd@127.0.0.1:{inbox.port}"
+    loop = make_loop(mail_settings(database_url, inbox.port, smtp_url=url))
+
+    with capture_logs() as logs:
+        assert await loop.tick() == 1
+
+    assert inbox.logins == [("reports", "p@ss:w/rd")]
+    assert "p@ss:w/rd" not in repr(logs)
+
+
+@pytest.mark.parametrize(
+    ("url", "start_tls"),
+    [
+        ("smtp://reports:secret@mail.example.com", True),  # a password: STARTTLS or nothing
+        ("smtp://mail.example.com", None),  # no password: STARTTLS when offered
+        ("smtp://reports:secret@127.0.0.1:25", None),  # a relay on this machine
+        ("smtp://reports:secret@[::1]:25", None),
+        ("smtps://reports:secret@mail.example.com", False),  # TLS from the first byte
+    ],
+)
+def test_a_password_never_crosses_the_network_in_clear(url: str, start_tls: bool | None) -> None:
+    mailer = Mailer(parse_smtp_url(url), "sms-sender@example.com", timeout=1)
+    assert mailer.start_tls == start_tls
