@@ -20,7 +20,7 @@ from sms_sender.db import Notifier, create_engine, create_sessionmaker
 from sms_sender.dispatch.engine import DeliveryEngine
 from sms_sender.dispatch.runtime import WORKER_ENGINE_OPTIONS
 from sms_sender.logging import configure_logging
-from sms_sender.providers import OutgoingMessage, SendResult
+from sms_sender.providers import NO_TEXT_LIMITS, OutgoingMessage, SendResult
 
 
 class InstantProvider:
@@ -28,6 +28,7 @@ class InstantProvider:
 
     name = "instant"
     idempotent = True
+    text_limits = NO_TEXT_LIMITS
 
     async def send(self, batch: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
         accepted = SendResult.accepted()

@@ -72,7 +72,11 @@ class Settings(BaseSettings):
     http_token: SecretStr = SecretStr("")
     # Plain http:// to a gateway that is not on this machine sends its credentials in clear.
     allow_insecure_gateway: bool = False
+    # Seconds to get a gateway connection, and the longest wait for answer bytes once written.
     http_timeout: float = Field(default=10.0, gt=0)
+    # The operator vouches that the HTTP gateway de-duplicates by the report id in the path:
+    # a message whose outcome is unknown may then be sent again.
+    http_idempotent: bool = False
     rate_limit: float = Field(default=100.0, gt=0, description="messages/second, all workers")
     concurrency: int = Field(default=50, ge=1, le=10_000)
     max_attempts: int = Field(default=5, ge=1, le=100)
@@ -100,8 +104,10 @@ class Settings(BaseSettings):
         default=SecretStr(""), validation_alias=AliasChoices("SMSAERO_API_KEY")
     )
     smsaero_sign: str = Field(default="SMS Aero", validation_alias=AliasChoices("SMSAERO_SIGN"))
+    # SMS Aero's gateways, tried in order when one cannot be reached (its official client's list).
     smsaero_url: str = Field(
-        default="https://gate.smsaero.ru/v2", validation_alias=AliasChoices("SMSAERO_URL")
+        default="https://gate.smsaero.ru/v2,https://gate.smsaero.org/v2,https://gate.smsaero.net/v2",
+        validation_alias=AliasChoices("SMSAERO_URL"),
     )
 
     # The daily report and alerts (sms_sender.notifications); off while no recipient is set.

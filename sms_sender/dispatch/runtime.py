@@ -12,7 +12,7 @@ from sms_sender.clock import Clock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier
 from sms_sender.dispatch.engine import DeliveryEngine
-from sms_sender.providers.registry import build_provider, close_provider, create_http_client
+from sms_sender.providers.registry import build_provider, gateway_sessions
 
 # A worker retries any unit of work that lost the database (repository.UNAVAILABLE), so its own
 # engine skips the ping SQLAlchemy makes at every checkout: with asyncpg that is three round
@@ -27,16 +27,12 @@ async def configured_engine(
     notifier: Notifier,
     clock: Clock,
 ) -> AsyncIterator[DeliveryEngine]:
-    """The engine for ``settings.provider``; its HTTP client closes when the block ends."""
-    async with create_http_client(settings) as http_client:
-        provider = build_provider(settings, http_client)
-        try:
-            yield DeliveryEngine(
-                settings=settings,
-                sessionmaker=sessionmaker,
-                notifier=notifier,
-                clock=clock,
-                provider=provider,
-            )
-        finally:
-            await close_provider(provider)
+    """The engine for ``settings.provider``; its gateway sessions close when the block ends."""
+    async with gateway_sessions(settings) as sessions:
+        yield DeliveryEngine(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            notifier=notifier,
+            clock=clock,
+            provider=build_provider(settings, sessions),
+        )

@@ -1,12 +1,16 @@
 """SMS gateways behind one small protocol; ``build_provider`` picks the configured one."""
 
+from sms_sender.providers._client import GatewaySessions, create_session
 from sms_sender.providers.base import (
+    NO_TEXT_LIMITS,
     DeliveryStatus,
     DeliveryTracking,
     Outcome,
     OutgoingMessage,
     Provider,
     SendResult,
+    TextLimits,
+    TrackingThrottled,
 )
 from sms_sender.providers.console import ConsoleProvider
 from sms_sender.providers.fake import FakeProvider
@@ -16,18 +20,20 @@ from sms_sender.providers.registry import (
     ProviderConfigurationError,
     ProviderFactory,
     build_provider,
-    close_provider,
-    create_http_client,
     delivery_tracker,
+    gateway_sessions,
+    text_limits,
 )
 from sms_sender.providers.smsaero import SmsAeroProvider
 
 __all__ = [
+    "NO_TEXT_LIMITS",
     "PROVIDERS",
     "ConsoleProvider",
     "DeliveryStatus",
     "DeliveryTracking",
     "FakeProvider",
+    "GatewaySessions",
     "HttpProvider",
     "Outcome",
     "OutgoingMessage",
@@ -36,8 +42,11 @@ __all__ = [
     "ProviderFactory",
     "SendResult",
     "SmsAeroProvider",
+    "TextLimits",
+    "TrackingThrottled",
     "build_provider",
-    "close_provider",
-    "create_http_client",
+    "create_session",
     "delivery_tracker",
+    "gateway_sessions",
+    "text_limits",
 ]

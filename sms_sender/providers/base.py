@@ -18,6 +18,8 @@ Contract for implementers:
 * ``idempotent = True`` only if sending the same ``OutgoingMessage.report_id`` twice delivers
   once (the gateway deduplicates on it). The engine then re-sends a message whose outcome was
   lost in a crash; otherwise such a message is marked ``unknown`` and never sent again.
+* ``text_limits`` says which texts the gateway can take at all (``NO_TEXT_LIMITS`` when it
+  takes any text the message itself allows); the API refuses a mailing whose text does not fit.
 * ``valid_for`` is how long until the mailing's end_at, counted from the moment ``send`` is
   called; pass it on where the gateway accepts a validity period. A provider that can still
   wait before the message leaves (for a pooled connection, say) must not let it leave after
@@ -84,6 +86,36 @@ class SendResult:
         return cls(Outcome.EXPIRED, error=error)
 
 
+@dataclass(frozen=True, slots=True)
+class TextLimits:
+    """The text lengths (in characters) a gateway accepts."""
+
+    min_chars: int = 1
+    max_chars: int | None = None
+
+    def problem(self, text: str) -> str | None:
+        """Why the gateway cannot send ``text``, as a sentence, or None if it can."""
+        if len(text) < self.min_chars or (
+            self.max_chars is not None and len(text) > self.max_chars
+        ):
+            upper = f" to {self.max_chars:,}" if self.max_chars is not None else " or more"
+            return (
+                f"the text has {len(text):,} characters; the gateway takes {self.min_chars}{upper}"
+            )
+        return None
+
+
+NO_TEXT_LIMITS = TextLimits()
+
+
+class TrackingThrottled(Exception):
+    """The gateway asked us to ask about delivery less often (HTTP 429 on a status call)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
 class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
@@ -93,6 +125,7 @@ class DeliveryStatus(StrEnum):
 class Provider(Protocol):
     name: str
     idempotent: bool
+    text_limits: TextLimits
 
     async def send(self, batch: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
         """Hand each message to the gateway; one result per message, in order."""
@@ -100,7 +133,14 @@ class Provider(Protocol):
 
 
 class DeliveryTracking(Protocol):
-    """Optional: a provider that can say whether a sent message reached the phone."""
+    """Optional: a provider that can say whether a sent message reached the phone.
+
+    ``status_lifetime`` is how long after sending the gateway can still tell; a message older
+    than that is not asked about any more. ``delivery_status`` raises ``TrackingThrottled``
+    when the gateway asks for fewer questions.
+    """
+
+    status_lifetime: timedelta
 
     async def delivery_status(
         self, provider_message_ids: Sequence[str]

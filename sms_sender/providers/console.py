@@ -19,7 +19,7 @@ from typing import TextIO
 
 from sms_sender.config import LogMessages
 from sms_sender.logging import escape_controls, message_fields
-from sms_sender.providers.base import OutgoingMessage, SendResult
+from sms_sender.providers.base import NO_TEXT_LIMITS, OutgoingMessage, SendResult
 
 
 class ConsoleProvider:
@@ -32,6 +32,7 @@ class ConsoleProvider:
 
     name = "console"
     idempotent = True
+    text_limits = NO_TEXT_LIMITS
 
     def __init__(
         self, stream: TextIO | None = None, messages: LogMessages = LogMessages.FULL

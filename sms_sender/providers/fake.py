@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sms_sender.clock import Clock, SystemClock
-from sms_sender.providers.base import Outcome, OutgoingMessage, SendResult
+from sms_sender.providers.base import NO_TEXT_LIMITS, Outcome, OutgoingMessage, SendResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,7 @@ class FakeProvider:
     """A scripted provider that records every call; see the module docstring for its API."""
 
     name = "fake"
+    text_limits = NO_TEXT_LIMITS
 
     def __init__(
         self,

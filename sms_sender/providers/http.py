@@ -7,48 +7,62 @@ This is the "probe" API that similar services expose::
 
     200 {"code": 0, "message": "OK"}       accepted (any non-zero code is a rejection)
 
-How an answer is read (the engine retries transient results and fails permanent ones):
+How an answer is read, by *when* it failed (see the contract in ``base``):
 
 =====================================================  ==========================================
-timeout, connection error, HTTP 5xx, 408, 429          transient
+DNS, connect, TLS, no pooled connection in time        transient (nothing left this process)
+end_at passed while waiting for a connection           expired (nothing left this process)
+HTTP 408, 429, 503 (``Retry-After`` honoured)          transient: the gateway said "not now"
 other HTTP 4xx                                         permanent, with the body's reason
 2xx with ``{"code": 0}``                               accepted; ``message_id`` or ``id`` if given
 2xx with another code                                  permanent, with the gateway's message
-2xx that is not JSON, or has no ``code``               transient "unparseable answer: ..."
+read timeout, reset, HTTP 500/502/504 and other 5xx,   unknown: the gateway may have the message
+2xx without JSON or ``code``, an id over 128
+characters, an answer over 64 KiB, 1xx/3xx
 =====================================================  ==========================================
 
-Not idempotent: the API promises no deduplication on the report id, so a send whose answer was
-lost in a crash is never repeated blindly. The messages of a batch are sent concurrently over a
-pool of keep-alive connections (see ``_keepalive`` for why not httpx). The answer-reading
-helpers at the bottom are shared with the SMS Aero provider.
+The report id is in the path, so a gateway can de-duplicate on it. Only the operator can know
+that it does: ``SMS_SENDER_HTTP_IDEMPOTENT=true`` makes this provider ``idempotent``, and the
+engine then sends a message with an unknown outcome again instead of marking it ``unknown``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
-from http import HTTPStatus
 from typing import Any
 
+import aiohttp
 import orjson
 
-from sms_sender.providers._keepalive import ExchangeFailed, KeepAlivePool, TooLate
-from sms_sender.providers.base import OutgoingMessage, SendResult
+from sms_sender.providers import _answers, _client
+from sms_sender.providers._answers import answer_reason, body_excerpt, capped
+from sms_sender.providers.base import NO_TEXT_LIMITS, OutgoingMessage, SendResult
 
-# Where JSON error bodies usually put a sentence a person can read.
-_REASON_KEYS = ("message", "error", "detail", "reason", "description")
-_EXCERPT_CHARS = 200
+# "Not now": the gateway did not take the message and says so.
+TRY_LATER_STATUSES = frozenset({408, 429, 503})
 
 
 class HttpProvider:
-    """Sends each message of a batch concurrently; ``aclose()`` when the service stops."""
+    """Sends each message of a batch concurrently through the process's shared session."""
 
     name = "http"
-    idempotent = False
+    text_limits = NO_TEXT_LIMITS
 
-    def __init__(self, *, url: str, token: str, timeout: float, max_connections: int = 100) -> None:
-        self._pool = KeepAlivePool(url, timeout=timeout, max_connections=max_connections)
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        url: str,
+        token: str,
+        timeout: float,
+        idempotent: bool = False,
+    ) -> None:
+        self._session = session
+        self._base_url = url.rstrip("/")
+        self._proxy = _client.proxy_for(url)
+        self._timeout = timeout
+        self.idempotent = idempotent
         self._headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
@@ -66,40 +80,46 @@ class HttpProvider:
             return [await sends[0]]
         return await asyncio.gather(*sends)
 
-    async def aclose(self) -> None:
-        await self._pool.aclose()
-
     async def _send_one(self, message: OutgoingMessage, *, write_before: float) -> SendResult:
         body = {"id": message.report_id, "phone": int(message.phone), "text": message.text}
         try:
-            answer = await self._pool.post(
-                f"/send/{message.report_id}",
+            answer = await _client.post(
+                self._session,
+                f"{self._base_url}/send/{message.report_id}",
                 orjson.dumps(body),  # UTF-8, as json.dumps(ensure_ascii=False) would be
                 self._headers,
+                timeout=self._timeout,
                 write_before=write_before,
+                proxy=self._proxy,
             )
-        except TooLate:
-            return SendResult.expired("end_at passed while waiting for a gateway connection")
-        except ExchangeFailed as exc:
-            return SendResult.transient(str(exc))
-        return classify_answer(answer.status, answer.body)
+        except _client.TooLate as exc:
+            return SendResult.expired(str(exc))
+        except _client.NotSent as exc:
+            return SendResult.transient(capped(str(exc)))
+        except _client.AnswerLost as exc:
+            return SendResult.unknown(capped(str(exc)))
+        return classify_answer(answer)
 
 
-def classify_answer(status: int, body: bytes) -> SendResult:
+def classify_answer(answer: _client.GatewayAnswer) -> SendResult:
     """The result of one probe-API answer (see the table in the module docstring)."""
-    if is_transient_status(status):
-        return SendResult.transient(f"HTTP {status}: {answer_reason(status, body)}")
+    status, body = answer.status, answer.body
+    if status in TRY_LATER_STATUSES:
+        return SendResult.transient(
+            f"HTTP {status}: {answer_reason(status, body)}",
+            retry_after=_answers.retry_after(answer.headers),
+        )
     if 400 <= status < 500:
         return SendResult.permanent(f"HTTP {status}: {answer_reason(status, body)}")
     if not 200 <= status < 300:
-        return SendResult.transient(f"unexpected answer: HTTP {status}")
-    answer = json_object(body)
-    code = _result_code(answer)
-    if answer is None or code is None:
-        return SendResult.transient(f"unparseable answer: {body_excerpt(body) or '<empty>'}")
+        return SendResult.unknown(f"HTTP {status}: {answer_reason(status, body)}")
+    parsed = _answers.json_object(body)
+    code = _result_code(parsed)
+    if parsed is None or code is None:
+        return SendResult.unknown(f"unparseable answer: {body_excerpt(body) or '<empty>'}")
     if code != 0:
         return SendResult.permanent(f"rejected with code {code}: {answer_reason(status, body)}")
-    return SendResult.accepted(_message_id(answer))
+    return _answers.accepted(_message_id(parsed))
 
 
 def _result_code(answer: dict[str, Any] | None) -> int | None:
@@ -113,53 +133,9 @@ def _result_code(answer: dict[str, Any] | None) -> int | None:
     return None
 
 
-def _message_id(answer: dict[str, Any]) -> str | None:
+def _message_id(answer: dict[str, Any]) -> object:
     for key in ("message_id", "id"):
         value = answer.get(key)
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-            return str(value)
+            return value
     return None
-
-
-def is_transient_status(status: int) -> bool:
-    """5xx, 408 Request Timeout and 429 Too Many Requests may succeed if asked again later."""
-    return status >= 500 or status in (408, 429)
-
-
-def json_object(body: bytes) -> dict[str, Any] | None:
-    """The body as a JSON object, or None if it is anything else."""
-    try:
-        answer = json.loads(body)
-    except ValueError:  # not JSON, or not valid text
-        return None
-    return answer if isinstance(answer, dict) else None
-
-
-def answer_reason(status: int, body: bytes) -> str:
-    """The most readable explanation an error answer carries."""
-    answer = json_object(body)
-    if answer is not None:
-        for key in _REASON_KEYS:
-            value = answer.get(key)
-            if isinstance(value, str) and value.strip():
-                return excerpt(value)
-    return body_excerpt(body) or _status_phrase(status)
-
-
-def body_excerpt(body: bytes) -> str:
-    """The start of the body on one line, short enough for a report's error column."""
-    return excerpt(body[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace"))
-
-
-def excerpt(text: str) -> str:
-    one_line = " ".join(text.split())
-    if len(one_line) <= _EXCERPT_CHARS:
-        return one_line
-    return one_line[: _EXCERPT_CHARS - 1] + "…"
-
-
-def _status_phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "no reason given"

@@ -2,69 +2,66 @@
 
 A plain dict from name to factory: adding a gateway is one function and one entry. A factory
 refuses settings that could only fail later, message by message (SMS Aero without credentials,
-an HTTP gateway without a token), so a misconfigured service stops at start-up with a sentence
-that names the variable to set.
+an HTTP gateway without a token, a gateway URL that would send credentials in clear), so a
+misconfigured service stops at start-up with a sentence that names the variable to set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import cast
 
-import httpx
-
-from sms_sender import __version__
 from sms_sender.config import ProviderName, Settings
-from sms_sender.providers.base import DeliveryTracking, Provider
+from sms_sender.providers._client import GatewaySessions, create_session
+from sms_sender.providers.base import DeliveryTracking, Provider, TextLimits
 from sms_sender.providers.console import ConsoleProvider
 from sms_sender.providers.fake import FakeProvider
 from sms_sender.providers.gateway_url import gateway_url_problem
 from sms_sender.providers.http import HttpProvider
 from sms_sender.providers.smsaero import SmsAeroProvider
 
-ProviderFactory = Callable[[Settings, httpx.AsyncClient], Provider]
+ProviderFactory = Callable[[Settings, GatewaySessions], Provider]
+
+# Status questions get this many connections of their own, apart from the sends'.
+STATUS_CONNECTIONS = 4
 
 
 class ProviderConfigurationError(ValueError):
     """The settings cannot make the chosen provider work; raised once, at start-up."""
 
 
-def build_provider(settings: Settings, http_client: httpx.AsyncClient) -> Provider:
-    """The provider ``settings.provider`` names; ``close_provider`` it when the service stops.
-
-    SMS Aero sends through the shared ``http_client``; the HTTP gateway keeps its own pool of
-    connections (see ``_keepalive``), which ``close_provider`` closes.
-    """
+def build_provider(settings: Settings, sessions: GatewaySessions) -> Provider:
+    """The provider ``settings.provider`` names, sending through the process's ``sessions``."""
     factory = PROVIDERS.get(settings.provider)
     if factory is None:
         choices = ", ".join(sorted(PROVIDERS))
         raise ProviderConfigurationError(
             f"SMS_SENDER_PROVIDER={settings.provider!s} is not a provider; choose one of {choices}"
         )
-    return factory(settings, http_client)
+    return factory(settings, sessions)
 
 
-def create_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The pooled keep-alive client the application owns and lends to providers; close it at exit.
+@asynccontextmanager
+async def gateway_sessions(settings: Settings) -> AsyncIterator[GatewaySessions]:
+    """The process's gateway sessions, closed when the block ends.
 
-    The pool holds as many connections as the worker has sends in flight, so a full batch
-    never waits for a connection.
+    The send pool holds as many connections as the worker has sends in flight, so a full batch
+    never waits for one; status polling has ``STATUS_CONNECTIONS`` of its own.
     """
-    limits = httpx.Limits(
-        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+    sessions = GatewaySessions(
+        sends=create_session(max_connections=settings.concurrency),
+        status=create_session(max_connections=STATUS_CONNECTIONS),
     )
-    return httpx.AsyncClient(
-        limits=limits,
-        timeout=settings.http_timeout,
-        headers={"User-Agent": f"sms-sender/{__version__}"},
-    )
+    try:
+        yield sessions
+    finally:
+        await sessions.aclose()
 
 
-async def close_provider(provider: Provider) -> None:
-    """Release what a provider holds beyond the shared client (the HTTP gateway's connections)."""
-    aclose = getattr(provider, "aclose", None)
-    if callable(aclose):
-        await aclose()
+def text_limits(settings: Settings) -> TextLimits:
+    """What texts the configured provider can send (the API checks a mailing's text with it)."""
+    return TEXT_LIMITS.get(settings.provider, ConsoleProvider.text_limits)
 
 
 def delivery_tracker(provider: Provider) -> DeliveryTracking | None:
@@ -74,15 +71,20 @@ def delivery_tracker(provider: Provider) -> DeliveryTracking | None:
     return None
 
 
-def _console(settings: Settings, _http_client: httpx.AsyncClient) -> Provider:
+def smsaero_urls(settings: Settings) -> list[str]:
+    """The gateways ``SMSAERO_URL`` lists, in order."""
+    return [url.strip() for url in settings.smsaero_url.split(",") if url.strip()]
+
+
+def _console(settings: Settings, _sessions: GatewaySessions) -> Provider:
     return ConsoleProvider(messages=settings.log_messages)
 
 
-def _fake(_settings: Settings, _http_client: httpx.AsyncClient) -> Provider:
+def _fake(_settings: Settings, _sessions: GatewaySessions) -> Provider:
     return FakeProvider()
 
 
-def _http(settings: Settings, http_client: httpx.AsyncClient) -> Provider:
+def _http(settings: Settings, sessions: GatewaySessions) -> Provider:
     _require_http_url("SMS_SENDER_HTTP_URL", settings.http_url, settings)
     token = settings.http_token.get_secret_value()
     if not token:
@@ -93,17 +95,16 @@ def _http(settings: Settings, http_client: httpx.AsyncClient) -> Provider:
         raise ProviderConfigurationError(
             "SMS_SENDER_HTTP_TOKEN must be printable ASCII without spaces (a bearer token)"
         )
-    # The HTTP gateway keeps its own connections (see providers/_keepalive.py): it is the
-    # high-rate path, and httpx would cost more CPU per message than the rest of the worker.
     return HttpProvider(
+        sessions.sends,
         url=settings.http_url,
         token=token,
         timeout=settings.http_timeout,
-        max_connections=settings.concurrency,
+        idempotent=settings.http_idempotent,
     )
 
 
-def _smsaero(settings: Settings, http_client: httpx.AsyncClient) -> Provider:
+def _smsaero(settings: Settings, sessions: GatewaySessions) -> Provider:
     api_key = settings.smsaero_api_key.get_secret_value()
     missing = [
         name
@@ -117,13 +118,19 @@ def _smsaero(settings: Settings, http_client: httpx.AsyncClient) -> Provider:
         )
     if not settings.smsaero_sign.strip():
         raise ProviderConfigurationError("SMSAERO_SIGN must not be empty (the sender name)")
-    _require_http_url("SMSAERO_URL", settings.smsaero_url, settings)
+    urls = smsaero_urls(settings)
+    if not urls:
+        raise ProviderConfigurationError(
+            "SMSAERO_URL must list at least one gateway, e.g. https://gate.smsaero.ru/v2"
+        )
+    for url in urls:
+        _require_http_url("SMSAERO_URL", url, settings)
     return SmsAeroProvider(
-        http_client,
+        sessions,
         email=settings.smsaero_email,
         api_key=api_key,
         sign=settings.smsaero_sign,
-        url=settings.smsaero_url,
+        urls=urls,
         timeout=settings.http_timeout,
     )
 
@@ -139,4 +146,11 @@ PROVIDERS: dict[str, ProviderFactory] = {
     ProviderName.HTTP: _http,
     ProviderName.SMSAERO: _smsaero,
     ProviderName.FAKE: _fake,
+}
+
+TEXT_LIMITS: dict[str, TextLimits] = {
+    ProviderName.CONSOLE: ConsoleProvider.text_limits,
+    ProviderName.HTTP: HttpProvider.text_limits,
+    ProviderName.SMSAERO: SmsAeroProvider.text_limits,
+    ProviderName.FAKE: FakeProvider.text_limits,
 }

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from sms_sender.config import Settings
 from sms_sender.dispatch import RetryPolicy
 from sms_sender.providers.fake import (
     FakeProvider,
@@ -16,7 +17,7 @@ from sms_sender.providers.fake import (
     unknown,
 )
 from sms_sender.providers.http import HttpProvider
-from sms_sender.providers.registry import close_provider
+from sms_sender.providers.registry import gateway_sessions
 from sms_sender.reports.models import ReportStatus
 from tests.conftest import FakeClock
 from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory
@@ -148,30 +149,26 @@ async def test_a_permanent_rejection_fails_at_once_with_the_providers_reason(
     assert await arrange.mailing_status(mailing_id) == "finished"
 
 
-async def test_an_unparseable_answer_is_never_taken_for_a_success(
+async def test_an_unparseable_answer_is_never_taken_for_a_success_nor_sent_again(
     arrange: Arrange, make_engine: EngineFactory, clock: FakeClock
 ) -> None:
     await arrange.clients([ClientSpec("79160000001"), ClientSpec("79160000002")])
     mailing_id = await arrange.mailing()
-    async with ProbeGateway(token="t0ken") as gateway:
-        gateway.script(79160000001, Answer.GARBAGE, Answer.NO_CODE)
+    async with ProbeGateway(token="t0ken") as gateway, gateway_sessions(Settings()) as sessions:
+        gateway.script(79160000001, Answer.GARBAGE, Answer.OK)
         gateway.script(79160000002, Answer.NO_CODE, Answer.OK)
-        provider = HttpProvider(url=gateway.url, token="t0ken", timeout=5)
+        provider = HttpProvider(sessions.sends, url=gateway.url, token="t0ken", timeout=5)
         retry = RetryPolicy(max_attempts=2, base=1.0, uniform=lambda low, high: high)
         worker = make_engine(provider, retry=retry).worker
-        try:
-            await worker.drain()
-            clock.advance(minutes=1)
-            await worker.drain()
-        finally:
-            await close_provider(provider)
+        await worker.drain()
+        clock.advance(minutes=1)
+        await worker.drain()
 
-    reports = {r.phone: r for r in await arrange.reports(mailing_id)}
-    garbage = reports["79160000001"]
-    assert garbage.status == ReportStatus.FAILED
-    assert garbage.error is not None
-    assert garbage.error.startswith("gave up after 2 attempts: unparseable answer")
-    assert reports["79160000002"].status == ReportStatus.SENT  # parseable the second time
+    reports = await arrange.reports(mailing_id)
+    # The gateway may have acted on a request whose answer it garbled: never sent twice.
+    assert sorted(gateway.received_by_phone.values()) == [1, 1]
+    assert {r.status for r in reports} == {ReportStatus.UNKNOWN}
+    assert all("unparseable answer" in (r.error or "") for r in reports)
 
 
 async def test_a_hung_provider_call_is_abandoned_as_unknown_not_retried(

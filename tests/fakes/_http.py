@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
+import struct
 import subprocess
 import sys
 from abc import ABC, abstractmethod
@@ -42,6 +44,11 @@ class Response:
     status: int
     body: bytes = b""
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+    # Bytes nobody asked for, written on the connection ``stray_after`` seconds after the answer
+    # (a broken gateway or proxy): a client must never read them as its next answer.
+    stray: bytes = b""
+    stray_after: float = 0.05
 
     @classmethod
     def json(cls, status: int, payload: object) -> Response:
@@ -54,6 +61,10 @@ class Response:
 
 class HangUp(Exception):
     """Raised by a handler to drop the connection without answering (a gateway that crashed)."""
+
+
+class Reset(HangUp):
+    """Raised by a handler to reset the connection (TCP RST) after reading the request."""
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -127,7 +138,11 @@ class LoopbackServer:
         try:
             await self._answer_requests(reader, writer)
         except _BadRequest as exc:
-            writer.write(_encode(Response.text(exc.status, str(exc), "text/plain"), False))
+            writer.write(encode(Response.text(exc.status, str(exc), "text/plain"), False))
+        except Reset:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:  # linger 0: close() sends RST instead of FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except (ConnectionError, HangUp):
             pass  # the client went away, or the handler chose to drop it: nothing to answer
         finally:
@@ -142,8 +157,12 @@ class LoopbackServer:
                 return
             request, keep_alive = parsed
             response = await self._handler(request)
-            writer.write(_encode(response, keep_alive))
+            writer.write(encode(response, keep_alive))
             await writer.drain()
+            if response.stray:
+                await asyncio.sleep(response.stray_after)
+                writer.write(response.stray)
+                await writer.drain()
             if not keep_alive:
                 return
 
@@ -180,7 +199,7 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[Request, bool] | 
     return Request(method.upper(), path, headers, body), keep_alive
 
 
-def _encode(response: Response, keep_alive: bool) -> bytes:
+def encode(response: Response, keep_alive: bool) -> bytes:
     try:
         reason = HTTPStatus(response.status).phrase
     except ValueError:
@@ -190,6 +209,7 @@ def _encode(response: Response, keep_alive: bool) -> bytes:
         f"Content-Type: {response.content_type}\r\n"
         f"Content-Length: {len(response.body)}\r\n"
     )
+    head += "".join(f"{name}: {value}\r\n" for name, value in response.headers)
     if not keep_alive:
         head += "Connection: close\r\n"
     return (head + "\r\n").encode("latin-1") + response.body

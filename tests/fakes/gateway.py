@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import subprocess
+import time
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
+from email.utils import formatdate
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -41,7 +44,9 @@ from tests.fakes._http import (
     FakeService,
     HangUp,
     Request,
+    Reset,
     Response,
+    encode,
     serve_until_signalled,
     start_listening_process,
 )
@@ -54,14 +59,23 @@ class Answer(StrEnum):
     SLOW = "slow"  # like OK, after slow_seconds
     REJECT = "reject"  # 200 {"code": 3, "message": "phone is on the stop list"}
     BAD_REQUEST = "bad_request"  # 400 with a JSON reason
-    TOO_MANY_REQUESTS = "too_many_requests"  # 429
+    TOO_MANY_REQUESTS = "too_many_requests"  # 429 with Retry-After: 1
+    UNAVAILABLE = "unavailable"  # 503 with Retry-After as an HTTP-date 2 s ahead
     SERVER_ERROR = "server_error"  # 500 with an HTML page
+    BAD_GATEWAY = "bad_gateway"  # 502 from a proxy in front of the gateway
+    GATEWAY_TIMEOUT = "gateway_timeout"  # 504 from a proxy in front of the gateway
     GARBAGE = "garbage"  # 200 with an HTML body
     NO_CODE = "no_code"  # 200 with JSON that has no "code"
     HANG_UP = "hang_up"  # closes the connection without answering
+    RESET = "reset"  # resets the connection (RST) after reading the request
+    STRAY = "stray"  # like OK, then a second, forged answer on the connection
+    LONG_ID = "long_id"  # like OK, with a message id of 300 characters
+    HUGE = "huge"  # like OK, with a body of 100 KiB
 
 
-ACCEPTING = frozenset({Answer.OK, Answer.SLOW})
+# The gateway took these messages, whatever reaches the caller.
+ACCEPTING = frozenset({Answer.OK, Answer.SLOW, Answer.STRAY, Answer.LONG_ID, Answer.HUGE})
+STRAY_ID = "stray-forged-id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,7 @@ class ProbeGateway(FakeService):
         self.requests: list[Request] = []
         self.received: list[ReceivedMessage] = []
         self.received_count = 0
+        self.received_by_phone: Counter[int] = Counter()
         self.accepted_ids: list[int] = []  # repeats included
         self._record = record
         self._keep_history = keep_history
@@ -149,6 +164,7 @@ class ProbeGateway(FakeService):
         script = self._scripts.get(phone)
         answer = script.popleft() if script else self.default_answer
         self.received_count += 1
+        self.received_by_phone[phone] += 1
         if self._keep_history:
             self.received.append(ReceivedMessage(message_id, phone, text, answer))
         if answer in ACCEPTING:
@@ -172,9 +188,32 @@ class ProbeGateway(FakeService):
             case Answer.BAD_REQUEST:
                 return Response.json(400, {"code": 400, "message": "text is too long"})
             case Answer.TOO_MANY_REQUESTS:
-                return Response.json(429, {"code": 429, "message": "slow down"})
+                return _with_headers(
+                    Response.json(429, {"code": 429, "message": "slow down"}), ("Retry-After", "1")
+                )
+            case Answer.UNAVAILABLE:
+                later = formatdate(time.time() + 2, usegmt=True)
+                return _with_headers(
+                    Response.text(503, "<html><body>Service Unavailable</body></html>"),
+                    ("Retry-After", later),
+                )
             case Answer.SERVER_ERROR:
                 return Response.text(500, "<html><body>Internal Server Error</body></html>")
+            case Answer.BAD_GATEWAY:
+                return Response.text(502, "<html><body>502 Bad Gateway</body></html>")
+            case Answer.GATEWAY_TIMEOUT:
+                return Response.text(504, "<html><body>504 Gateway Time-out</body></html>")
+            case Answer.RESET:
+                raise Reset
+            case Answer.STRAY:
+                answer = Response.json(200, {"code": 0, "message": "OK", "id": message_id})
+                forged = Response.json(200, {"code": 0, "message": "OK", "id": STRAY_ID})
+                return dataclasses.replace(answer, stray=encode(forged, keep_alive=True))
+            case Answer.LONG_ID:
+                return Response.json(200, {"code": 0, "message": "OK", "id": "7" * 300})
+            case Answer.HUGE:
+                padding = "x" * (100 * 1024)
+                return Response.json(200, {"code": 0, "message": "OK", "padding": padding})
             case Answer.GARBAGE:
                 return Response.text(200, "<html><body>Welcome to nginx!</body></html>")
             case Answer.NO_CODE:
@@ -189,8 +228,13 @@ class ProbeGateway(FakeService):
                 "received": self.received_count,
                 "accepted": len(self.accepted_ids),
                 "duplicates": len(self.duplicates()),
+                "by_phone": {str(phone): n for phone, n in self.received_by_phone.items()},
             },
         )
+
+
+def _with_headers(response: Response, *headers: tuple[str, str]) -> Response:
+    return dataclasses.replace(response, headers=headers)
 
 
 def _path_id(request: Request) -> int | None:
@@ -232,6 +276,7 @@ class GatewayProcess:
         *,
         token: str | None = "test-token",
         latency_ms: float = 0.0,
+        slow_seconds: float = 5.0,
         default_answer: Answer = Answer.OK,
     ) -> None:
         self.record = record
@@ -241,6 +286,8 @@ class GatewayProcess:
             str(record),
             "--latency-ms",
             str(latency_ms),
+            "--slow-seconds",
+            str(slow_seconds),
             "--answer",
             default_answer.value,
         ]

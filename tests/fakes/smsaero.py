@@ -13,10 +13,13 @@ prints ``smsaero listening on http://127.0.0.1:PORT`` (add ``/v2`` for SMSAERO_U
 ``<id> <number>`` per accepted message to the record file.
 
 Answers, in order: 401 for missing or wrong credentials, 404 for an unknown path, 400 with
-per-field errors for a bad number, empty text or empty sign, then the scripted ``AeroAnswer``
-for the number, else ``default_answer``. Every envelope is
-``{"success": bool, "data": ..., "message": str | null}``; a new message has status 8
-("moderation") until ``set_status`` says otherwise.
+per-field errors for a bad number, a text outside 2 to 640 characters or an empty sign, then
+the scripted ``AeroAnswer`` for the number, else ``default_answer``. Every envelope is
+``{"success": bool, "data": ..., "message": str | null}``, except the legacy shapes
+(``{"result": "no credits"}``, ``{"result": "reject", "reason": ...}``) older accounts still
+get. A new message has status 0 ("queue") until ``set_status`` says otherwise. ``numbers``
+(a list) sends one message per number and answers with a list. ``throttle_status(n)`` makes
+the next ``n`` status questions answer 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import itertools
 import time
 from collections import Counter, defaultdict, deque
@@ -48,15 +52,21 @@ STATUS_NAMES = {
 class AeroAnswer(StrEnum):
     OK = "ok"  # 200 success with the message's data
     SLOW = "slow"  # like OK, after slow_seconds
-    NO_MONEY = "no_money"  # 200 success: false, "Insufficient funds."
+    NO_MONEY = "no_money"  # 402 success: false, "Insufficient funds."
+    NO_MONEY_ENVELOPE = "no_money_envelope"  # 200 success: false, "Insufficient funds."
+    LEGACY_NO_CREDITS = "legacy_no_credits"  # 200 {"result": "no credits"}
+    LEGACY_REJECT = "legacy_reject"  # 200 {"result": "reject", "reason": ...}
+    REFUSED = "refused"  # 200 success: false with another message
     VALIDATION = "validation"  # 400 "Validation error." with field errors
-    RATE_LIMIT = "rate_limit"  # 429
+    RATE_LIMIT = "rate_limit"  # 429 with Retry-After: 1
     SERVER_ERROR = "server_error"  # 500 with an HTML page
     GARBAGE = "garbage"  # 200 with an HTML body
     NO_ID = "no_id"  # 200 success with data that has no id
+    LONG_ID = "long_id"  # 200 success with an id of 300 characters
 
 
-ACCEPTING = frozenset({AeroAnswer.OK, AeroAnswer.SLOW, AeroAnswer.NO_ID})
+ACCEPTING = frozenset({AeroAnswer.OK, AeroAnswer.SLOW, AeroAnswer.NO_ID, AeroAnswer.LONG_ID})
+TEXT_CHARS = (2, 640)
 
 
 @dataclass(slots=True)
@@ -65,7 +75,7 @@ class SentSms:
     number: str
     text: str
     sign: str
-    status: int = 8
+    status: int = 0
     created_at: int = field(default_factory=lambda: int(time.time()))
 
     def as_data(self) -> dict[str, Any]:
@@ -106,6 +116,7 @@ class FakeSmsAero(FakeService):
         self.requests: list[Request] = []
         self.messages: dict[int, SentSms] = {}  # every accepted message by its id
         self.status_requests: list[object] = []  # the ids asked about, in order
+        self.status_throttled = 0  # how many of the next status questions get a 429
         self._record = record
         self._scripts: defaultdict[str, deque[AeroAnswer]] = defaultdict(deque)
         self._ids = itertools.count(539_820_423)
@@ -119,6 +130,9 @@ class FakeSmsAero(FakeService):
     def script(self, number: str, *answers: AeroAnswer) -> None:
         """The next sends to ``number`` get these answers in order, then ``default_answer``."""
         self._scripts[number].extend(answers)
+
+    def throttle_status(self, count: int) -> None:
+        self.status_throttled += count
 
     def set_status(self, message_id: int | str, status: int) -> None:
         self.messages[int(message_id)].status = status
@@ -150,6 +164,9 @@ class FakeSmsAero(FakeService):
         return _envelope(404, None, "Not Found")
 
     async def _send(self, fields: dict[str, Any]) -> Response:
+        numbers = fields.get("numbers")
+        if isinstance(numbers, list):
+            return await self._send_many([str(number) for number in numbers], fields)
         number, text, sign = (str(fields.get(key) or "") for key in ("number", "text", "sign"))
         errors = _validation_errors(number, text, sign)
         if errors:
@@ -168,11 +185,32 @@ class FakeSmsAero(FakeService):
         data = sms.as_data()
         if answer is AeroAnswer.NO_ID:
             del data["id"]
+        if answer is AeroAnswer.LONG_ID:
+            data["id"] = "5" * 300
         return _envelope(200, data, None)
+
+    async def _send_many(self, numbers: list[str], fields: dict[str, Any]) -> Response:
+        text, sign = (str(fields.get(key) or "") for key in ("text", "sign"))
+        errors = {}
+        for number in numbers:
+            errors.update(_validation_errors(number, text, sign))
+        if errors or not numbers:
+            return _envelope(
+                400, errors or {"numbers": ["Numbers cannot be blank."]}, "Validation error."
+            )
+        sent = [SentSms(next(self._ids), number, text, sign) for number in numbers]
+        for sms in sent:
+            self.messages[sms.id] = sms
+        await self._notify()
+        return _envelope(200, [sms.as_data() for sms in sent], None)
 
     def _status(self, fields: dict[str, Any]) -> Response:
         message_id = fields.get("id")
         self.status_requests.append(message_id)
+        if self.status_throttled > 0:
+            self.status_throttled -= 1
+            response = _envelope(429, None, "Too many requests.")
+            return dataclasses.replace(response, headers=(("Retry-After", "2"),))
         raw_id = str(message_id)
         sms = self.messages.get(int(raw_id)) if raw_id.isdigit() else None
         if sms is None:
@@ -194,6 +232,8 @@ def _validation_errors(number: str, text: str, sign: str) -> dict[str, list[str]
         errors["number"] = ["Invalid phone number."]
     if not text.strip():
         errors["text"] = ["Text cannot be blank."]
+    elif not TEXT_CHARS[0] <= len(text) <= TEXT_CHARS[1]:
+        errors["text"] = ["Text length must be between 2 and 640 characters."]
     if not sign.strip():
         errors["sign"] = ["Sign cannot be blank."]
     return errors
@@ -202,11 +242,20 @@ def _validation_errors(number: str, text: str, sign: str) -> dict[str, list[str]
 def _failure(answer: AeroAnswer) -> Response:
     match answer:
         case AeroAnswer.NO_MONEY:
+            return _envelope(402, None, "Insufficient funds.")
+        case AeroAnswer.NO_MONEY_ENVELOPE:
             return _envelope(200, None, "Insufficient funds.")
+        case AeroAnswer.LEGACY_NO_CREDITS:
+            return Response.json(200, {"result": "no credits"})
+        case AeroAnswer.LEGACY_REJECT:
+            return Response.json(200, {"result": "reject", "reason": "incorrect sender name"})
+        case AeroAnswer.REFUSED:
+            return _envelope(200, None, "Sign is not approved.")
         case AeroAnswer.VALIDATION:
             return _envelope(400, {"text": ["Text is too long."]}, "Validation error.")
         case AeroAnswer.RATE_LIMIT:
-            return _envelope(429, None, "Too many requests.")
+            response = _envelope(429, None, "Too many requests.")
+            return dataclasses.replace(response, headers=(("Retry-After", "1"),))
         case AeroAnswer.SERVER_ERROR:
             return Response.text(500, "<html><body>Internal Server Error</body></html>")
         case AeroAnswer.GARBAGE:
@@ -226,6 +275,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--email", default="user@example.com")
     parser.add_argument("--api-key", default="test-api-key")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of every answer")
+    parser.add_argument(
+        "--answer",
+        type=AeroAnswer,
+        default=AeroAnswer.OK,
+        choices=list(AeroAnswer),
+        help="default answer to a send",
+    )
     parser.add_argument("--record", type=Path, help="append '<id> <number>' per accepted message")
     args = parser.parse_args(argv)
     asyncio.run(_serve(args))
@@ -238,6 +294,7 @@ async def _serve(args: argparse.Namespace) -> None:
             email=args.email,
             api_key=args.api_key,
             latency=args.latency_ms / 1000,
+            default_answer=args.answer,
             record=record,
             port=args.port,
         )

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
-import httpx
 import pytest
 
-from sms_sender.providers import OutgoingMessage
+from sms_sender.providers import GatewaySessions, OutgoingMessage, create_session
 from tests.fakes.gateway import ProbeGateway
 from tests.fakes.smsaero import FakeSmsAero
 
@@ -52,6 +51,10 @@ async def aero() -> AsyncIterator[FakeSmsAero]:
 
 
 @pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
+async def sessions() -> AsyncIterator[GatewaySessions]:
+    """Gateway sessions as the engine builds them: ten send connections, two for status."""
+    running = GatewaySessions(
+        sends=create_session(max_connections=10), status=create_session(max_connections=2)
+    )
+    yield running
+    await running.aclose()

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from sms_sender.config import Settings
-from sms_sender.providers import ProviderConfigurationError, build_provider, close_provider
+from sms_sender.providers import (
+    GatewaySessions,
+    ProviderConfigurationError,
+    build_provider,
+    gateway_sessions,
+)
 from sms_sender.providers.gateway_url import gateway_url_problem
 
 HTTP = {"provider": "http", "http_token": "t0ken"}
@@ -23,9 +27,9 @@ def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
+async def sessions() -> AsyncIterator[GatewaySessions]:
+    async with gateway_sessions(Settings()) as running:
+        yield running
 
 
 @pytest.mark.parametrize(
@@ -34,13 +38,18 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
         (HTTP | {"http_url": "http://gateway.example/api"}, "SMS_SENDER_HTTP_URL"),
         (HTTP | {"http_url": "http://10.0.0.7:8080"}, "SMS_SENDER_HTTP_URL"),
         (AERO | {"SMSAERO_URL": "http://gate.smsaero.ru/v2"}, "SMSAERO_URL"),
+        # Anywhere in SMS Aero's list of gateways: a fallback must not be plain http either.
+        (
+            AERO | {"SMSAERO_URL": "https://gate.smsaero.ru/v2, http://gate.smsaero.org/v2"},
+            "SMSAERO_URL",
+        ),
     ],
 )
 async def test_plain_http_to_another_host_is_refused_naming_the_variable_and_the_way_out(
-    http_client: httpx.AsyncClient, values: dict[str, Any], variable: str
+    sessions: GatewaySessions, values: dict[str, Any], variable: str
 ) -> None:
     with pytest.raises(ProviderConfigurationError) as refused:
-        build_provider(Settings(**values), http_client)
+        build_provider(Settings(**values), sessions)
 
     message = str(refused.value)
     assert message.startswith(f"{variable}=")
@@ -58,19 +67,15 @@ async def test_plain_http_to_another_host_is_refused_naming_the_variable_and_the
         "http://[::1]:8080",
     ],
 )
-async def test_https_and_loopback_are_accepted(http_client: httpx.AsyncClient, url: str) -> None:
-    provider = build_provider(Settings(**HTTP, http_url=url), http_client)
-    await close_provider(provider)
+async def test_https_and_loopback_are_accepted(sessions: GatewaySessions, url: str) -> None:
+    build_provider(Settings(**HTTP, http_url=url), sessions)
 
 
 async def test_the_operator_may_opt_in_to_plain_http(
-    http_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    sessions: GatewaySessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SMS_SENDER_ALLOW_INSECURE_GATEWAY", "true")
-    provider = build_provider(
-        Settings(**AERO, SMSAERO_URL="http://gate.smsaero.ru/v2"), http_client
-    )
-    await close_provider(provider)
+    build_provider(Settings(**AERO, SMSAERO_URL="http://gate.smsaero.ru/v2"), sessions)
 
 
 @pytest.mark.parametrize("url", ["http://localhost.evil.example", "http://127.0.0.1.nip.io"])
