@@ -21,9 +21,10 @@ from sms_sender.mailings.models import MailingStatus
 from sms_sender.mailings.schemas import MailingCreate, MailingRead, MailingUpdate
 from sms_sender.messages import service as messages
 from sms_sender.pagination import DEFAULT_LIMIT
+from sms_sender.providers.registry import text_limits
 from sms_sender.reports import service as reports
 from sms_sender.reports.models import ReportStatus
-from sms_sender.web import ClockDep, ReadSessionDep, SessionDep
+from sms_sender.web import ClockDep, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix=f"{PREFIX}/mailings", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -58,12 +59,12 @@ async def new_mailing(request: Request, user: Operator, session: ReadSessionDep)
 
 @router.post("/new", response_class=HTMLResponse)
 async def create_mailing(
-    request: Request, user: Operator, session: SessionDep, clock: ClockDep
+    request: Request, user: Operator, session: SessionDep, clock: ClockDep, settings: SettingsDep
 ) -> Response:
     values = await form_of(request)
     try:
         payload = parse(MailingCreate, _mailing_fields(values, with_start=True))
-        mailing = await service.create(session, payload, clock.now())
+        mailing = await service.create(session, payload, clock.now(), text_limits(settings))
     except AppError as error:
         await session.rollback()
         return await _create_form(request, session, values, _errors(error), error.status_code)
@@ -95,14 +96,19 @@ async def mailing_progress(
 
 @router.post("/{mailing_id}/edit", response_class=HTMLResponse)
 async def edit_mailing(
-    request: Request, mailing_id: int, user: Operator, session: SessionDep, clock: ClockDep
+    request: Request,
+    mailing_id: int,
+    user: Operator,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> Response:
     """What may change: end and send window, and the start too while it is scheduled."""
     values = await form_of(request)
     try:
         fields = _mailing_fields(values, with_start="start_at" in values, whole=False)
         mailing = await service.update(
-            session, mailing_id, parse(MailingUpdate, fields), clock.now()
+            session, mailing_id, parse(MailingUpdate, fields), clock.now(), text_limits(settings)
         )
     except AppError as error:
         await session.rollback()

@@ -10,7 +10,8 @@ from sms_sender.mailings import service
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.mailings.schemas import MailingCreate, MailingRead, MailingUpdate, Requeued
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
-from sms_sender.web import ClockDep, SessionDep
+from sms_sender.providers.registry import text_limits
+from sms_sender.web import ClockDep, SessionDep, SettingsDep
 
 _log = structlog.get_logger(__name__)
 
@@ -24,12 +25,14 @@ MailingId = Annotated[int, Path(ge=1, le=MAX_ID, description="The mailing's id."
     status_code=status.HTTP_201_CREATED,
     summary="Create a mailing",
     description="A mailing whose [start_at, end_at) contains now starts at once (status "
-    "`running`, its reports created); a later one is `scheduled` and starts by itself.",
+    "`running`, its reports created); a later one is `scheduled` and starts by itself. "
+    "A message text the configured provider cannot send (SMS Aero: 2 to 640 characters) "
+    "is a 422.",
 )
 async def create_mailing(
-    payload: MailingCreate, session: SessionDep, clock: ClockDep
+    payload: MailingCreate, session: SessionDep, clock: ClockDep, settings: SettingsDep
 ) -> MailingRead:
-    mailing = await service.create(session, payload, clock.now())
+    mailing = await service.create(session, payload, clock.now(), text_limits(settings))
     return await service.describe_one(session, mailing)
 
 
@@ -63,9 +66,13 @@ async def read_mailing(mailing_id: MailingId, session: SessionDep) -> MailingRea
     "cancelled one none (409).",
 )
 async def update_mailing(
-    mailing_id: MailingId, payload: MailingUpdate, session: SessionDep, clock: ClockDep
+    mailing_id: MailingId,
+    payload: MailingUpdate,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> MailingRead:
-    mailing = await service.update(session, mailing_id, payload, clock.now())
+    mailing = await service.update(session, mailing_id, payload, clock.now(), text_limits(settings))
     return await service.describe_one(session, mailing)
 
 

@@ -29,6 +29,7 @@ from sms_sender.mailings.schemas import (
     SendWindow,
     time_to_minutes,
 )
+from sms_sender.providers.base import NO_TEXT_LIMITS, TextLimits
 from sms_sender.reports import repository as reports_repository
 from sms_sender.reports.schemas import ReportCounts
 
@@ -127,8 +128,18 @@ async def page(
     return await repository.page(session, status=status, after_id=after_id, limit=limit)
 
 
-async def create(session: AsyncSession, payload: MailingCreate, now: datetime) -> Mailing:
-    """A new mailing: scheduled, or running with its reports made if its window contains now."""
+async def create(
+    session: AsyncSession,
+    payload: MailingCreate,
+    now: datetime,
+    text_limits: TextLimits = NO_TEXT_LIMITS,
+) -> Mailing:
+    """A new mailing: scheduled, or running with its reports made if its window contains now.
+
+    ``text_limits`` are the configured provider's (``providers.text_limits(settings)``; the API
+    and the console pass them): a text it cannot send is refused here rather than failing
+    every report at send time.
+    """
     spec = MailingSpec(
         start_at=payload.start_at,
         end_at=payload.end_at,
@@ -137,7 +148,7 @@ async def create(session: AsyncSession, payload: MailingCreate, now: datetime) -
         send_window=payload.send_window,
     )
     _check_times(spec, now, blame="end_at")
-    await _check_message(session, spec.message_id)
+    await _check_message(session, spec.message_id, text_limits)
     mailing = Mailing(status=MailingStatus.SCHEDULED, created_at=now, updated_at=now)
     spec.write_to(mailing)
     await repository.add(session, mailing)
@@ -148,7 +159,11 @@ async def create(session: AsyncSession, payload: MailingCreate, now: datetime) -
 
 
 async def update(
-    session: AsyncSession, mailing_id: int, payload: MailingUpdate, now: datetime
+    session: AsyncSession,
+    mailing_id: int,
+    payload: MailingUpdate,
+    now: datetime,
+    text_limits: TextLimits = NO_TEXT_LIMITS,
 ) -> Mailing:
     """Apply the fields sent; a field sent with its current value counts as unchanged."""
     mailing = await _get_for_change(session, mailing_id)
@@ -161,7 +176,7 @@ async def update(
     if "start_at" in changed or "end_at" in changed:
         _check_times(wanted, now, blame="end_at" if "end_at" in changed else "start_at")
     if "message_id" in changed:
-        await _check_message(session, wanted.message_id)
+        await _check_message(session, wanted.message_id, text_limits)
     wanted.write_to(mailing)
     mailing.updated_at = now
     await session.flush()
@@ -377,11 +392,18 @@ def _check_times(spec: MailingSpec, now: datetime, *, blame: str) -> None:
         )
 
 
-async def _check_message(session: AsyncSession, message_id: int) -> None:
-    if await repository.find_message_text(session, message_id) is None:
+async def _check_message(session: AsyncSession, message_id: int, limits: TextLimits) -> None:
+    text = await repository.find_message_text(session, message_id)
+    if text is None:
         raise InvalidInput.field(
             ["body", "message_id"],
             f"message {message_id} does not exist; create it with POST /api/v1/messages",
+        )
+    problem = limits.problem(text)
+    if problem is not None:
+        raise InvalidInput.field(
+            ["body", "message_id"],
+            f"message {message_id} cannot be sent by the configured provider: {problem}",
         )
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, Notifier
@@ -336,3 +336,39 @@ async def test_list_counts_come_from_one_query_over_reports(
     over_reports = [sql for sql in statements if "FROM reports" in sql]
     assert len(over_reports) == 1
     assert "GROUP BY" in over_reports[0]
+
+
+@pytest.mark.parametrize("text", ["x", "y" * 641])
+async def test_a_text_the_configured_provider_cannot_send_is_refused_at_creation(
+    client: httpx.AsyncClient, app: Any, session: AsyncSession, clock: FakeClock, text: str
+) -> None:
+    """SMS Aero takes 2 to 640 characters: refused once, not failed for every recipient."""
+    app.state.settings = app.state.settings.model_copy(update={"provider": "smsaero"})
+    await add_clients(session, clock.now(), *DIRECTORY)
+    message_id = await add_message(client, text)
+
+    answer = await client.post(
+        "/api/v1/mailings", json=mailing_body(message_id, clock.now(), starts_in=timedelta(0))
+    )
+
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    (error,) = answer.json()["errors"]
+    assert error["loc"] == ["body", "message_id"]
+    assert error["msg"] == (
+        f"message {message_id} cannot be sent by the configured provider: the text has "
+        f"{len(text):,} characters; the gateway takes 2 to 640"
+    )
+    assert (await session.execute(select(func.count()).select_from(Mailing))).scalar() == 0
+
+
+async def test_the_same_text_is_accepted_when_the_provider_can_send_it(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    message_id = await add_message(client, "x")
+
+    answer = await client.post(
+        "/api/v1/mailings", json=mailing_body(message_id, clock.now(), starts_in=timedelta(0))
+    )
+
+    assert answer.status_code == 201
