@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 
-from sms_sender.providers.base import DeliveryStatus, OutgoingMessage, SendResult
+from sms_sender.dispatch.tracking import is_due
+from sms_sender.providers.base import (
+    NO_TEXT_LIMITS,
+    DeliveryStatus,
+    OutgoingMessage,
+    SendResult,
+    TrackingThrottled,
+)
 from sms_sender.reports.models import ReportStatus
 from tests.conftest import FakeClock
 from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, eventually
@@ -20,10 +28,13 @@ class TrackedGateway:
 
     name = "tracked"
     idempotent = False
+    text_limits = NO_TEXT_LIMITS
+    status_lifetime = timedelta(days=2)
 
     def __init__(self) -> None:
         self.delivery: dict[str, DeliveryStatus] = {}
         self.asked: list[list[str]] = []
+        self.throttled: list[float | None] = []  # Retry-After of each 429 still to answer
 
     async def send(self, batch: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
         return [SendResult.accepted(f"m{message.report_id}") for message in batch]
@@ -32,6 +43,8 @@ class TrackedGateway:
         self, provider_message_ids: Sequence[str]
     ) -> dict[str, DeliveryStatus]:
         self.asked.append(list(provider_message_ids))
+        if self.throttled:
+            raise TrackingThrottled("429", retry_after=self.throttled.pop(0))
         return {i: self.delivery[i] for i in provider_message_ids if i in self.delivery}
 
 
@@ -66,6 +79,9 @@ async def test_delivery_statuses_are_polled_into_the_reports(
         f"m{r.id}" for r in (first, second, third, fourth, fifth)
     )
     gateway.asked.clear()
+    assert await engine.delivery_poller.poll() == 0
+    assert gateway.asked == []  # asked a moment ago: not due again yet
+    clock.advance(seconds=30)
     assert await engine.delivery_poller.poll() == 0
     assert sorted(i for page in gateway.asked for i in page) == [f"m{third.id}", f"m{fourth.id}"]
 
@@ -104,5 +120,59 @@ async def test_old_messages_are_no_longer_asked_about(
     assert engine.delivery_poller is not None
 
     clock.advance(days=3)  # beyond the two-day horizon
+    assert await engine.delivery_poller.poll() == 0
+    assert gateway.asked == []
+
+
+def test_a_message_is_asked_about_less_and_less_often_as_it_ages() -> None:
+    """After 30 s, 1, 2, 4, 8, 16, 32 min, then hourly: 55 questions over two days."""
+    rounds = range(0, 2 * 24 * 3600 + 1, 30)  # a round every 30 s for two days
+    asked_at = [
+        age for before, age in itertools.pairwise(rounds) if is_due(before, age, first=30, cap=3600)
+    ]
+
+    assert asked_at[:8] == [30, 60, 120, 240, 480, 960, 1920, 3600]
+    assert asked_at[8:10] == [7200, 10800]
+    assert len(asked_at) == 7 + 48
+
+
+async def test_a_throttled_round_slows_polling_and_asks_again_later(
+    arrange: Arrange, make_engine: EngineFactory, clock: FakeClock
+) -> None:
+    await arrange.clients([ClientSpec("79160000001"), ClientSpec("79160000002")])
+    mailing_id = await arrange.mailing()
+    gateway = TrackedGateway()
+    engine = make_engine(gateway)
+    await engine.worker.drain()
+    poller = engine.delivery_poller
+    assert poller is not None
+    first, second = await arrange.reports(mailing_id)
+    gateway.delivery = {f"m{first.id}": DeliveryStatus.DELIVERED}
+    gateway.throttled = [90.0]
+
+    assert await poller.poll() == 0  # throttled: nothing recorded, nothing lost
+    assert poller._backoff == timedelta(seconds=90)  # the gateway's Retry-After
+    gateway.throttled = [None]
+    assert await poller.poll() == 0
+    assert poller._backoff == timedelta(seconds=180)  # twice the last pause
+
+    assert await poller.poll() == 1  # the reports the throttled rounds missed are still due
+    assert poller._backoff is None
+    assert (await arrange.statuses(mailing_id)) == {"delivered": 1, "sent": 1}
+    assert f"m{second.id}" in gateway.asked[-1]
+
+
+async def test_the_trackers_status_lifetime_is_the_horizon(
+    arrange: Arrange, make_engine: EngineFactory, clock: FakeClock
+) -> None:
+    await arrange.clients([ClientSpec("79160000001")])
+    await arrange.mailing(lasts=timedelta(days=7))
+    gateway = TrackedGateway()
+    gateway.status_lifetime = timedelta(hours=1)
+    engine = make_engine(gateway)
+    await engine.worker.drain()
+    assert engine.delivery_poller is not None
+
+    clock.advance(hours=2)
     assert await engine.delivery_poller.poll() == 0
     assert gateway.asked == []
