@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import json
 
-import httpx
 import pytest
 
 from sms_sender.config import LogFormat, LogMessages, Settings
 from sms_sender.logging import mask_phone, message_fields
-from sms_sender.providers import build_provider
+from sms_sender.providers import build_provider, gateway_sessions
 from sms_sender.providers.fake import FakeProvider
 from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, eventually
 from tests.providers.conftest import MessageFactory
@@ -103,8 +102,9 @@ async def test_the_console_provider_prints_what_the_setting_allows(
     mode: LogMessages,
     line: str,
 ) -> None:
-    async with httpx.AsyncClient() as http_client:
-        provider = build_provider(Settings(provider="console", log_messages=mode), http_client)
+    settings = Settings(provider="console", log_messages=mode)
+    async with gateway_sessions(settings) as sessions:
+        provider = build_provider(settings, sessions)
         await provider.send([make_message(phone=PHONE, text=TEXT)])
 
     assert capsys.readouterr().out.splitlines() == [line]
