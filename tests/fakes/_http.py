@@ -45,10 +45,11 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
-    # Bytes nobody asked for, written on the connection ``stray_after`` seconds after the answer
-    # (a broken gateway or proxy): a client must never read them as its next answer.
+    # Bytes nobody asked for, appended to the answer (``stray_after`` None) or written on the
+    # connection that many seconds later, while it is idle (a broken gateway or proxy): a client
+    # must never read them as its next answer.
     stray: bytes = b""
-    stray_after: float = 0.05
+    stray_after: float | None = None
 
     @classmethod
     def json(cls, status: int, payload: object) -> Response:
@@ -157,9 +158,10 @@ class LoopbackServer:
                 return
             request, keep_alive = parsed
             response = await self._handler(request)
-            writer.write(encode(response, keep_alive))
+            appended = response.stray if response.stray_after is None else b""
+            writer.write(encode(response, keep_alive) + appended)
             await writer.drain()
-            if response.stray:
+            if response.stray and response.stray_after is not None:
                 await asyncio.sleep(response.stray_after)
                 writer.write(response.stray)
                 await writer.drain()

@@ -68,13 +68,16 @@ class Answer(StrEnum):
     NO_CODE = "no_code"  # 200 with JSON that has no "code"
     HANG_UP = "hang_up"  # closes the connection without answering
     RESET = "reset"  # resets the connection (RST) after reading the request
-    STRAY = "stray"  # like OK, then a second, forged answer on the connection
+    STRAY = "stray"  # like OK, with a second, forged answer appended on the connection
+    STRAY_LATER = "stray_later"  # like OK, the forged answer 50 ms later, on the idle connection
     LONG_ID = "long_id"  # like OK, with a message id of 300 characters
     HUGE = "huge"  # like OK, with a body of 100 KiB
 
 
 # The gateway took these messages, whatever reaches the caller.
-ACCEPTING = frozenset({Answer.OK, Answer.SLOW, Answer.STRAY, Answer.LONG_ID, Answer.HUGE})
+ACCEPTING = frozenset(
+    {Answer.OK, Answer.SLOW, Answer.STRAY, Answer.STRAY_LATER, Answer.LONG_ID, Answer.HUGE}
+)
 STRAY_ID = "stray-forged-id"
 
 
@@ -205,10 +208,14 @@ class ProbeGateway(FakeService):
                 return Response.text(504, "<html><body>504 Gateway Time-out</body></html>")
             case Answer.RESET:
                 raise Reset
-            case Answer.STRAY:
-                answer = Response.json(200, {"code": 0, "message": "OK", "id": message_id})
-                forged = Response.json(200, {"code": 0, "message": "OK", "id": STRAY_ID})
-                return dataclasses.replace(answer, stray=encode(forged, keep_alive=True))
+            case Answer.STRAY | Answer.STRAY_LATER:
+                accepted = Response.json(200, {"code": 0, "message": "OK", "id": message_id})
+                forged = encode(
+                    Response.json(200, {"code": 0, "message": "OK", "id": STRAY_ID}),
+                    keep_alive=True,
+                )
+                later = 0.05 if answer is Answer.STRAY_LATER else None
+                return dataclasses.replace(accepted, stray=forged, stray_after=later)
             case Answer.LONG_ID:
                 return Response.json(200, {"code": 0, "message": "OK", "id": "7" * 300})
             case Answer.HUGE:

@@ -10,7 +10,8 @@ In a test::
 
 As a process: ``python -m tests.fakes.smsaero --port 0 --email E --api-key K [--record FILE]``
 prints ``smsaero listening on http://127.0.0.1:PORT`` (add ``/v2`` for SMSAERO_URL) and appends
-``<id> <number>`` per accepted message to the record file.
+``<id> <number>`` per accepted message to the record file; ``GET /v2/stats`` (with the same
+credentials) answers ``{"sends_by_number": {number: sends received}}``.
 
 Answers, in order: 401 for missing or wrong credentials, 404 for an unknown path, 400 with
 per-field errors for a bad number, a text outside 2 to 640 characters or an empty sign, then
@@ -117,6 +118,7 @@ class FakeSmsAero(FakeService):
         self.messages: dict[int, SentSms] = {}  # every accepted message by its id
         self.status_requests: list[object] = []  # the ids asked about, in order
         self.status_throttled = 0  # how many of the next status questions get a 429
+        self.sends_by_number: Counter[str] = Counter()  # every valid send received, accepted or not
         self._record = record
         self._scripts: defaultdict[str, deque[AeroAnswer]] = defaultdict(deque)
         self._ids = itertools.count(539_820_423)
@@ -161,6 +163,8 @@ class FakeSmsAero(FakeService):
             return await self._send(_fields(request))
         if request.method == "POST" and request.path == "/v2/sms/status":
             return self._status(_fields(request))
+        if request.method == "GET" and request.path == "/v2/stats":
+            return Response.json(200, {"sends_by_number": dict(self.sends_by_number)})
         return _envelope(404, None, "Not Found")
 
     async def _send(self, fields: dict[str, Any]) -> Response:
@@ -171,6 +175,7 @@ class FakeSmsAero(FakeService):
         errors = _validation_errors(number, text, sign)
         if errors:
             return _envelope(400, errors, "Validation error.")
+        self.sends_by_number[number] += 1
         script = self._scripts.get(number)
         answer = script.popleft() if script else self.default_answer
         if answer not in ACCEPTING:

@@ -151,16 +151,17 @@ async def test_retry_after_in_seconds_or_as_a_date_is_passed_on(
     assert seconds - 1.1 <= result.retry_after <= seconds
 
 
-async def test_a_stray_answer_on_an_idle_connection_is_never_read_as_the_next_answer(
-    gateway: ProbeGateway, single_connection: Any, make_message: MessageFactory
+@pytest.mark.parametrize("stray", [Answer.STRAY, Answer.STRAY_LATER])
+async def test_a_stray_answer_is_never_read_as_the_next_answer(
+    gateway: ProbeGateway, single_connection: Any, make_message: MessageFactory, stray: Answer
 ) -> None:
-    """The gateway appends a forged acceptance; the next message on that connection is refused."""
+    """The gateway appends a forged acceptance (at once, or later on the idle connection)."""
     provider = HttpProvider(single_connection, url=gateway.url, token=TOKEN, timeout=1.0)
-    gateway.script(79000000001, Answer.STRAY)
+    gateway.script(79000000001, stray)
     gateway.script(79000000002, Answer.REJECT)
 
     first = await send_one(provider, make_message, phone="79000000001")
-    await asyncio.sleep(0.2)  # the stray answer arrives while the connection is idle
+    await asyncio.sleep(0.2)  # a later stray answer arrives while the connection is idle
     second = await send_one(provider, make_message, phone="79000000002")
 
     assert first == SendResult.accepted("1")
