@@ -23,6 +23,7 @@ from sms_sender.audit.models import AuditSource
 from sms_sender.auth import service as auth_service
 from sms_sender.auth import users as auth_users
 from sms_sender.auth.models import Role, User
+from sms_sender.auth.oidc_access import OidcConfigurationError
 from sms_sender.clients.csv_import import import_clients, read_lines
 from sms_sender.clients.schemas import ImportResult
 from sms_sender.clock import SystemClock
@@ -143,13 +144,18 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 
 
 def _serve_http(settings: Settings, host: str, port: int, *, with_engine: bool) -> None:
+    try:  # before anything else, so bad console settings stop start-up with their sentence
+        application = create_app(settings, with_delivery=with_engine)
+    except OidcConfigurationError as bad:
+        typer.echo(f"error: {bad}", err=True)
+        raise typer.Exit(2) from None
+
     async def run() -> None:
         engine = create_engine(settings.database_url)
         try:
             await upgrade_to_head(engine)
         finally:
             await engine.dispose()
-        application = create_app(settings, with_delivery=with_engine)
         config = uvicorn.Config(application, host=host, port=port, log_config=None)
         await uvicorn.Server(config).serve()
 

@@ -98,6 +98,19 @@ class Settings(BaseSettings):
     # Signs console session cookies; every API process must share it. Empty: a random one per
     # process, so sessions end at restart.
     session_secret: SecretStr = SecretStr("")
+    # Console sign-in with a name and password; off leaves only OpenID Connect.
+    local_login: bool = True
+    # OpenID Connect sign-in (sms_sender.auth.oidc checks these at start-up): on when ISSUER is set.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_scopes: str = "openid email profile"
+    oidc_provider_name: str = "OpenID Connect"  # the sign-in button says "Sign in with …"
+    oidc_allowed_emails: str = ""  # comma-separated; empty: any e-mail
+    oidc_allowed_domains: str = ""  # comma-separated; empty: any domain
+    oidc_groups_claim: str = "groups"
+    oidc_group_roles: str = ""  # e.g. "sms-admins=admin,marketing=operator"
+    oidc_default_role: str = "deny"  # for admitted users none of whose groups maps to a role
     session_lifetime_minutes: int = Field(default=720, ge=1, le=60 * 24 * 30)
     smsaero_email: str = Field(default="", validation_alias=AliasChoices("SMSAERO_EMAIL"))
     smsaero_api_key: SecretStr = Field(

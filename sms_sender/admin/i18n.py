@@ -91,4 +91,61 @@ RUSSIAN: dict[str, str] = {
     "viewer": "наблюдатель",
     "operator": "оператор",
     "admin": "администратор",
+    # sign-in through an OpenID provider (sms_sender.auth.oidc, auth.oidc_access)
+    "Sign in with %s": "Войти через %s",
+    "Signing in with a password is turned off here.": "Вход по паролю здесь отключён.",
+    "The sign-in took too long or was started in another window, so it could not be trusted. "
+    "Please start again.": (
+        "Вход занял слишком много времени или был начат в другом окне, поэтому ему нельзя "
+        "доверять. Начните заново."
+    ),
+    "%(provider)s could not be reached to sign you in. Try again in a minute.": (
+        "Не удалось связаться с %(provider)s для входа. Попробуйте через минуту."
+    ),
+    "%(provider)s did not sign you in: %(reason)s.": "%(provider)s не выполнил вход: %(reason)s.",
+    "%(provider)s did not accept the sign-in (%(reason)s). Please start again; if it keeps "
+    "happening, an administrator should check SMS_SENDER_OIDC_CLIENT_ID and "
+    "SMS_SENDER_OIDC_CLIENT_SECRET.": (
+        "%(provider)s не принял вход (%(reason)s). Начните заново; если это повторяется, "
+        "администратору стоит проверить SMS_SENDER_OIDC_CLIENT_ID и SMS_SENDER_OIDC_CLIENT_SECRET."
+    ),
+    "The answer from %(provider)s could not be verified (%(reason)s). Please start again; if it "
+    "keeps happening, an administrator should check SMS_SENDER_OIDC_ISSUER and "
+    "SMS_SENDER_OIDC_CLIENT_ID.": (
+        "Ответ %(provider)s не прошёл проверку (%(reason)s). Начните заново; если это "
+        "повторяется, администратору стоит проверить SMS_SENDER_OIDC_ISSUER и "
+        "SMS_SENDER_OIDC_CLIENT_ID."
+    ),
+    "%(provider)s calls itself %(issuer)s, not SMS_SENDER_OIDC_ISSUER; an administrator should "
+    "correct the setting.": (
+        "%(provider)s называет себя %(issuer)s, а не SMS_SENDER_OIDC_ISSUER; администратору "
+        "нужно исправить настройку."
+    ),
+    "%(email)s is in no group that gives access here (your groups: %(groups)s). Ask an "
+    "administrator to add you to one.": (
+        "%(email)s не входит ни в одну группу с доступом сюда (ваши группы: %(groups)s). "
+        "Попросите администратора добавить вас в нужную."
+    ),
+    "%(provider)s did not tell us your e-mail address, so we cannot tell whether you may sign "
+    "in. Ask an administrator to allow the email scope for this service.": (
+        "%(provider)s не сообщил ваш адрес e-mail, поэтому нельзя понять, можно ли вам войти. "
+        "Попросите администратора разрешить этому сервису scope email."
+    ),
+    "Your e-mail address %(email)s is not verified at %(provider)s. Verify it there, then sign "
+    "in again.": (
+        "Ваш адрес %(email)s не подтверждён в %(provider)s. Подтвердите его там и войдите снова."
+    ),
+    "%(email)s may not sign in here: the address is not among those admitted. Ask an "
+    "administrator if you need access.": (
+        "%(email)s не может войти сюда: этого адреса нет среди допущенных. Если вам нужен "
+        "доступ, обратитесь к администратору."
+    ),
+    "A console user named %(name)s signs in with a password here; use that, or ask an "
+    "administrator to remove it so that you can sign in through your provider.": (
+        "Пользователь консоли %(name)s входит здесь по паролю; войдите так или попросите "
+        "администратора удалить его, чтобы входить через провайдера."
+    ),
+    "Your console account %(name)s was disabled by an administrator.": (
+        "Ваша учётная запись %(name)s отключена администратором."
+    ),
 }

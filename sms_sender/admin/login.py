@@ -34,14 +34,21 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _login_page(
+def login_page(
     request: Request, *, next_url: str, error: str = "", hint: str = "", status_code: int = 200
 ) -> HTMLResponse:
     form_token = secrets.token_urlsafe(16)
     response = render(
         request,
         "login.html",
-        {"next_url": next_url, "error": error, "hint": hint, "form_token": form_token},
+        {
+            "next_url": next_url,
+            "error": error,
+            "hint": hint,
+            "form_token": form_token,
+            "local_login": request.app.state.settings.local_login,
+            "oidc_provider": oidc.provider_name if (oidc := request.app.state.oidc) else None,
+        },
         status_code=status_code,
     )
     response.set_cookie(
@@ -58,7 +65,7 @@ def _login_page(
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str | None = None) -> HTMLResponse:
-    return _login_page(request, next_url=safe_next(next))
+    return login_page(request, next_url=safe_next(next))
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -73,9 +80,16 @@ async def login(
 ) -> Response:
     _ = translator(language_of(request))
     next_url = safe_next(next)
+    if not request.app.state.settings.local_login:
+        return login_page(
+            request,
+            next_url=next_url,
+            error=_("Signing in with a password is turned off here."),
+            status_code=403,
+        )
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not secrets.compare_digest(expected, csrf_token):
-        return _login_page(
+        return login_page(
             request,
             next_url=next_url,
             error=_(
@@ -90,7 +104,7 @@ async def login(
     if wait.total_seconds() > 0:
         _log.warning("console sign-in refused: too many failures", user=name, address=address)
         seconds = str(math.ceil(wait.total_seconds()))
-        return _login_page(
+        return login_page(
             request,
             next_url=next_url,
             error=_("Too many failed sign-ins."),
@@ -101,7 +115,7 @@ async def login(
     if user is None:
         throttle.failed(name, address, now)
         _log.info("console sign-in failed", user=name, address=address)
-        return _login_page(
+        return login_page(
             request,
             next_url=next_url,
             error=_("Wrong name or password."),

@@ -46,6 +46,10 @@ class SessionCookies:
         self.lifetime = timedelta(minutes=settings.session_lifetime_minutes)
         self.always_secure = settings.public_url.startswith("https://")
 
+    def serializer(self, salt: str) -> URLSafeTimedSerializer:
+        """A signer with the session secret for another cookie (``salt`` keeps them apart)."""
+        return URLSafeTimedSerializer(self._secret, salt=salt)
+
     def sign(self, token: str) -> str:
         return self._serializer.dumps(token)
 

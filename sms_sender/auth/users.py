@@ -14,6 +14,7 @@ from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.service import record
 from sms_sender.auth import repository
 from sms_sender.auth.models import AuthSource, Role, User
+from sms_sender.auth.oidc_access import LoginRefused
 from sms_sender.errors import Conflict, InvalidInput, NotFound
 
 MIN_PASSWORD_LENGTH = 10
@@ -125,3 +126,34 @@ async def change_role(session: AsyncSession, user: User, role: Role) -> None:
     await record(
         session, AuditAction.CHANGED, AuditTarget.USER, user.id, f"{user.name} role {role}"
     )
+
+
+async def sign_in_from_oidc(session: AsyncSession, email: str, role: Role, now: datetime) -> User:
+    """The console user an OpenID provider vouched for: made on first sign-in, named by e-mail.
+
+    The provider's groups decide the role at every sign-in, so a change there applies at the
+    next one. A local user of the same name is never taken over, and a disabled user stays out.
+    """
+    user = await repository.user_by_name(session, email)
+    if user is None:
+        user = User(name=email, email=email, role=role, auth_source=AuthSource.OIDC, created_at=now)
+        await repository.add_user(session, user)
+        await record(session, AuditAction.CREATED, AuditTarget.USER, user.id, f"{email} ({role})")
+        return user
+    if user.auth_source != AuthSource.OIDC:
+        raise LoginRefused(
+            "A console user named %(name)s signs in with a password here; use that, or ask an "
+            "administrator to remove it so that you can sign in through your provider.",
+            name=email,
+        )
+    if not user.active:
+        raise LoginRefused(
+            "Your console account %(name)s was disabled by an administrator.", name=email
+        )
+    if user.role != role:
+        user.role = role
+        await session.flush()
+        await record(
+            session, AuditAction.CHANGED, AuditTarget.USER, user.id, f"{email} role {role}"
+        )
+    return user
