@@ -79,12 +79,7 @@ class OidcConfig:
             raise OidcConfigurationError(
                 f"SMS_SENDER_OIDC_SCOPES={settings.oidc_scopes!r} must include openid"
             )
-        public_url = settings.public_url.strip().rstrip("/")
-        if public_url and urlsplit(public_url).scheme not in ("http", "https"):
-            raise OidcConfigurationError(
-                f"SMS_SENDER_PUBLIC_URL={public_url!r} must be an http(s) URL, "
-                "e.g. https://sms.example.com"
-            )
+        public_url = settings.public_url.strip().rstrip("/")  # checked by Settings
         return cls(
             issuer=issuer,
             client_id=settings.oidc_client_id.strip(),

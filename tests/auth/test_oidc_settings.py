@@ -43,7 +43,6 @@ GOOD = {
         (GOOD | {"oidc_default_role": "root"}, "SMS_SENDER_OIDC_DEFAULT_ROLE="),
         (GOOD | {"oidc_group_roles": "", "oidc_default_role": "viewer"}, "every account"),
         (GOOD | {"oidc_groups_claim": " "}, "SMS_SENDER_OIDC_GROUPS_CLAIM"),
-        (GOOD | {"public_url": "sms.example.com"}, "SMS_SENDER_PUBLIC_URL="),
         ({"local_login": "false"}, "SMS_SENDER_LOCAL_LOGIN=false needs an OpenID provider"),
     ],
 )
