@@ -7,7 +7,8 @@
     ├── NotFound (404)          no such client, message, mailing or report
     ├── Conflict (409)          the request fights the current state (duplicate phone,
     │                           editing a running mailing, deleting a message in use)
-    └── UnsupportedMediaType (415)  a body in a format the route does not read
+    ├── UnsupportedMediaType (415)  a body in a format the route does not read
+    └── RequestTimeout (408)    an upload stalled past its read timeout
 
 Services raise these; ``install_error_handlers`` turns them, FastAPI's validation errors and
 any unexpected exception (always a bug: 500) into problem documents.
@@ -79,6 +80,11 @@ class Conflict(AppError):
 class UnsupportedMediaType(AppError):
     status_code = 415
     title = "Unsupported media type"
+
+
+class RequestTimeout(AppError):
+    status_code = 408
+    title = "Request timeout"
 
 
 class FieldError(BaseModel):

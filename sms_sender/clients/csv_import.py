@@ -1,16 +1,18 @@
 """Bulk import of clients from CSV, streamed: memory stays flat whatever the size of the file.
 
-The bytes are split into lines as they arrive (:func:`read_lines`); each line is checked on its
-own and the valid rows are inserted a batch at a time, one statement per batch, skipping
+The bytes are split into lines as they are read (:func:`read_lines`); each line is checked on
+its own and the valid rows are inserted a batch at a time, one statement per batch, skipping
 phones already taken (:func:`import_clients`). A record is one line: quoted cells may hold
-commas but not line breaks, which no valid client field contains.
+commas but not line breaks, which no valid client field contains. The API reads from the
+complete upload (``clients/upload.py``), checks the whole file first (:func:`check_lines`) and
+commits batch by batch; the CLI imports in one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TypeVar
 
@@ -54,24 +56,39 @@ async def read_lines(chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIte
         yield _decode(partial, number + 1)
 
 
+async def check_lines(lines: AsyncIterable[str]) -> None:
+    """Read a whole file once, writing nothing: InvalidInput for a bad header, byte or line.
+
+    Run before an import that commits batch by batch, so a broken file changes nothing.
+    """
+    numbered = _numbered(lines)
+    first = await anext(numbered, None)
+    _check_header(first[1] if first else None)
+    async for _ in numbered:
+        pass
+
+
 async def import_clients(
     session: AsyncSession,
     lines: AsyncIterable[str] | Iterable[str],
     *,
     default_timezone: str,
     now: datetime,
+    after_each_batch: Callable[[], Awaitable[None]] | None = None,
 ) -> ImportResult:
     """Add the clients of a CSV given line by line (with or without line breaks); flush only.
 
     The first line must be the header ``phone,operator_code,tag,timezone`` (InvalidInput
     otherwise, before anything is written). Blank lines are skipped; every other line is a
-    client or an error in the result, by line number. The caller commits.
+    client or an error in the result, by line number. The caller commits: at the end, or after
+    each batch through ``after_each_batch`` (the API passes its unit of work's commit, so an
+    import of any size never holds one long transaction).
     """
     numbered = _numbered(lines)
     first = await anext(numbered, None)
     _check_header(first[1] if first else None)
     outcome = _Outcome()
-    batch = _Batch(session, default_timezone=default_timezone, now=now)
+    batch = _Batch(session, after_each_batch, default_timezone=default_timezone, now=now)
     # The database stores one batch while the next is read and validated: two cores at work.
     # One statement at a time on the session, so each insert waits for the one before.
     inserting: asyncio.Task[None] | None = None
@@ -84,7 +101,9 @@ async def import_clients(
                     await inserting
                 inserting = asyncio.create_task(batch.insert(outcome))
                 await asyncio.sleep(0)  # the insert goes out now, not when the body next waits
-                batch = _Batch(session, default_timezone=default_timezone, now=now)
+                batch = _Batch(
+                    session, after_each_batch, default_timezone=default_timezone, now=now
+                )
         if inserting is not None:
             await inserting
         await batch.insert(outcome)
@@ -114,8 +133,16 @@ class _RowRejected(Exception):
 class _Batch:
     """Up to BATCH_ROWS consecutive lines: the valid rows to insert and the lines rejected."""
 
-    def __init__(self, session: AsyncSession, *, default_timezone: str, now: datetime) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        after_insert: Callable[[], Awaitable[None]] | None,
+        *,
+        default_timezone: str,
+        now: datetime,
+    ) -> None:
         self._session = session
+        self._after_insert = after_insert
         self._default_timezone = default_timezone
         self._now = now
         self._rows: list[tuple[int, ClientFields]] = []
@@ -137,6 +164,8 @@ class _Batch:
         unique = self._first_of_each_phone()
         rows = [(row.phone, row.operator_code, row.tag, row.timezone) for _, row in unique]
         inserted = await repository.insert_new(self._session, rows, self._now)
+        if self._after_insert is not None:
+            await self._after_insert()
         for number, fields in unique:
             if fields.phone not in inserted:
                 self._reject(
