@@ -13,7 +13,16 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from sms_sender.admin import access, clients, dashboard, login, mailings, messages, oidc_login
+from sms_sender.admin import (
+    access,
+    audit,
+    clients,
+    dashboard,
+    login,
+    mailings,
+    messages,
+    oidc_login,
+)
 from sms_sender.admin.pages import PREFIX
 from sms_sender.auth.oidc import OidcClient, OidcConfig
 from sms_sender.auth.oidc_access import OidcConfigurationError
@@ -37,6 +46,7 @@ def install_console(app: FastAPI, settings: Settings) -> None:
         messages.router,
         mailings.router,
         access.router,
+        audit.router,
     ):
         app.include_router(pages)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="console-static")

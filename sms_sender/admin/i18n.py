@@ -148,4 +148,35 @@ RUSSIAN: dict[str, str] = {
     "Your console account %(name)s was disabled by an administrator.": (
         "Ваша учётная запись %(name)s отключена администратором."
     ),
+    # the audit log page (sms_sender.admin.audit)
+    "Audit log": "Журнал действий",
+    "Who created, changed, paused, resumed, cancelled, resent, imported or deleted what, and "
+    "when. Newest first.": (
+        "Кто что создал, изменил, приостановил, возобновил, отменил, отправил повторно, "
+        "импортировал или удалил, и когда. Сначала новые."
+    ),
+    "Who": "Кто",
+    "Action": "Действие",
+    "What": "Что",
+    "Id": "Номер",
+    "When": "Когда",
+    "From": "Откуда",
+    "Details": "Подробности",
+    "Nothing recorded yet.": "Пока ничего не записано.",
+    "No entries match these filters.": "Под эти условия ничего не подходит.",
+    "created": "создано",
+    "changed": "изменено",
+    "deleted": "удалено",
+    "paused": "приостановлено",
+    "resumed": "возобновлено",
+    "cancelled": "отменено",
+    "resent": "отправлено повторно",
+    "imported": "импортировано",
+    "revoked": "отозвано",
+    "disabled": "отключено",
+    "client": "клиент",
+    "message": "сообщение",
+    "mailing": "рассылка",
+    "token": "токен",
+    "user": "пользователь",
 }

@@ -20,7 +20,6 @@ class AuditAction(StrEnum):
     IMPORTED = "imported"
     REVOKED = "revoked"
     DISABLED = "disabled"
-    LOGGED_IN = "logged_in"
 
 
 class AuditTarget(StrEnum):

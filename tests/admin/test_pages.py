@@ -12,7 +12,16 @@ from fastapi.routing import APIRoute
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sms_sender.admin import access, clients, dashboard, login, mailings, messages
+from sms_sender.admin import (
+    access,
+    audit,
+    clients,
+    dashboard,
+    login,
+    mailings,
+    messages,
+    oidc_login,
+)
 from sms_sender.auth.models import Role
 from sms_sender.messages.encoding import sms_size
 from sms_sender.models import Report
@@ -22,9 +31,10 @@ from tests.mailings.factories import add_clients
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
-PUBLIC = {"/admin/login", "/admin/lang"}
+PUBLIC = {"/admin/login", "/admin/lang", "/admin/login/oidc", "/admin/auth/callback"}
 CONSOLE_ROUTERS = [
-    module.router for module in (access, clients, dashboard, login, mailings, messages)
+    module.router
+    for module in (access, audit, clients, dashboard, login, mailings, messages, oidc_login)
 ]
 
 
