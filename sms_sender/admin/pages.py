@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -78,7 +78,7 @@ ZONE_COOKIE = "sms_sender_tz"
 
 def zone_of(request: Request) -> str:
     """The operator's time zone: the browser's (a cookie our script sets), else the default."""
-    chosen = request.cookies.get(ZONE_COOKIE, "")
+    chosen = unquote(request.cookies.get(ZONE_COOKIE, ""))  # the script percent-encodes it
     if chosen and is_zone(chosen):
         return chosen
     default: str = request.app.state.settings.default_timezone

@@ -70,6 +70,26 @@ async def test_a_viewer_reads_every_page_but_gets_403_on_writes(signed_in: Signe
     assert (await client.post("/admin/tokens", data={"csrf_token": csrf})).status_code == 403
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin",
+        "/admin/clients/new",
+        "/admin/messages/new",
+        "/admin/mailings/new",
+        "/admin/tokens",
+        "/admin/users",
+        "/admin/clients?tag=x&cursor=5",
+        "/admin/mailings?status=running",
+    ],
+)
+async def test_every_page_renders_for_an_admin(signed_in: SignedIn, path: str) -> None:
+    client = await signed_in(Role.ADMIN)
+    response = await client.get(path)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+
+
 async def test_client_form_shows_the_apis_messages_beside_the_fields(
     signed_in: SignedIn,
 ) -> None:
