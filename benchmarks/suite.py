@@ -33,6 +33,7 @@ class Sizes:
     start_lag_mailings: int
     cutoff_reports: int
     cutoff_seconds: float
+    recovery_reports: int
     rss_reports: tuple[int, int]
     import_clients: int
     api_clients: int
@@ -50,6 +51,7 @@ SIZES = {
         start_lag_mailings=5,
         cutoff_reports=400,
         cutoff_seconds=1.0,
+        recovery_reports=600,
         rss_reports=(500, 2_500),
         import_clients=5_000,
         api_clients=5_000,
@@ -66,6 +68,7 @@ SIZES = {
         start_lag_mailings=20,
         cutoff_reports=10_000,
         cutoff_seconds=2.0,
+        recovery_reports=5_000,
         rss_reports=(20_000, 100_000),
         import_clients=200_000,
         api_clients=200_000,
@@ -81,6 +84,7 @@ SIZES = {
         start_lag_mailings=50,
         cutoff_reports=20_000,
         cutoff_seconds=3.0,
+        recovery_reports=20_000,
         rss_reports=(100_000, 1_000_000),
         import_clients=1_000_000,
         api_clients=1_000_000,

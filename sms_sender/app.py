@@ -90,6 +90,7 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     app.state.notifier = Notifier()
+    app.state.delivery_stopped = asyncio.Event()  # set if the engine beside the API dies
     app.state.recent_tokens = RecentTokens(timedelta(seconds=settings.token_cache_seconds))
     install_error_handlers(app)
     api_routers = (clients_router, messages_router, mailings_router, reports_router, audit_router)
@@ -138,18 +139,36 @@ def _register_problem_schema(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def _delivery_in_background(app: FastAPI) -> AsyncIterator[None]:
-    """Scheduler and worker beside the API (``sms-sender serve``); stopped gracefully at exit."""
+    """Scheduler and worker beside the API (``sms-sender serve``); stopped gracefully at exit.
+
+    Should the engine stop on its own (a bug), ``app.state.delivery_stopped`` is set: /readyz
+    fails from then on and ``serve`` exits non-zero. An API that answers while nothing is
+    sent would hide the failure from whoever watches the process.
+    """
     state = app.state
     async with configured_engine(
         state.settings, state.sessionmaker, state.notifier, state.clock
     ) as delivery:
         stop = asyncio.Event()
         task = asyncio.create_task(delivery.run(stop), name="delivery-engine")
+
+        def on_done(task: asyncio.Task[None]) -> None:
+            if stop.is_set():
+                return
+            error = None if task.cancelled() else task.exception()
+            _log.critical(
+                "the delivery engine stopped; nothing is sent, the process exits", exc_info=error
+            )
+            state.delivery_stopped.set()
+
+        task.add_done_callback(on_done)
         try:
             yield
         finally:
             stop.set()
-            await task
+            await asyncio.wait([task])
+            if not state.delivery_stopped.is_set():
+                await task  # an error during the graceful stop is raised here
 
 
 def _operations_router() -> APIRouter:
@@ -161,6 +180,8 @@ def _operations_router() -> APIRouter:
 
     @router.get("/readyz", summary="Readiness: the database answers", response_model=None)
     async def readyz(request: Request) -> dict[str, str] | JSONResponse:
+        if request.app.state.delivery_stopped.is_set():
+            return problem(503, "Not ready", "the delivery engine stopped: nothing is being sent")
         try:
             async with read_only(request.app.state.db_engine).connect() as connection:
                 await connection.execute(text("SELECT 1"))

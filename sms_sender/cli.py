@@ -150,16 +150,29 @@ def _serve_http(settings: Settings, host: str, port: int, *, with_engine: bool) 
         typer.echo(f"error: {bad}", err=True)
         raise typer.Exit(2) from None
 
-    async def run() -> None:
+    async def run() -> bool:
         engine = create_engine(settings.database_url)
         try:
             await upgrade_to_head(engine)
         finally:
             await engine.dispose()
         config = uvicorn.Config(application, host=host, port=port, log_config=None)
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        delivery_stopped: asyncio.Event = application.state.delivery_stopped
 
-    run_event_loop(run())
+        async def exit_when_delivery_stops() -> None:
+            await delivery_stopped.wait()
+            server.should_exit = True
+
+        watch = asyncio.create_task(exit_when_delivery_stops())
+        try:
+            await server.serve()
+        finally:
+            watch.cancel()
+        return delivery_stopped.is_set()
+
+    if run_event_loop(run()):
+        raise typer.Exit(code=1)
 
 
 @app.command()

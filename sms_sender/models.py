@@ -4,7 +4,7 @@ from sms_sender.audit.models import AuditEntry
 from sms_sender.auth.models import ApiToken, User, UserSession
 from sms_sender.clients.models import Client
 from sms_sender.db import Base
-from sms_sender.dispatch.models import RateLimit
+from sms_sender.dispatch.models import RateLimit, WorkerHeartbeat
 from sms_sender.mailings.models import Mailing, MailingStatus
 from sms_sender.messages.models import Message
 from sms_sender.notifications.models import Notification
@@ -24,4 +24,5 @@ __all__ = [
     "ReportStatus",
     "User",
     "UserSession",
+    "WorkerHeartbeat",
 ]

@@ -38,6 +38,7 @@ TABLES = (
     "user_sessions",
     "users",
     "audit_entries",
+    "worker_heartbeats",
 )
 
 

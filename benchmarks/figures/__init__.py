@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.figures import clients_api, engine, fanout, memory, schedule
+from benchmarks.figures import clients_api, engine, fanout, memory, recovery, schedule
 from benchmarks.suite import Figure
 
 FIGURES: tuple[Figure, ...] = (
@@ -13,6 +13,7 @@ FIGURES: tuple[Figure, ...] = (
     fanout.FIGURE,
     schedule.START_LAG,
     schedule.CUTOFF,
+    recovery.FIGURE,
     memory.FIGURE,
     clients_api.CSV_IMPORT,
     clients_api.API,

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier
+from sms_sender.dispatch.heartbeat import Heartbeat, HeartbeatTuning
 from sms_sender.dispatch.repository import UNAVAILABLE
 from sms_sender.dispatch.retry import RetryPolicy
 from sms_sender.dispatch.scheduler import Scheduler
@@ -42,6 +43,7 @@ class EngineTuning:
     """Timings with sensible defaults; tests shorten some."""
 
     worker: WorkerTuning = field(default_factory=WorkerTuning)
+    heartbeat: HeartbeatTuning = field(default_factory=HeartbeatTuning)
     scheduler_poll: timedelta = timedelta(seconds=5)
     delivery_poll: timedelta = timedelta(seconds=30)
     retry_after_error: float = 2.0  # seconds before a loop tries again after losing the database
@@ -83,6 +85,14 @@ class DeliveryEngine:
             retry=retry,
             worker_id=worker_id,
         )
+        self.heartbeat = Heartbeat(
+            database=database,
+            clock=clock,
+            worker_id=self.worker.id,
+            resendable_provider=provider.name if provider.idempotent else None,
+            on_take_over=self.worker.wake,
+            tuning=self.tuning.heartbeat,
+        )
         tracker = delivery_tracker(provider)
         self.delivery_poller = (
             DeliveryPoller(
@@ -119,6 +129,7 @@ class DeliveryEngine:
         loops: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = [
             ("scheduler", self.scheduler.run),
             ("worker", self.worker.run),
+            ("heartbeat", self.heartbeat.run),
         ]
         if self.delivery_poller is not None:
             loops.append(("delivery poller", self.delivery_poller.run))

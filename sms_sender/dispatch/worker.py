@@ -20,9 +20,6 @@ Graceful shutdown (the stop event): no new claims or hand-overs, in-flight calls
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import socket
 from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +32,7 @@ from sms_sender.config import Settings
 from sms_sender.db import CHANNEL_REPORTS, Notifier, begin_write, read_only
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.handover import HandOver
+from sms_sender.dispatch.heartbeat import new_worker_id
 from sms_sender.dispatch.ratelimit import RateLimiter
 from sms_sender.dispatch.repository import ClaimedReport, MailingTerms, Settlement
 from sms_sender.dispatch.results import Results
@@ -57,11 +55,6 @@ class WorkerTuning:
     result_linger: float = 0.05  # seconds a result may wait to be written with others
     shutdown_grace: float = 10.0  # seconds in-flight sends get to answer at shutdown
     retry_after_error: float = 2.0  # seconds before trying again after losing the database
-
-
-def new_worker_id() -> str:
-    """Unique per worker instance, readable in the reports table (host, pid, random)."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Worker:

@@ -44,9 +44,11 @@ from sms_sender.dispatch.repository._work import (
     release,
     renew,
 )
+from sms_sender.dispatch.repository._workers import beat, beats, forget, release_claims_of
 
 # Errors that say "the database (or the network to it) is unavailable right now".
 UNAVAILABLE = (DBAPIError, OSError, TimeoutError)
+
 # SQLSTATE classes of "this statement's data is wrong": data exception (a value too long, out
 # of range), integrity constraint violation, syntax error or access rule violation.
 _BAD_DATA_STATES = ("22", "23", "42")
@@ -75,12 +77,15 @@ __all__ = [
     "Reclaimed",
     "Settlement",
     "awaiting_delivery",
+    "beat",
+    "beats",
     "claim",
     "close_left_pending",
     "count_due",
     "count_running",
     "finish_completed",
     "fit",
+    "forget",
     "hand_over",
     "is_bad_data",
     "mailing_terms",
@@ -94,6 +99,7 @@ __all__ = [
     "reclaim",
     "record_delivery",
     "release",
+    "release_claims_of",
     "renew",
     "settle",
 ]

@@ -174,20 +174,25 @@ async def reclaim(
     now: datetime,
     in_flight: Sequence[int],
     resendable_provider: str | None,
+    dead_owners: Sequence[str] = (),
 ) -> list[Reclaimed]:
-    """Settle ``sending`` reports whose lease expired: their outcome is unknown.
+    """Settle ``sending`` reports whose lease expired, or whose owner died: outcome unknown.
 
     A live worker renews the leases of its sends, so an expired one means its worker died, or
     lost track of it (a commit whose answer never arrived). They become ``unknown`` and are
     never sent again, except those last handed to ``resendable_provider`` (an idempotent
     provider: a repeat is delivered once), which go back to ``pending``, or close if they can
     never be sent (see :func:`_unless_closed`). ``in_flight``: the calling worker's own sends,
-    alive whatever their lease says. Reports merely claimed (still ``pending``) need nothing:
-    an expired lease makes them claimable again.
+    alive whatever their lease says. ``dead_owners``: workers known dead (heartbeat stopped,
+    or process gone), whose sends are settled without waiting for their leases (see
+    :mod:`sms_sender.dispatch.heartbeat`). Reports merely claimed (still ``pending``) need
+    nothing here: an expired lease makes them claimable again, and a dead owner's are released
+    by :func:`release_claims_of`.
     """
+    expired = reports.c.lease_expires_at < now
     abandoned = [
         reports.c.status == ReportStatus.SENDING,
-        reports.c.lease_expires_at < now,
+        or_(expired, reports.c.lease_owner.in_(list(dead_owners))) if dead_owners else expired,
         reports.c.id.not_in(list(in_flight)),
     ]
     returning = (reports.c.id, reports.c.mailing_id, reports.c.client_id, reports.c.status)
