@@ -11,6 +11,7 @@ endpoint. Any failure is a ``LoginRefused`` with a sentence for the sign-in page
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
@@ -177,9 +178,9 @@ class OidcClient:
         self, callback_url: str, pending: PendingLogin, redirect_uri: str, now: datetime
     ) -> Identity:
         """The identity the provider vouches for, after every check of the callback and tokens."""
-        code = self._code_from(callback_url, pending)
         async with self._http() as http:
             metadata = await self._discovery(http)
+            code = self._code_from(callback_url, pending, metadata["issuer"])
             tokens = await self._exchange(http, metadata, code, pending, redirect_uri)
             claims = await self._verified_id_token(http, metadata, tokens, pending, now)
             userinfo = await self._userinfo(http, metadata, tokens["access_token"], claims["sub"])
@@ -193,22 +194,24 @@ class OidcClient:
             groups=tuple(map(str, groups)) if isinstance(groups, list) else (str(groups),),
         )
 
-    def _code_from(self, callback_url: str, pending: PendingLogin) -> str:
+    def _code_from(self, callback_url: str, pending: PendingLogin, issuer: str) -> str:
         query = httpx.URL(callback_url).params
+        # The state first: nothing else in an answer we did not ask for is worth reading.
+        if not hmac.compare_digest(query.get("state", "").encode(), pending.state.encode()):
+            _log.warning("oidc callback with a state that is not this browser's")
+            raise LoginRefused(START_AGAIN)
+        if "iss" in query and query["iss"] != issuer:  # RFC 9207: an answer from another provider
+            _log.warning("oidc callback from another issuer", issuer=query["iss"])
+            raise LoginRefused(START_AGAIN)
         if "error" in query:
             raise LoginRefused(
                 "%(provider)s did not sign you in: %(reason)s.",
                 provider=self.provider_name,
                 reason=query.get("error_description") or query["error"],
             )
-        if "state" not in query:
-            raise LoginRefused(START_AGAIN)
         try:
             code: str = parse_authorization_code_response(callback_url, state=pending.state)["code"]
-        except MismatchingStateException:
-            _log.warning("oidc callback with a state that is not this browser's")
-            raise LoginRefused(START_AGAIN) from None
-        except MissingCodeException:
+        except (MismatchingStateException, MissingCodeException):
             raise LoginRefused(START_AGAIN) from None
         return code
 

@@ -136,6 +136,35 @@ async def test_a_tampered_state_is_refused(
     assert await _users(sessionmaker) == []
 
 
+async def _callback_query(browser: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    callback = urlsplit(await through_provider(await _start(browser), "alice"))
+    return callback.path, {key: values[0] for key, values in parse_qs(callback.query).items()}
+
+
+async def test_an_answer_naming_another_issuer_is_refused(browser: httpx.AsyncClient) -> None:
+    path, query = await _callback_query(browser)
+    assert query["iss"].startswith("http://127.0.0.1:")  # the provider names itself (RFC 9207)
+    query["iss"] = "https://evil.example"
+    refused = await browser.get(f"{path}?{urlencode(query)}")
+    assert refused.status_code == 403
+    assert "could not be trusted" in refused.text
+
+
+async def test_the_provider_s_refusal_is_shown_but_only_for_this_browser_s_sign_in(
+    browser: httpx.AsyncClient,
+) -> None:
+    path, query = await _callback_query(browser)
+    said = {"error": "access_denied", "error_description": "the user said no"}
+    forged = await browser.get(f"{path}?{urlencode(said | {'state': 'someone-elses'})}")
+    assert forged.status_code == 403
+    assert "the user said no" not in forged.text
+    assert "could not be trusted" in forged.text
+    path, query = await _callback_query(browser)
+    refused = await browser.get(f"{path}?{urlencode(said | {'state': query['state']})}")
+    assert refused.status_code == 403
+    assert "Test IdP did not sign you in: the user said no." in refused.text
+
+
 async def test_a_callback_in_another_browser_is_refused(
     browser: httpx.AsyncClient, app_client_without_cookies: httpx.AsyncClient
 ) -> None:
