@@ -46,7 +46,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served_console_port() -> int:
+    """The port a real ``sms-sender serve`` of the browser test listens on (its redirect URI)."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer(
+    tmp_path_factory: pytest.TempPathFactory, served_console_port: int
+) -> Iterator[str]:
     """The issuer URL of a provider started for the whole run, stopped at its end."""
     node = shutil.which("node")
     if node is None:
@@ -58,7 +66,10 @@ def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (tmp_path_factory.mktemp("oidc") / "provider.log").open("w")
     environment = os.environ | {
         "PORT": str(port),
-        "REDIRECT_URIS": f"{APP_BASE}/admin/auth/callback,{PUBLIC_URL}/admin/auth/callback",
+        "REDIRECT_URIS": ",".join(
+            f"{base}/admin/auth/callback"
+            for base in (APP_BASE, PUBLIC_URL, f"http://127.0.0.1:{served_console_port}")
+        ),
     }
     process = subprocess.Popen(
         [str(node), str(PROVIDER_SCRIPT)], env=environment, stdout=log, stderr=subprocess.STDOUT
