@@ -18,6 +18,7 @@ from tests.admin.test_browser import (  # noqa: F401  (fixtures: a database, Chr
     BIN,
     Served,
     _cli,
+    _shot,
     browser,
     chromium,
     own_database,
@@ -96,6 +97,7 @@ async def context(
 
 async def _through_provider(page: Page, login: str) -> None:
     await page.goto("/admin/mailings")
+    await _shot(page, "login-oidc")
     await page.get_by_role("link", name="Sign in with Test IdP").click()
     await page.get_by_placeholder("Enter any login").fill(login)
     await page.get_by_placeholder("and password").fill("any password")
@@ -113,6 +115,9 @@ async def test_an_admin_signs_in_through_the_provider_and_lands_where_they_were_
     await expect(page.get_by_role("link", name="Users")).to_be_visible()  # the admin's menu
     await page.goto("/admin/users")
     await expect(page.get_by_role("cell", name="alice@example.com")).to_be_visible()
+    await page.goto("/admin/audit")
+    await expect(page.get_by_role("cell", name="alice@example.com (admin)")).to_be_visible()
+    await _shot(page, "audit")
 
 
 async def test_an_operator_lands_without_the_admin_pages(context: BrowserContext) -> None:
@@ -128,5 +133,6 @@ async def test_someone_outside_the_allowed_domain_is_told_why(context: BrowserCo
     await expect(page.get_by_role("alert")).to_contain_text(
         "eve@elsewhere.org may not sign in here"
     )
+    await _shot(page, "login-refused")
     await page.goto("/admin")
     await expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
