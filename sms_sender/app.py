@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sms_sender import __version__, metrics
 from sms_sender.admin import install_console
 from sms_sender.admin.clients import IMPORT_PATH as CONSOLE_IMPORT_PATH
+from sms_sender.api_docs import install_api_docs
 from sms_sender.audit.actor import SYSTEM, acting_as
 from sms_sender.audit.endpoints import router as audit_router
 from sms_sender.auth.endpoints import require_token
@@ -86,6 +87,10 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by install_api_docs, from local files, optionally behind a token.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
@@ -116,6 +121,7 @@ def create_app(
     app.include_router(api)
     app.include_router(_operations_router())
     install_console(app, settings)
+    install_api_docs(app, settings)
     _register_problem_schema(app)
     return app
 

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     # Request bodies: JSON routes are small (64 KiB is generous); the CSV import has its own.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_import_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # /docs and /openapi.json need a bearer token or a console session (open by default).
+    docs_require_token: bool = False
     # Seconds an import upload may go without sending a byte before it is dropped (408).
     upload_read_timeout: float = Field(default=30.0, gt=0)
     # How long the API trusts a token it found active without asking the database again, so

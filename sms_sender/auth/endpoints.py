@@ -15,7 +15,7 @@ from sms_sender.auth import service, sessions
 from sms_sender.auth.models import Role, User
 from sms_sender.errors import Forbidden, Unauthorized
 
-_bearer = HTTPBearer(auto_error=False, description="A token from `sms-sender token create NAME`.")
+bearer = HTTPBearer(auto_error=False, description="A token from `sms-sender token create NAME`.")
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -27,7 +27,7 @@ TOKEN_CHECKED = "sms_sender.token_checked"
 
 async def require_token(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """401 unless the bearer token is active (or was, within the RecentTokens window).
 

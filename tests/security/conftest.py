@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sms_sender.app import create_app
 from sms_sender.config import LogFormat, LogMessages, Settings
 from sms_sender.logging import configure_logging
+from tests.admin.conftest import make_user  # noqa: F401 (fixtures used here too)
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import arrange, make_engine  # noqa: F401 (fixtures used here too)
+from tests.dispatch.conftest import arrange, make_engine  # noqa: F401
 from tests.providers.conftest import make_message  # noqa: F401
 
 LogCapture = Callable[..., io.StringIO]
