@@ -24,8 +24,9 @@ from sms_sender.admin import (
     oidc_login,
 )
 from sms_sender.admin.pages import PREFIX
-from sms_sender.auth.oidc import OidcClient, OidcConfig
+from sms_sender.auth.oidc import OidcClient
 from sms_sender.auth.oidc_access import OidcConfigurationError
+from sms_sender.auth.oidc_config import OidcConfig
 from sms_sender.auth.sessions import SessionCookies
 from sms_sender.auth.throttle import LoginThrottle
 from sms_sender.config import Settings

@@ -17,8 +17,8 @@ from sms_sender.admin.i18n import RUSSIAN
 from sms_sender.app import create_app
 from sms_sender.auth import oidc, oidc_access, users
 from sms_sender.auth.models import Role
-from sms_sender.auth.oidc import OidcConfig
 from sms_sender.auth.oidc_access import AccessPolicy, Identity, LoginRefused, OidcConfigurationError
+from sms_sender.auth.oidc_config import OidcConfig
 from sms_sender.cli import app as cli_app
 from sms_sender.config import Settings
 
