@@ -179,4 +179,214 @@ RUSSIAN: dict[str, str] = {
     "mailing": "рассылка",
     "token": "токен",
     "user": "пользователь",
+    # pages
+    "%(count)s clients match": "Подходит клиентов: %(count)s",
+    "%(length)s characters · %(encoding)s · %(segments)s SMS": (
+        "%(length)s симв. · %(encoding)s · %(segments)s SMS"
+    ),
+    "11 digits starting with 7, e.g. 79161234567": "11 цифр, начиная с 7, например 79161234567",
+    "3 digits; empty: digits 2-4 of the phone": "3 цифры; пусто: цифры 2-4 телефона",
+    "Added": "Добавлен",
+    "Any of the ticked codes; none ticked: any code.": (
+        "Любой из отмеченных кодов; ничего не отмечено: любой код."
+    ),
+    "Any of the ticked tags; none ticked: any tag.": (
+        "Любой из отмеченных тегов; ничего не отмечено: любой тег."
+    ),
+    "At least 10 characters. Tell it to the person in a safe way.": (
+        "Не короче 10 символов. Передайте его человеку безопасным способом."
+    ),
+    "Attempts": "Попытки",
+    "CSV file": "CSV-файл",
+    "Cancel": "Отменить",
+    "Cancel this mailing? Every message not yet sent is cancelled; this cannot be undone.": (
+        "Отменить рассылку? Все ещё не отправленные сообщения будут отменены; это необратимо."
+    ),
+    "Change": "Изменить",
+    "Changed": "Изменено",
+    "Checking and saving the rows…": "Проверяем и сохраняем строки…",
+    "Clear": "Сбросить",
+    "Client": "Клиент",
+    "Client deleted; their reports stay.": "Клиент удалён; его отчёты сохранены.",
+    "Create mailing": "Создать рассылку",
+    "Create token": "Создать токен",
+    "Create user": "Создать пользователя",
+    "Created": "Создан",
+    "Delete": "Удалить",
+    "Delete this client? Their unsent messages are cancelled; their reports stay.": (
+        "Удалить клиента? Его неотправленные сообщения будут отменены, отчёты останутся."
+    ),
+    "Delete this mailing and all its reports? This cannot be undone.": (
+        "Удалить рассылку и все её отчёты? Это необратимо."
+    ),
+    "Delete this message?": "Удалить сообщение?",
+    "Disable": "Отключить",
+    "Disable this user? Their sessions end at once.": (
+        "Отключить пользователя? Его сеансы сразу закончатся."
+    ),
+    "Done / total": "Готово / всего",
+    "Done:": "Выполнено:",
+    "Each client's own local time; empty: any time. 22:00 to 06:00 wraps midnight.": (
+        "Местное время каждого клиента; пусто: в любое время. С 22:00 до 06:00 — через полночь."
+    ),
+    "Enable": "Включить",
+    "Encoding": "Кодировка",
+    "End": "Окончание",
+    "Error": "Ошибка",
+    "Estimated finish": "Ожидаемое окончание",
+    "Export CSV": "Выгрузить CSV",
+    "Filter": "Фильтр",
+    "First page": "Первая страница",
+    "GSM-7: 160 characters in one SMS, 153 per part when longer; ^ { } [ ] ~ | € and the "
+    "backslash count twice. Anything else (Cyrillic, emoji): UCS-2, 70 and 67.": (
+        "GSM-7: 160 символов в одной SMS, 153 в каждой части длинного сообщения; ^ { } [ ] ~ | € "
+        "и обратная косая черта считаются за два. Всё остальное (кириллица, эмодзи): UCS-2, "
+        "70 и 67."
+    ),
+    "Header: phone,operator_code,tag,timezone. Only phone is required; good rows are kept, "
+    "bad ones are listed by line.": (
+        "Заголовок: phone,operator_code,tag,timezone. Обязателен только phone; верные строки "
+        "сохраняются, неверные перечисляются с номером строки."
+    ),
+    "IANA name, e.g. Europe/Moscow; empty: the default": (
+        "имя IANA, например Europe/Moscow; пусто: по умолчанию"
+    ),
+    "Import": "Загрузить",
+    "Import clients from a CSV file": "Загрузить клиентов из CSV-файла",
+    "Imported %(imported)s clients, %(failed)s rows rejected.": (
+        "Загружено клиентов: %(imported)s, отклонено строк: %(failed)s."
+    ),
+    "Last sign-in": "Последний вход",
+    "Length": "Длина",
+    "Mailing": "Рассылка",
+    "Mailing deleted.": "Рассылка удалена.",
+    "Message": "Сообщение",
+    "Message deleted.": "Сообщение удалено.",
+    "Messages per minute, last hour": "Сообщений в минуту за последний час",
+    "New client": "Новый клиент",
+    "New mailing": "Новая рассылка",
+    "New message": "Новое сообщение",
+    "New token": "Новый токен",
+    "New user": "Новый пользователь",
+    "Next page": "Следующая страница",
+    "Next scheduled": "Ближайшие запланированные",
+    "No clients match.": "Подходящих клиентов нет.",
+    "No mailing is running now.": "Сейчас ни одна рассылка не идёт.",
+    "No mailings here yet.": "Рассылок пока нет.",
+    "No messages yet.": "Сообщений пока нет.",
+    "No reports match.": "Подходящих отчётов нет.",
+    "No tokens yet.": "Токенов пока нет.",
+    "Nothing is scheduled.": "Ничего не запланировано.",
+    "Operator code": "Код оператора",
+    "Operator codes": "Коды операторов",
+    "Pages": "Страницы",
+    "Pause": "Приостановить",
+    "Pause this mailing? Nothing more is sent until you resume it.": (
+        "Приостановить рассылку? Ничего не будет отправлено, пока вы её не возобновите."
+    ),
+    "Paused by the service:": "Приостановлена сервисом:",
+    "Phone": "Телефон",
+    "Phone starts with": "Телефон начинается с",
+    "Programs use a token in the header Authorization: Bearer <token> to call /api/v1.": (
+        "Программы вызывают /api/v1 с токеном в заголовке Authorization: Bearer <token>."
+    ),
+    "Progress": "Ход",
+    "Provider": "Провайдер",
+    "Rate": "Скорость",
+    "Recipients": "Получатели",
+    "Reports": "Отчёты",
+    "Reports appear when the mailing starts.": "Отчёты появятся, когда рассылка начнётся.",
+    "Resend unknown": "Отправить неизвестные снова",
+    "Resume": "Возобновить",
+    "Resume it once the cause is fixed.": "Возобновите её, когда причина будет устранена.",
+    "Resume this mailing?": "Возобновить рассылку?",
+    "Revoke": "Отозвать",
+    "Revoke this token? Programs using it stop working.": (
+        "Отозвать токен? Программы, которые им пользуются, перестанут работать."
+    ),
+    "Role": "Роль",
+    "Role of": "Роль пользователя",
+    "Running now": "Идут сейчас",
+    "SMS": "SMS",
+    "Save": "Сохранить",
+    "Save changes": "Сохранить изменения",
+    "Saved.": "Сохранено.",
+    "Search": "Найти",
+    "Send the messages whose outcome is unknown again? Some clients may get them twice: do "
+    "it only if the provider confirms they did not arrive.": (
+        "Отправить снова сообщения с неизвестным исходом? Часть клиентов может получить их "
+        "дважды: делайте это, только если провайдер подтвердил, что они не дошли."
+    ),
+    "Send window": "Окно отправки",
+    "Sent": "Отправлено",
+    "Sent in the last 7 days": "Отправлено за 7 дней",
+    "Sent today": "Отправлено сегодня",
+    "Show": "Показать",
+    "Sign-in": "Вход",
+    "Start": "Начало",
+    "Start and end below are in this zone.": "Начало и окончание ниже указаны в этом поясе.",
+    "State": "Состояние",
+    "Status": "Статус",
+    "Tag": "Тег",
+    "Tags": "Теги",
+    "Text": "Текст",
+    "The directory is empty: add a client or import a CSV file.": (
+        "Справочник пуст: добавьте клиента или загрузите CSV-файл."
+    ),
+    "There is no message yet:": "Сообщений ещё нет:",
+    "Time zone": "Часовой пояс",
+    "Times in": "Время указано в поясе",
+    "Token created. Copy it now: it is not shown again.": (
+        "Токен создан. Скопируйте его сейчас: больше он показан не будет."
+    ),
+    "Token revoked; the API refuses it within a second.": (
+        "Токен отозван; API перестанет его принимать в течение секунды."
+    ),
+    "Uploading… %(percent)s%": "Загрузка… %(percent)s%",
+    "User created.": "Пользователь создан.",
+    "Write the first one.": "Напишите первое.",
+    "a free label, e.g. vip; may be empty": "произвольная метка, например vip; может быть пустой",
+    "active": "действует",
+    "and more rows not listed": "и другие строки, не вошедшие в список",
+    "any": "любой",
+    "any time": "в любое время",
+    "choose…": "выберите…",
+    "client's local time": "по местному времени клиента",
+    "estimated finish": "ожидаемое окончание",
+    "every client": "все клиенты",
+    "finish": "окончание",
+    "from": "с",
+    "line": "строка",
+    "measuring…": "измеряем…",
+    "msg/s": "сообщ./с",
+    "no tags in the directory": "в справочнике нет тегов",
+    "operator codes": "коды операторов",
+    "tags": "теги",
+    "the directory is empty": "справочник пуст",
+    "to": "до",
+    "updates every 2 seconds": "обновляется каждые 2 секунды",
+    "viewer reads; operator also changes clients, messages and mailings; admin also manages "
+    "users and tokens.": (
+        "наблюдатель читает; оператор также меняет клиентов, сообщения и рассылки; "
+        "администратор также управляет пользователями и токенами."
+    ),
+    "while it runs: the end and the send window": "во время работы: окончание и окно отправки",
+    "write one first": "сначала напишите его",
+    # statuses and states, shown through _(value)
+    "pending": "ожидает",
+    "sending": "отправляется",
+    "sent": "отправлено",
+    "delivered": "доставлено",
+    "undelivered": "не доставлено",
+    "failed": "ошибка",
+    "expired": "истекло",
+    "skipped": "пропущено",
+    "unknown": "неизвестно",
+    "scheduled": "запланирована",
+    "running": "идёт",
+    "finished": "завершена",
+    "pause": "приостановлена",
+    "resume": "возобновлена",
+    "cancel": "отменена",
+    "resend-unknown": "неизвестные отправлены снова",
 }

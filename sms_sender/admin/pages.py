@@ -23,8 +23,12 @@ from pydantic import ValidationError
 from sms_sender.admin.i18n import Language, language_of, translator
 from sms_sender.auth.models import Role
 from sms_sender.errors import AppError, problem
+from sms_sender.mailings.models import MailingStatus
+from sms_sender.reports.models import ReportStatus
 
 PREFIX = "/admin"
+# Every status a page's script may show, named in the page's language (base.html).
+STATUS_NAMES = sorted({*ReportStatus, *MailingStatus})
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True,
@@ -63,6 +67,7 @@ def render(
         csrf_token=getattr(state, "csrf_token", ""),
         Role=Role,
         zone=zone,
+        status_names=STATUS_NAMES,
         when=lambda moment: local_time(moment, zone),
         **(context or {}),
     )

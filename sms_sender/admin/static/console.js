@@ -1,6 +1,15 @@
 // The console's small script: CSRF header on fetch calls and confirmations. No framework.
 "use strict";
 
+let statusNames = null;
+function statusName(status) {
+  if (statusNames === null) {
+    const element = document.getElementById("status-names");
+    statusNames = element ? JSON.parse(element.textContent) : {};
+  }
+  return statusNames[status] || status;
+}
+
 function csrfToken() {
   const meta = document.querySelector('meta[name="csrf-token"]');
   return meta ? meta.content : "";
@@ -118,9 +127,9 @@ function progressBar(counts, total) {
     const piece = document.createElement("span");
     piece.className = "s-" + status;
     piece.style.width = (count * 100 / total) + "%";
-    piece.title = status + ": " + count;
+    piece.title = statusName(status) + ": " + count;
     bar.appendChild(piece);
-    parts.push(status + " " + count);
+    parts.push(statusName(status) + " " + count);
   }
   bar.setAttribute("aria-label", parts.join(", ") || "0");
   return bar;
@@ -139,7 +148,8 @@ function rateOf(id, done, at) {
 
 function formatTime(iso) {
   const date = new Date(iso);
-  return date.toLocaleString(document.documentElement.lang, { timeZone: zoneName() });
+  // sv-SE writes 2026-12-01 19:15:20, the way the server renders times.
+  return date.toLocaleString("sv-SE", { timeZone: zoneName() });
 }
 
 function zoneName() {
@@ -177,15 +187,16 @@ function drawChart(svg, minutes) {
       rect.setAttribute("height", height);
       rect.setAttribute("class", "s-" + status);
       const title = document.createElementNS(ns, "title");
-      title.textContent = formatTime(minute.at) + " · " + status + ": " + count;
+      title.textContent = formatTime(minute.at) + " · " + statusName(status) + ": " + count;
       rect.appendChild(title);
       svg.appendChild(rect);
     }
   });
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", 4); label.setAttribute("y", 12); label.setAttribute("font-size", 11);
-  label.textContent = "max " + highest + "/min";
-  svg.appendChild(label);
+  if (minutes.length) {
+    document.getElementById("chart-from").textContent = formatTime(minutes[0].at);
+    document.getElementById("chart-to").textContent = formatTime(minutes[minutes.length - 1].at);
+    document.getElementById("chart-peak").textContent = "max " + highest + "/min";
+  }
 }
 
 async function refreshDashboard(root) {
@@ -198,7 +209,7 @@ async function refreshDashboard(root) {
   for (const period of ["today", "week"]) {
     document.getElementById(period + "-total").textContent = sum(data[period]).toLocaleString();
     document.getElementById(period + "-detail").textContent = Object.entries(data[period])
-      .map(([status, count]) => status + " " + count).join(" · ");
+      .map(([status, count]) => statusName(status) + " " + count).join(" · ");
   }
   const body = document.getElementById("running");
   body.replaceChildren();
@@ -212,7 +223,7 @@ async function refreshDashboard(root) {
     link.href = "/admin/mailings/" + mailing.id;
     link.textContent = "#" + mailing.id;
     cell(row, link);
-    cell(row, (mailing.status === "paused" ? root.dataset.paused : root.dataset.running) +
+    cell(row, statusName(mailing.status) +
               (mailing.paused_reason ? " (" + mailing.paused_reason + ")" : ""));
     cell(row, progressBar(mailing.by_status, mailing.total));
     cell(row, mailing.done.toLocaleString() + " / " + mailing.total.toLocaleString(), "num");
@@ -270,8 +281,9 @@ async function refreshMailing(root) {
   document.getElementById("progress-total").textContent = data.total;
   document.getElementById("progress-percent").textContent = data.total ? Math.round(done * 100 / data.total) : 0;
   document.getElementById("progress-detail").textContent = Object.entries(data.by_status)
-    .filter(([, count]) => count).map(([status, count]) => status + " " + count).join(" · ");
-  document.getElementById("mailing-status").textContent = data.status;
+    .filter(([, count]) => count).map(([status, count]) => statusName(status) + " " + count)
+    .join(" · ");
+  document.getElementById("mailing-status").textContent = statusName(data.status);
   const at = Date.parse(data.now);
   const rate = rateOf("detail", done, at);
   let text = "";
