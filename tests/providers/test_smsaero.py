@@ -7,6 +7,7 @@ import base64
 import json
 from collections import Counter
 
+import httpx
 import pytest
 
 from sms_sender.providers import (
@@ -285,3 +286,19 @@ async def test_status_questions_are_paced_and_use_their_own_connections(
     assert elapsed >= 0.24  # six questions 50 ms apart
     # Status questions never open more connections than the status pool holds (two here).
     assert aero.server.connections_opened - sends_before <= 2
+
+
+async def test_the_fake_takes_a_list_of_numbers_as_smsaero_does(aero: FakeSmsAero) -> None:
+    """What the fake answers is what the provider's tests rely on; ``numbers`` included."""
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(
+            f"{aero.url}/sms/send",
+            auth=(AERO_EMAIL, AERO_KEY),
+            json={"numbers": ["79000000001", "79000000002"], "text": "Hi", "sign": "Shop"},
+        )
+
+    envelope = answer.json()
+    assert envelope["success"] is True
+    assert [sms["number"] for sms in envelope["data"]] == ["79000000001", "79000000002"]
+    assert {sms["status"] for sms in envelope["data"]} == {0}  # queued at creation
+    assert sorted(aero.accepted_numbers()) == ["79000000001", "79000000002"]
