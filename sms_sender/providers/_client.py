@@ -148,6 +148,10 @@ async def post(
         raise NotSent(f"timeout: no connection to the gateway within {timeout:g}s") from None
     except aiohttp.ClientConnectorError as exc:
         raise NotSent(_connect_failure(exc)) from None
+    except aiohttp.ClientHttpProxyError as exc:  # the proxy refused the tunnel: nothing left it
+        raise NotSent(f"the proxy refused to connect to the gateway: HTTP {exc.status}") from None
+    except aiohttp.ServerFingerprintMismatch:
+        raise NotSent("TLS error: the gateway's certificate fingerprint does not match") from None
     except aiohttp.SocketTimeoutError:
         raise AnswerLost(f"timeout: no answer within {timeout:g}s") from None
     except aiohttp.ServerDisconnectedError:

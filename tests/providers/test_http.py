@@ -279,3 +279,21 @@ async def test_a_message_whose_end_passes_while_it_waits_for_a_connection_is_not
     assert results[0].outcome is Outcome.ACCEPTED
     assert results[1].outcome is Outcome.EXPIRED
     assert [request.path for request in gateway.requests] == [f"/send/{slow.report_id}"]
+
+
+async def test_a_proxy_that_refuses_the_tunnel_is_transient_nothing_reached_the_gateway(
+    gateway: ProbeGateway,
+    sessions: GatewaySessions,
+    make_message: MessageFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTPS_PROXY from the environment; the fake gateway plays a proxy that answers 401."""
+    monkeypatch.setenv("HTTPS_PROXY", gateway.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    provider = HttpProvider(sessions.sends, url="https://gateway.example", token=TOKEN, timeout=1.0)
+
+    result = await send_one(provider, make_message)
+
+    assert result == SendResult.transient("the proxy refused to connect to the gateway: HTTP 401")
+    assert [request.method for request in gateway.requests] == ["CONNECT"]
