@@ -239,9 +239,9 @@ class FakeService(ABC):
     in ``_progress()`` what it has seen, for the message of a wait that timed out.
     """
 
-    def __init__(self, *, port: int) -> None:
+    def __init__(self, *, port: int, host: str = LOOPBACK) -> None:
         self._changed = asyncio.Condition()
-        self._server = LoopbackServer(self._handle, port=port)
+        self._server = LoopbackServer(self._handle, host=host, port=port)
 
     @property
     def server(self) -> LoopbackServer:

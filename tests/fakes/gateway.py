@@ -16,7 +16,11 @@ As a process (for tests that kill the worker, and for benchmarks)::
 prints ``probe gateway listening on http://127.0.0.1:PORT`` as its first line, appends the id of
 every accepted message to the record file (one per line, written before the answer is sent, so
 the file survives the death of the client) and stops on SIGTERM. ``GET /stats`` answers
-``{"received": n, "accepted": n, "duplicates": n}``. ``GatewayProcess`` wraps all this.
+``{"received": n, "accepted": n, "duplicates": n, "duplicate_phones": n, "by_phone": {...}}``
+(ids, and phones, accepted more than once; messages received per phone). ``GatewayProcess``
+wraps all this. ``--host 0.0.0.0`` is only for a
+container on a Docker network of its own (scripts/docker-smoke); everywhere else it stays on
+loopback.
 
 What it answers, in order: 401 for a missing or wrong token, 404 for another path, 400 for a
 body that is not ``{"id": <the path's id>, "phone": <int>, "text": <str>}``, then the scripted
@@ -41,6 +45,7 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 from tests.fakes._http import (
+    LOOPBACK,
     FakeService,
     HangUp,
     Request,
@@ -102,6 +107,7 @@ class ProbeGateway(FakeService):
         record: IO[str] | None = None,
         keep_history: bool = True,
         port: int = 0,
+        host: str = LOOPBACK,
     ) -> None:
         self.token = token  # None accepts any caller
         self.latency = latency
@@ -114,10 +120,11 @@ class ProbeGateway(FakeService):
         self.received_count = 0
         self.received_by_phone: Counter[int] = Counter()
         self.accepted_ids: list[int] = []  # repeats included
+        self.accepted_phones: Counter[int] = Counter()
         self._record = record
         self._keep_history = keep_history
         self._scripts: defaultdict[int, deque[Answer]] = defaultdict(deque)
-        super().__init__(port=port)
+        super().__init__(port=port, host=host)
 
     @property
     def url(self) -> str:
@@ -172,6 +179,7 @@ class ProbeGateway(FakeService):
             self.received.append(ReceivedMessage(message_id, phone, text, answer))
         if answer in ACCEPTING:
             self.accepted_ids.append(message_id)
+            self.accepted_phones[phone] += 1
             if self._record is not None:
                 self._record.write(f"{message_id}\n")  # line-buffered: on disk before we answer
         await self._notify()
@@ -236,6 +244,7 @@ class ProbeGateway(FakeService):
                 "accepted": len(self.accepted_ids),
                 "duplicates": len(self.duplicates()),
                 "by_phone": {str(phone): n for phone, n in self.received_by_phone.items()},
+                "duplicate_phones": sum(1 for n in self.accepted_phones.values() if n > 1),
             },
         )
 
@@ -331,6 +340,7 @@ class GatewayProcess:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A fake probe SMS gateway on 127.0.0.1.")
+    parser.add_argument("--host", default=LOOPBACK, help="0.0.0.0 only inside a container")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--token", default=None, help="required bearer token (default: any)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of every answer")
@@ -354,6 +364,7 @@ async def _serve(args: argparse.Namespace) -> None:
             record=record,
             keep_history=False,
             port=args.port,
+            host=args.host,
         )
         await serve_until_signalled(gateway.server, "probe gateway")
     finally:

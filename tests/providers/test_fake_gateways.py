@@ -20,8 +20,9 @@ async def test_gateway_process_records_accepted_ids_in_its_file(
     record = tmp_path / "accepted.txt"
     with GatewayProcess(record, token="secret", latency_ms=5) as gateway:
         provider = HttpProvider(sessions.sends, url=gateway.url, token="secret", timeout=5.0)
-        results = await provider.send([make_message() for _ in range(10)])
-        (repeat,) = await provider.send([make_message(report_id=1)])
+        phones = [f"7900000{n:04d}" for n in range(1, 11)]
+        results = await provider.send([make_message(phone=phone) for phone in phones])
+        (repeat,) = await provider.send([make_message(phone=phones[0], report_id=1)])
         async with httpx.AsyncClient() as client:
             stats = (await client.get(f"{gateway.url}/stats")).json()
 
@@ -32,7 +33,8 @@ async def test_gateway_process_records_accepted_ids_in_its_file(
             "received": 11,
             "accepted": 11,
             "duplicates": 1,
-            "by_phone": {"79001234567": 11},
+            "duplicate_phones": 1,
+            "by_phone": {phones[0]: 2, **dict.fromkeys(phones[1:], 1)},
         }
 
 
