@@ -20,6 +20,7 @@ from tests.deploy._contract import (
     K8S,
     ROOT,
     SECRET_FIELDS,
+    api_operations,
     api_paths,
     invoke,
     read_env_file,
@@ -173,15 +174,119 @@ def test_service_routes_to_the_api_pods_and_port() -> None:
     assert {port["targetPort"] for port in service["ports"]} <= container_ports
 
 
+def _ingresses() -> list[dict[str, Any]]:
+    return [obj for (kind, _), obj in _manifests().items() if kind == "Ingress"]
+
+
+def _ingress_paths() -> list[tuple[dict[str, Any], str, dict[str, Any]]]:
+    """(ingress, host, path entry) for every path of every Ingress."""
+    return [
+        (ingress, rule["host"], path)
+        for ingress in _ingresses()
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
+
+
+def _body_limit_bytes(ingress: dict[str, Any]) -> int:
+    """ingress-nginx's proxy-body-size (its default is 1m when the annotation is absent)."""
+    annotations = ingress["metadata"].get("annotations", {})
+    size = str(annotations.get("nginx.ingress.kubernetes.io/proxy-body-size", "1m"))
+    number, unit = re.fullmatch(r"(\d+)([kmg]?)", size.lower()).groups()  # type: ignore[union-attr]
+    return int(number) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[unit]
+
+
 def test_ingress_sends_traffic_to_the_service() -> None:
-    (ingress,) = [obj for (kind, _), obj in _manifests().items() if kind == "Ingress"]
     service = _object("Service", "sms-sender-api")["spec"]
     service_ports = {port["name"] for port in service["ports"]}
-    for rule in ingress["spec"]["rules"]:
-        for path in rule["http"]["paths"]:
-            backend = path["backend"]["service"]
-            assert backend["name"] == "sms-sender-api"
-            assert backend["port"]["name"] in service_ports
+    assert _ingress_paths()
+    for _, _, path in _ingress_paths():
+        backend = path["backend"]["service"]
+        assert backend["name"] == "sms-sender-api"
+        assert backend["port"]["name"] in service_ports
+
+
+def test_every_ingress_host_is_served_over_tls() -> None:
+    for ingress in _ingresses():
+        hosts = {rule["host"] for rule in ingress["spec"]["rules"]}
+        tls = ingress["spec"].get("tls", [])
+        covered = {host for entry in tls if entry.get("secretName") for host in entry["hosts"]}
+        assert hosts <= covered, (
+            f"Ingress {ingress['metadata']['name']}: no TLS for {hosts - covered}"
+        )
+
+
+def test_only_the_csv_import_gets_a_larger_request_body_limit() -> None:
+    """The import's limit sits on an Ingress of its own path, not raised for every route."""
+    import_route = "/api/v1/clients/import"
+    assert ("POST", import_route) in api_operations()
+    (import_ingress,) = [
+        ingress for ingress, _, path in _ingress_paths() if path["path"] == import_route
+    ]
+    own_paths = [path["path"] for each, _, path in _ingress_paths() if each is import_ingress]
+    assert own_paths == [import_route]
+    others = [ingress for ingress in _ingresses() if ingress is not import_ingress]
+    assert others, "the other routes need an Ingress of their own"
+    for ingress in others:
+        assert _body_limit_bytes(ingress) <= 2**20, "every other route keeps a small limit"
+    assert _body_limit_bytes(import_ingress) >= 10 * 2**20
+    annotations = import_ingress["metadata"]["annotations"]
+    assert annotations.get("nginx.ingress.kubernetes.io/proxy-request-buffering") == "off"
+    hosts = {host for _, host, _ in _ingress_paths()}
+    assert len(hosts) == 1, "the import path must be on the same host as the rest"
+
+
+def _policies() -> list[dict[str, Any]]:
+    return [obj for (kind, _), obj in _manifests().items() if kind == "NetworkPolicy"]
+
+
+def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
+    wanted = policy["spec"]["podSelector"].get("matchLabels", {})
+    return bool(wanted.items() <= labels.items())
+
+
+def _allowed(labels: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(namespace, pod name label, port) of each peer allowed in by a policy selecting labels."""
+    allowed = []
+    for policy in _policies():
+        if not _selects(policy, labels):
+            continue
+        assert "Ingress" in policy["spec"]["policyTypes"]
+        for rule in policy["spec"].get("ingress", []):
+            assert rule.get("from"), "a rule without `from` lets every peer in"
+            assert rule.get("ports"), "a rule without `ports` opens every port"
+            for peer in rule["from"]:
+                namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                pods = peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                allowed += [(namespace, pods, port) for port in rule["ports"]]
+    return allowed
+
+
+def test_network_policy_denies_every_connection_not_allowed_below() -> None:
+    default = [policy for policy in _policies() if policy["spec"]["podSelector"] == {}]
+    assert len(default) == 1, "one policy selecting every pod of the namespace"
+    assert default[0]["spec"]["policyTypes"] == ["Ingress"]
+    assert not default[0]["spec"].get("ingress"), "no rule: nothing comes in by default"
+    migrate_pod = _object("Job", "sms-sender-migrate")["spec"]["template"]["metadata"]["labels"]
+    assert _allowed(migrate_pod) == [], "nothing connects to the migration"
+
+
+def test_network_policy_lets_only_the_ingress_controller_and_prometheus_reach_the_api() -> None:
+    pod = _object("Deployment", "sms-sender-api")["spec"]["template"]
+    ports = {port["name"] for port in pod["spec"]["containers"][0]["ports"]}
+    allowed = _allowed(pod["metadata"]["labels"])
+    assert {pods for _, pods, _ in allowed} == {"ingress-nginx", "prometheus"}
+    assert {port["port"] for _, _, port in allowed} == {"http"} <= ports
+
+
+def test_network_policy_lets_only_prometheus_reach_a_workers_metrics() -> None:
+    pod = _object("Deployment", "sms-sender-worker")["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    (metrics,) = container["ports"]
+    assert metrics["containerPort"] == invoke(container["args"]).params["metrics_port"]
+    allowed = _allowed(pod["metadata"]["labels"])
+    assert {(namespace, pods) for namespace, pods, _ in allowed} == {("monitoring", "prometheus")}
+    assert [port["port"] for _, _, port in allowed] == [metrics["name"]]
 
 
 def test_workloads_read_the_settings_config_map_and_the_secret() -> None:
