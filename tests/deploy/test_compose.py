@@ -6,9 +6,12 @@ a Docker Compose v2 binary exists, also resolved by `docker compose config` itse
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +29,9 @@ from tests.deploy._contract import (
 
 APP_SERVICES = ("migrate", "api", "worker")
 ENV_EXAMPLE = ROOT / ".env.example"
+PASSWORD_MISSING = "set POSTGRES_PASSWORD in .env"
+# ${NAME}, ${NAME:-default} or ${NAME:?error}: compose's interpolation of one variable.
+VARIABLE = re.compile(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}")
 
 
 @cache
@@ -65,11 +71,22 @@ def test_application_services_run_the_image_built_here(name: str) -> None:
     assert service["image"] == _service("api")["image"], "one image for the whole application"
 
 
-def test_api_publishes_the_port_it_listens_on() -> None:
+def _defaults(text: str, **values: str) -> str:
+    """``text`` as compose resolves it with ``values`` set: ${X:-default} → default if X is not."""
+    return VARIABLE.sub(lambda match: values.get(match[1], match[3] or ""), text)
+
+
+def test_api_publishes_the_port_it_listens_on_the_hosts_loopback_by_default() -> None:
     api = _service("api")
     port = invoke(api["command"]).params["port"]
-    assert api["ports"] == [f"{port}:{port}"]
+    (published,) = api["ports"]
+    assert _defaults(published) == f"127.0.0.1:{port}:{port}", "loopback unless opened on purpose"
+    address = VARIABLE.match(published)
+    assert address
+    assert address[1] == "API_BIND_ADDRESS"
     assert invoke(api["command"]).params["host"] == "0.0.0.0"
+    # The way to open it is written where people look.
+    assert "API_BIND_ADDRESS=0.0.0.0" in (ROOT / "docs" / "deploy.md").read_text()
 
 
 def test_workers_scale_out() -> None:
@@ -126,13 +143,31 @@ def test_env_example_values_are_valid_settings() -> None:
     assert settings.database_url.startswith("postgresql://")
 
 
-def test_env_example_database_url_reaches_the_compose_database() -> None:
+def test_app_database_url_is_the_compose_database_with_its_password() -> None:
     example = read_env_file(ENV_EXAMPLE)
-    url = urlsplit(example["SMS_SENDER_DATABASE_URL"])
-    assert url.hostname == "db", "inside compose the database is the `db` service"
-    assert url.username == example["POSTGRES_USER"]
-    assert url.password == example["POSTGRES_PASSWORD"]
-    assert url.path == f"/{example['POSTGRES_DB']}"
+    for name in APP_SERVICES:
+        template = _service(name)["environment"]["SMS_SENDER_DATABASE_URL"]
+        url = urlsplit(_defaults(template, POSTGRES_PASSWORD="s3cret"))
+        assert url.hostname == "db", "inside compose the database is the `db` service"
+        assert url.username == example["POSTGRES_USER"]
+        assert url.path == f"/{example['POSTGRES_DB']}"
+        assert url.password == "s3cret"
+
+
+def test_database_password_has_no_default_and_its_absence_is_explained() -> None:
+    """No password ships with the repository: compose stops with a sentence saying what to do."""
+    assert "POSTGRES_PASSWORD" not in read_env_file(ENV_EXAMPLE)
+    uses = [
+        _service("db")["environment"]["POSTGRES_PASSWORD"],
+        *(_service(name)["environment"]["SMS_SENDER_DATABASE_URL"] for name in APP_SERVICES),
+    ]
+    for text in uses:
+        (password,) = [
+            match for match in VARIABLE.finditer(text) if match[1] == "POSTGRES_PASSWORD"
+        ]
+        assert password[2] == ":?", f"{text}: a missing password must stop compose"
+        assert PASSWORD_MISSING in password[3]
+    assert urlsplit(read_env_file(ENV_EXAMPLE)["SMS_SENDER_DATABASE_URL"]).password is None
 
 
 def _compose_v2() -> list[str] | None:
@@ -151,29 +186,57 @@ def _runs(command: list[str], expect_prefix: str = "") -> bool:
     return result.returncode == 0 and result.stdout.strip().lstrip("v").startswith(expect_prefix)
 
 
-def test_docker_compose_itself_accepts_the_file() -> None:
+def compose_config(
+    tmp_path: Path, variables: dict[str, str], *files: Path
+) -> subprocess.CompletedProcess[str]:
+    """``docker compose config`` of compose.yaml (and ``files``) with only ``variables`` set."""
     compose = _compose_v2()
     if compose is None:
         pytest.skip("no Docker Compose v2 CLI here (docker compose plugin or docker-compose 2.x)")
-    result = subprocess.run(
-        [
-            *compose,
-            "--project-directory",
-            str(ROOT),
-            "-f",
-            str(ROOT / "compose.yaml"),
-            "config",
-            "--format",
-            "json",
-        ],
+    env_file = tmp_path / "compose.env"  # instead of a developer's own .env
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in variables.items()))
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("POSTGRES_", "API_", "SMOKE_", "COMPOSE_"))
+    }
+    arguments = ["--project-directory", str(ROOT), "--env-file", str(env_file)]
+    for each in (ROOT / "compose.yaml", *files):
+        arguments += ["-f", str(each)]
+    return subprocess.run(
+        [*compose, *arguments, "config", "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=environment,
     )
+
+
+def test_docker_compose_itself_accepts_the_file(tmp_path: Path) -> None:
+    result = compose_config(tmp_path, {"POSTGRES_PASSWORD": "s3cret"})
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
-    assert resolved["services"]["worker"]["command"] == ["worker"]
-    assert resolved["services"]["api"]["environment"]["SMS_SENDER_DATABASE_URL"].startswith(
-        "postgresql://"
+    assert resolved["services"]["worker"]["command"] == _service("worker")["command"]
+    environment = resolved["services"]["api"]["environment"]
+    assert environment["SMS_SENDER_DATABASE_URL"] == (
+        "postgresql://sms_sender:s3cret@db:5432/sms_sender"
     )
+    assert resolved["services"]["db"]["environment"]["POSTGRES_PASSWORD"] == "s3cret"
+    (published,) = resolved["services"]["api"]["ports"]
+    assert published["host_ip"] == "127.0.0.1"
+    assert published["published"] == "8000"
+
+
+def test_docker_compose_refuses_to_start_without_a_database_password(tmp_path: Path) -> None:
+    result = compose_config(tmp_path, {})
+    assert result.returncode != 0
+    assert PASSWORD_MISSING in result.stderr
+
+
+def test_docker_compose_opens_the_api_only_when_told(tmp_path: Path) -> None:
+    opened = {"POSTGRES_PASSWORD": "s3cret", "API_BIND_ADDRESS": "0.0.0.0", "API_PORT": "8080"}
+    result = compose_config(tmp_path, opened)
+    assert result.returncode == 0, result.stderr
+    (published,) = yaml.safe_load(result.stdout)["services"]["api"]["ports"]
+    assert (published["host_ip"], published["published"]) == ("0.0.0.0", "8080")

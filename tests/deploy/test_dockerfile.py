@@ -195,3 +195,41 @@ def test_settings_given_in_the_image_are_real_settings() -> None:
     ]
     ours = [name for name in names if name.startswith((SETTINGS_PREFIX, "SMSAERO_"))]
     assert set(ours) <= set(setting_env_names()), ours
+
+
+def _duration_seconds(text: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    assert "".join(n + u for n, u in parts) == text, f"not a duration: {text}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_health_check_reports_a_fresh_container_healthy_within_seconds() -> None:
+    """The first check runs one interval after the start (no --start-interval before Docker 25)."""
+    health_check = _final().last("HEALTHCHECK").arguments
+    options = dict(re.findall(r"--([\w-]+)=(\S+)", health_check.split("CMD")[0]))
+    first_check = _duration_seconds(options.get("start-interval", options["interval"]))
+    assert first_check <= 5, health_check
+    assert _duration_seconds(options["timeout"]) <= _duration_seconds(options["interval"])
+
+
+def test_builds_without_pulling_a_dockerfile_frontend() -> None:
+    """A `# syntax=` line makes BuildKit pull docker/dockerfile: no build without a registry."""
+    first_lines = (ROOT / "Dockerfile").read_text().splitlines()
+    assert not any(re.match(r"#\s*syntax\s*=", line) for line in first_lines)
+
+
+def test_final_virtualenv_holds_no_installer() -> None:
+    """pip and setuptools are not in the lock: the builder drops them before the venv is copied."""
+    runs = _builder().runs()
+    removal = re.search(r"pip uninstall [^\n]*--yes[^\n]*", runs)
+    assert removal, runs
+    assert {"pip", "setuptools"} <= set(removal[0].split()), runs
+    locked = _pins(ROOT / "requirements.lock")
+    assert not {"pip", "setuptools"} & set(locked), "a locked package must stay installed"
+
+
+def test_pip_index_settings_are_build_arguments_of_the_builder_only() -> None:
+    declared = {each.arguments.partition("=")[0] for each in _builder().all("ARG")}
+    assert {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"} <= declared
+    assert not [each for each in _final().all("ARG") if each.arguments.startswith("PIP_")]
