@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-pg lint format typecheck lock clean bench bench-smoke
+.PHONY: install run test test-pg lint format typecheck lock clean bench bench-smoke docker-smoke
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sms-sender needs Python 3.11 or newer")'
@@ -40,6 +40,9 @@ bench: install ## the benchmark suite at full size on SQLite and PostgreSQL (see
 
 bench-smoke: install ## the benchmark suite at tiny size (CI): fails only on a crash or a wrong result
 	$(BIN)/python -m benchmarks run --size tiny --db both --json benchmarks/results/smoke.json
+
+docker-smoke: install ## build the image, run compose.yaml with 3 workers, kill one mid-mailing (root; see docs/deploy.md)
+	scripts/docker-smoke
 
 lock: ## re-resolve the lock files after editing pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock
