@@ -3,11 +3,12 @@
 Run by scripts/docker-smoke with the host's virtualenv, once the stack is up::
 
     python scripts/docker-smoke.d/mailing.py --api http://127.0.0.1:PORT --token TOKEN \\
-        --gateway http://127.0.0.1:PORT --kill CONTAINER [--clients 300]
+        --gateway http://127.0.0.1:PORT --workers ID,ID,ID [--clients 300]
 
 It talks to the API only through the port compose published on 127.0.0.1: imports the clients
 (CSV), creates a message and a mailing that starts at once, and once the fake gateway has
-accepted about a third of them sends SIGKILL to one worker container (``docker kill``). Then
+accepted about a third of them sends SIGKILL (``docker kill``) to the worker container that has
+sent the most so far (counted from its log), so the one killed surely had work in hand. Then
 it waits until every report is terminal (the dead worker's claims come back when its lease
 runs out) and checks, against the gateway's own counts, that no phone and no report was
 accepted twice and that every report the service calls sent was accepted. The last line of
@@ -35,6 +36,8 @@ SENT = ("sent", "delivered", "undelivered")
 MAYBE_SENT = ("unknown", "interrupted")
 KILL_AT_FRACTION = 1 / 3
 WAIT_SECONDS = 180
+# The line a worker logs for each message it hands to the provider (sms_sender/dispatch/sending.py).
+SEND_LOG_EVENT = '"event":"provider exchange"'
 
 
 def main() -> int:
@@ -42,7 +45,7 @@ def main() -> int:
     parser.add_argument("--api", required=True, help="the API's published base URL")
     parser.add_argument("--token", required=True)
     parser.add_argument("--gateway", required=True, help="the fake gateway's published base URL")
-    parser.add_argument("--kill", required=True, help="id of the worker container to SIGKILL")
+    parser.add_argument("--workers", required=True, help="worker container ids, comma-separated")
     parser.add_argument("--clients", type=int, default=300)
     args = parser.parse_args()
 
@@ -80,12 +83,16 @@ def main() -> int:
     mailing_id = mailing["id"]
     _say(f"mailing {mailing_id} created for the {args.clients} clients tagged {tag}")
 
+    workers = args.workers.split(",")
     kill_at = int(args.clients * KILL_AT_FRACTION)
     accepted_at_kill = _wait_for_accepted(gateway, kill_at)
-    subprocess.run(
-        ["docker", "kill", "--signal", "KILL", args.kill], check=True, capture_output=True
+    sends_before_kill = {worker: _sends(worker) for worker in workers}
+    killed = max(workers, key=lambda worker: sends_before_kill[worker])
+    subprocess.run(["docker", "kill", "--signal", "KILL", killed], check=True, capture_output=True)
+    _say(
+        f"SIGKILL sent to worker {killed[:12]} after {accepted_at_kill} accepted; sends per "
+        f"worker so far: {[sends_before_kill[worker] for worker in workers]}"
     )
-    _say(f"SIGKILL sent to worker {args.kill[:12]} after {accepted_at_kill} accepted")
 
     stats = _wait_until_terminal(api, mailing_id)
     gateway_stats = _ok(gateway.get("/stats"))
@@ -103,6 +110,8 @@ def main() -> int:
             f"{gateway_stats['duplicates']} reports"
         )
     # Each sent report was accepted once; an unknown one may or may not have been.
+    if sends_before_kill[killed] == 0:
+        problems.append(f"no worker had logged a send (no {SEND_LOG_EVENT!r} line): is it renamed?")
     if not sent <= gateway_stats["accepted"] <= sent + unknown:
         problems.append(
             f"the gateway accepted {gateway_stats['accepted']}, the service says {sent} sent "
@@ -115,6 +124,8 @@ def main() -> int:
         "clients": args.clients,
         "by_status": by_status,
         "accepted_at_kill": accepted_at_kill,
+        "killed_worker_sends": sends_before_kill[killed],
+        "sends_per_worker": [_sends(worker) for worker in workers],
         "gateway": gateway_stats,
     }
     print(json.dumps(summary, sort_keys=True))
@@ -142,6 +153,12 @@ def _wait_until_terminal(api: httpx.Client, mailing_id: int) -> dict[str, Any]:
         time.sleep(0.5)
     _say(f"reports still not terminal after {WAIT_SECONDS} s: {stats}")
     return stats
+
+
+def _sends(container: str) -> int:
+    """How many messages a worker container has handed to the provider, from its log."""
+    logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=True)
+    return (logs.stdout + logs.stderr).count(SEND_LOG_EVENT)
 
 
 def _ok(response: httpx.Response) -> Any:
