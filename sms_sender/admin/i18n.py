@@ -180,7 +180,6 @@ RUSSIAN: dict[str, str] = {
     "token": "токен",
     "user": "пользователь",
     # pages
-    "%(count)s clients match": "Подходит клиентов: %(count)s",
     "%(length)s characters · %(encoding)s · %(segments)s SMS": (
         "%(length)s симв. · %(encoding)s · %(segments)s SMS"
     ),
@@ -293,7 +292,6 @@ RUSSIAN: dict[str, str] = {
     "Progress": "Ход",
     "Provider": "Провайдер",
     "Rate": "Скорость",
-    "Recipients": "Получатели",
     "Reports": "Отчёты",
     "Reports appear when the mailing starts.": "Отчёты появятся, когда рассылка начнётся.",
     "Resend unknown": "Отправить неизвестные снова",
