@@ -32,6 +32,8 @@ from sms_sender.clients.endpoints import IMPORT_PATH, IMPORT_SETTING
 from sms_sender.clients.endpoints import router as clients_router
 from sms_sender.clock import Clock, SystemClock
 from sms_sender.config import Settings
+from sms_sender.consent.endpoints import inbound_router
+from sms_sender.consent.endpoints import router as consent_router
 from sms_sender.db import Notifier, create_engine, create_sessionmaker, read_only
 from sms_sender.dispatch.runtime import configured_engine
 from sms_sender.errors import PROBLEM_RESPONSES, Problem, install_error_handlers, problem
@@ -98,7 +100,14 @@ def create_app(
     app.state.delivery_stopped = asyncio.Event()  # set if the engine beside the API dies
     app.state.recent_tokens = RecentTokens(timedelta(seconds=settings.token_cache_seconds))
     install_error_handlers(app)
-    api_routers = (clients_router, messages_router, mailings_router, reports_router, audit_router)
+    api_routers = (
+        clients_router,
+        consent_router,
+        messages_router,
+        mailings_router,
+        reports_router,
+        audit_router,
+    )
     # Outermost last: the request id, then the body limits, then the token, then the routes.
     app.add_middleware(
         TokenBeforeBody, token_routes=[route for router in api_routers for route in router.routes]
@@ -119,6 +128,8 @@ def create_app(
     for router in api_routers:
         api.include_router(router)
     app.include_router(api)
+    # Gateways authenticate with a shared secret header, not a bearer token.
+    app.include_router(inbound_router, prefix="/api/v1", responses=PROBLEM_RESPONSES)
     app.include_router(_operations_router())
     install_console(app, settings)
     install_api_docs(app, settings)

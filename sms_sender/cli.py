@@ -28,6 +28,7 @@ from sms_sender.clients.csv_import import import_clients, read_lines
 from sms_sender.clients.schemas import ImportResult
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings, describe_errors
+from sms_sender.consent.service import hasher_for
 from sms_sender.db import Notifier, create_engine, create_sessionmaker, read_only
 from sms_sender.demo import load_demo
 from sms_sender.dispatch.runtime import WORKER_ENGINE_OPTIONS, configured_engine
@@ -227,6 +228,7 @@ def import_csv(
                 session,
                 read_lines(csv_file),
                 default_timezone=settings.default_timezone,
+                hasher=await hasher_for(session, settings.suppression_key.get_secret_value()),
                 now=SystemClock().now(),
             )
 
@@ -242,7 +244,12 @@ def import_csv(
 def demo() -> None:
     """Fill a demo directory, two messages and two mailings, to see the whole flow at once."""
     settings = _settings()
-    summary = _in_session(settings, lambda session: load_demo(session, SystemClock().now()))
+
+    async def work(session: AsyncSession) -> str:
+        key = settings.suppression_key.get_secret_value()
+        return await load_demo(session, SystemClock().now(), await hasher_for(session, key))
+
+    summary = _in_session(settings, work)
     typer.echo(summary)
 
 

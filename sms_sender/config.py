@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     oidc_group_roles: str = ""  # e.g. "sms-admins=admin,marketing=operator"
     oidc_default_role: str = "deny"  # for admitted users none of whose groups maps to a role
     session_lifetime_minutes: int = Field(default=720, ge=1, le=60 * 24 * 30)
+    # The key of the suppression list's phone hashes; empty: a random key the migration
+    # stored in the database (README "Consent and opt-out" says why to set one).
+    suppression_key: SecretStr = SecretStr("")
+    # POST /api/v1/inbound: the shared secret a gateway sends in inbound_secret_header;
+    # empty turns the webhook off. Stop words are comma-separated.
+    inbound_secret: SecretStr = SecretStr("")
+    inbound_secret_header: str = Field(default="X-Inbound-Secret", min_length=1)
+    stop_words: str = "STOP,СТОП,ОТПИСКА,ОТПИСАТЬСЯ"
     smsaero_email: str = Field(default="", validation_alias=AliasChoices("SMSAERO_EMAIL"))
     smsaero_api_key: SecretStr = Field(
         default=SecretStr(""), validation_alias=AliasChoices("SMSAERO_API_KEY")

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.clients.csv_import import import_clients
+from sms_sender.consent.rules import PhoneHasher
 from sms_sender.mailings import service as mailings
 from sms_sender.mailings.schemas import MailingCreate, MailingFilter, SendWindow
 from sms_sender.messages import service as messages
@@ -32,9 +33,11 @@ def demo_csv_lines() -> list[str]:
     return [header, *rows]
 
 
-async def load_demo(session: AsyncSession, now: datetime) -> str:
+async def load_demo(session: AsyncSession, now: datetime, hasher: PhoneHasher) -> str:
     """Create the demo data (clients already there are skipped) and describe what was made."""
-    imported = await import_clients(session, demo_csv_lines(), default_timezone="UTC", now=now)
+    imported = await import_clients(
+        session, demo_csv_lines(), default_timezone="UTC", hasher=hasher, now=now
+    )
     sale = await messages.create(
         session, MessageCreate(text="Winter sale: -20% on everything until Sunday!"), now
     )

@@ -3,6 +3,7 @@
 from sms_sender.audit.models import AuditEntry
 from sms_sender.auth.models import ApiToken, User, UserSession
 from sms_sender.clients.models import Client
+from sms_sender.consent.models import ConsentEvent, Suppression, SuppressionKey
 from sms_sender.db import Base
 from sms_sender.dispatch.models import RateLimit, WorkerHeartbeat
 from sms_sender.mailings.models import Mailing, MailingStatus
@@ -15,6 +16,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Client",
+    "ConsentEvent",
     "Mailing",
     "MailingStatus",
     "Message",
@@ -22,6 +24,8 @@ __all__ = [
     "RateLimit",
     "Report",
     "ReportStatus",
+    "Suppression",
+    "SuppressionKey",
     "User",
     "UserSession",
     "WorkerHeartbeat",

@@ -39,6 +39,8 @@ TABLES = (
     "users",
     "audit_entries",
     "worker_heartbeats",
+    "consent_events",
+    "suppressions",
 )
 
 

@@ -16,7 +16,14 @@ from sms_sender.clients import csv_import, service
 from sms_sender.clients.schemas import ClientCreate, ClientRead, ImportResult
 from sms_sender.errors import AppError, InvalidInput
 from sms_sender.pagination import DEFAULT_LIMIT
-from sms_sender.web import ClockDep, ReadSessionDep, SessionDep, SettingsDep
+from sms_sender.web import (
+    CallerDep,
+    ClockDep,
+    PhoneHasherDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+)
 
 router = APIRouter(prefix=f"{PREFIX}/clients", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -53,13 +60,24 @@ async def new_client(request: Request, user: Operator) -> Response:
 
 @router.post("/new", response_class=HTMLResponse)
 async def create_client(
-    request: Request, user: Operator, session: SessionDep, settings: SettingsDep, clock: ClockDep
+    request: Request,
+    user: Operator,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
 ) -> Response:
     values = await form_of(request)
     try:
         payload = parse(ClientCreate, _client_fields(values))
         row = await service.create(
-            session, payload, default_timezone=settings.default_timezone, now=clock.now()
+            session,
+            payload,
+            default_timezone=settings.default_timezone,
+            hasher=hasher,
+            actor=actor,
+            now=clock.now(),
         )
     except AppError as error:
         await session.rollback()
@@ -69,7 +87,12 @@ async def create_client(
 
 @router.post("/import")
 async def import_clients(
-    request: Request, user: Operator, session: SessionDep, settings: SettingsDep, clock: ClockDep
+    request: Request,
+    user: Operator,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
 ) -> ImportResult:
     """The file from the page's upload (multipart field ``file``): same import as the API."""
     async with request.form(max_files=1, max_fields=10) as form:
@@ -80,6 +103,7 @@ async def import_clients(
             session,
             csv_import.read_lines(_chunks_of(upload)),
             default_timezone=settings.default_timezone,
+            hasher=hasher,
             now=clock.now(),
         )
 
@@ -104,12 +128,20 @@ async def update_client(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
 ) -> Response:
     values = await form_of(request)
     try:
         payload = parse(ClientCreate, _client_fields(values))
         await service.replace(
-            session, client_id, payload, default_timezone=settings.default_timezone, now=clock.now()
+            session,
+            client_id,
+            payload,
+            default_timezone=settings.default_timezone,
+            hasher=hasher,
+            actor=actor,
+            now=clock.now(),
         )
     except AppError as error:
         await session.rollback()
@@ -120,7 +152,11 @@ async def update_client(
 
 @router.post("/{client_id}/delete")
 async def delete_client(
-    request: Request, client_id: int, user: Operator, session: SessionDep, clock: ClockDep
+    request: Request,
+    client_id: int,
+    user: Operator,
+    session: SessionDep,
+    clock: ClockDep,
 ) -> Response:
     await service.delete(session, client_id, now=clock.now())
     return RedirectResponse(f"{PREFIX}/clients?deleted={client_id}", status_code=303)

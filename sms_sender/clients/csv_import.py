@@ -24,6 +24,8 @@ from sms_sender.audit.service import record
 from sms_sender.clients import repository
 from sms_sender.clients.schemas import ClientCreate, ImportResult, RowError, shown
 from sms_sender.clients.service import ClientFields, with_defaults
+from sms_sender.consent.rules import PhoneHasher
+from sms_sender.consent.service import suppress_new_clients
 from sms_sender.errors import InvalidInput
 
 HEADER = ("phone", "operator_code", "tag", "timezone")
@@ -73,10 +75,13 @@ async def import_clients(
     lines: AsyncIterable[str] | Iterable[str],
     *,
     default_timezone: str,
+    hasher: PhoneHasher,
     now: datetime,
     after_each_batch: Callable[[], Awaitable[None]] | None = None,
 ) -> ImportResult:
     """Add the clients of a CSV given line by line (with or without line breaks); flush only.
+
+    A phone on the suppression list comes in opted out (sms_sender.consent).
 
     The first line must be the header ``phone,operator_code,tag,timezone`` (InvalidInput
     otherwise, before anything is written). Blank lines are skipped; every other line is a
@@ -88,7 +93,9 @@ async def import_clients(
     first = await anext(numbered, None)
     _check_header(first[1] if first else None)
     outcome = _Outcome()
-    batch = _Batch(session, after_each_batch, default_timezone=default_timezone, now=now)
+    batch = _Batch(
+        session, after_each_batch, default_timezone=default_timezone, hasher=hasher, now=now
+    )
     # The database stores one batch while the next is read and validated: two cores at work.
     # One statement at a time on the session, so each insert waits for the one before.
     inserting: asyncio.Task[None] | None = None
@@ -102,7 +109,11 @@ async def import_clients(
                 inserting = asyncio.create_task(batch.insert(outcome))
                 await asyncio.sleep(0)  # the insert goes out now, not when the body next waits
                 batch = _Batch(
-                    session, after_each_batch, default_timezone=default_timezone, now=now
+                    session,
+                    after_each_batch,
+                    default_timezone=default_timezone,
+                    hasher=hasher,
+                    now=now,
                 )
         if inserting is not None:
             await inserting
@@ -139,10 +150,12 @@ class _Batch:
         after_insert: Callable[[], Awaitable[None]] | None,
         *,
         default_timezone: str,
+        hasher: PhoneHasher,
         now: datetime,
     ) -> None:
         self._session = session
         self._after_insert = after_insert
+        self._hasher = hasher
         self._default_timezone = default_timezone
         self._now = now
         self._rows: list[tuple[int, ClientFields]] = []
@@ -164,6 +177,9 @@ class _Batch:
         unique = self._first_of_each_phone()
         rows = [(row.phone, row.operator_code, row.tag, row.timezone) for _, row in unique]
         inserted = await repository.insert_new(self._session, rows, self._now)
+        await suppress_new_clients(
+            self._session, list(inserted), hasher=self._hasher, now=self._now
+        )
         if self._after_insert is not None:
             await self._after_insert()
         for number, fields in unique:

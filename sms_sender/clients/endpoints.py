@@ -19,7 +19,7 @@ from sms_sender.clients.schemas import (
 )
 from sms_sender.db import MAX_ID
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
-from sms_sender.web import ClockDep, SessionDep, SettingsDep
+from sms_sender.web import CallerDep, ClockDep, PhoneHasherDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["clients"])
 
@@ -32,10 +32,20 @@ IMPORT_SETTING = "SMS_SENDER_MAX_IMPORT_BYTES"
 
 @router.post("/clients", status_code=status.HTTP_201_CREATED, summary="Add a client")
 async def create_client(
-    payload: ClientCreate, session: SessionDep, settings: SettingsDep, clock: ClockDep
+    payload: ClientCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
 ) -> ClientRead:
     client = await service.create(
-        session, payload, default_timezone=settings.default_timezone, now=clock.now()
+        session,
+        payload,
+        default_timezone=settings.default_timezone,
+        hasher=hasher,
+        actor=actor,
+        now=clock.now(),
     )
     return ClientRead.model_validate(client)
 
@@ -108,7 +118,11 @@ _IMPORT_BODY = {
     },
 )
 async def import_clients(
-    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
 ) -> ImportResult:
     async with upload.received_csv(request, settings.upload_read_timeout) as csv_file:
         # A file that is not UTF-8, has an absurd line or a wrong header is refused whole,
@@ -119,6 +133,7 @@ async def import_clients(
             session,
             csv_import.read_lines(upload.chunks_of(csv_file)),
             default_timezone=settings.default_timezone,
+            hasher=hasher,
             now=clock.now(),
             after_each_batch=session.commit,
         )
@@ -137,9 +152,16 @@ async def read_client(client_id: ClientId, session: SessionDep) -> ClientRead:
 
 @router.patch("/clients/{client_id}", summary="Change some fields of a client")
 async def update_client(
-    client_id: ClientId, payload: ClientUpdate, session: SessionDep, clock: ClockDep
+    client_id: ClientId,
+    payload: ClientUpdate,
+    session: SessionDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
 ) -> ClientRead:
-    client = await service.update(session, client_id, payload, now=clock.now())
+    client = await service.update(
+        session, client_id, payload, hasher=hasher, actor=actor, now=clock.now()
+    )
     return ClientRead.model_validate(client)
 
 
@@ -150,9 +172,17 @@ async def replace_client(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
 ) -> ClientRead:
     client = await service.replace(
-        session, client_id, payload, default_timezone=settings.default_timezone, now=clock.now()
+        session,
+        client_id,
+        payload,
+        default_timezone=settings.default_timezone,
+        hasher=hasher,
+        actor=actor,
+        now=clock.now(),
     )
     return ClientRead.model_validate(client)
 

@@ -18,6 +18,12 @@ class Client(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Consent to advertising and the opt-out (sms_sender.consent): the later of the two wins,
+    # so a client with opted_out_at set receives nothing, whatever consent_at says.
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_source: Mapped[str | None] = mapped_column(String(200))
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opt_out_source: Mapped[str | None] = mapped_column(String(200))
 
     # The mailing filter and the list endpoint select by these two.
     __table_args__ = (

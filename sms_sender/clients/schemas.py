@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -131,18 +132,67 @@ Tag = Annotated[
     ),
 ]
 
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("datetime is out of range") from None
+
+
+ConsentAt = Annotated[
+    AwareDatetime,
+    AfterValidator(_utc),
+    Field(
+        description="When the person agreed to receive advertising (ISO 8601 with an offset); "
+        "not in the future. Needs consent_source.",
+        examples=["2026-11-30T10:15:00+03:00"],
+    ),
+]
+ConsentSource = Annotated[
+    str,
+    AfterValidator(_printable_tag),
+    Field(
+        min_length=1,
+        max_length=200,
+        description="Where and how the consent was given, as proof: a form, a shop, a call.",
+        examples=["web form /subscribe, checkbox 'send me offers'"],
+    ),
+]
+
+
+class _ConsentFields(BaseModel):
+    """consent_at and consent_source go together."""
+
+    consent_at: ConsentAt | None = None
+    consent_source: ConsentSource | None = None
+
+    @model_validator(mode="after")
+    def _consent_with_source(self) -> _ConsentFields:
+        if self.consent_at is not None and self.consent_source is None:
+            raise ValueError(
+                "consent_source is required with consent_at: say where the person agreed"
+            )
+        if self.consent_at is None and self.consent_source is not None:
+            raise ValueError("consent_source needs consent_at: when did the person agree?")
+        return self
+
+
 _DEFAULTS_NOTE = (
     "operator_code defaults to phone digits 2-4 and timezone to the service's default time zone."
 )
 
 
-class ClientCreate(BaseModel):
+class ClientCreate(_ConsentFields):
     """A new client, or (PUT) the full new state of one; omitted fields take their defaults."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "description": f"Only phone is required; {_DEFAULTS_NOTE}",
+            "description": f"Only phone is required; {_DEFAULTS_NOTE} consent_at and "
+            "consent_source record a consent to advertising (PUT keeps the stored consent "
+            "when they are left out); a phone that opted out earlier stays opted out unless "
+            "the consent is later than the opt-out.",
             "examples": [
                 {"phone": "79001234567", "tag": "vip", "timezone": "Europe/Moscow"},
                 {"phone": "79161234567", "operator_code": "916", "tag": None},
@@ -156,14 +206,16 @@ class ClientCreate(BaseModel):
     timezone: Timezone | None = None
 
 
-class ClientUpdate(BaseModel):
+class ClientUpdate(_ConsentFields):
     """Only the fields given change; a new phone does not change the stored operator_code."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "description": "Only the fields given change; tag: null removes the tag. "
-            "operator_code is not re-derived from a new phone: send it too, or use PUT.",
+            "operator_code is not re-derived from a new phone: send it too, or use PUT. "
+            "consent_at with consent_source records a consent (ending an earlier opt-out); "
+            "consent_at: null withdraws it. Opt out with POST /clients/{id}/opt-out.",
             "examples": [{"tag": "lapsed"}, {"phone": "79001234568", "operator_code": "900"}],
         },
     )
@@ -206,6 +258,14 @@ class ClientRead(BaseModel):
     timezone: str = Field(examples=["Europe/Moscow"])
     created_at: datetime
     updated_at: datetime
+    consent_at: datetime | None = Field(
+        description="When the client agreed to advertising; null: no consent."
+    )
+    consent_source: str | None = Field(examples=["web form /subscribe"])
+    opted_out_at: datetime | None = Field(
+        description="When the client asked to receive nothing more; null: not opted out."
+    )
+    opt_out_source: str | None = Field(examples=["inbound reply 'СТОП'"])
 
 
 class Facets(BaseModel):

@@ -15,8 +15,13 @@ from sms_sender.audit.service import record
 from sms_sender.clients import repository
 from sms_sender.clients.models import Client
 from sms_sender.clients.schemas import ClientCreate, ClientUpdate, Facets
+from sms_sender.consent import service as consent_service
+from sms_sender.consent.rules import PhoneHasher
+from sms_sender.consent.service import ConsentState, GivenConsent
 from sms_sender.errors import Conflict, NotFound
 from sms_sender.reports.repository import detach_client, wait_for_fan_outs
+
+_CONSENT_FIELDS = ("consent_at", "consent_source")
 
 
 @dataclass(frozen=True)
@@ -44,18 +49,34 @@ def default_operator_code(phone: str) -> str:
     return phone[1:4]
 
 
+def given_consent(payload: ClientCreate | ClientUpdate) -> GivenConsent | None:
+    if payload.consent_at is None or payload.consent_source is None:
+        return None
+    return GivenConsent(payload.consent_at, payload.consent_source)
+
+
 async def create(
-    session: AsyncSession, payload: ClientCreate, *, default_timezone: str, now: datetime
+    session: AsyncSession,
+    payload: ClientCreate,
+    *,
+    default_timezone: str,
+    hasher: PhoneHasher,
+    actor: str,
+    now: datetime,
 ) -> Row[Any]:
+    """Add a client; a phone on the suppression list comes in opted out (unless a later consent)."""
     fields = with_defaults(payload, default_timezone)
+    decision = await consent_service.decide_for_new(
+        session, fields.phone, given_consent(payload), hasher=hasher, actor=actor, now=now
+    )
+    values = asdict(fields) | decision.state.columns() | {"created_at": now, "updated_at": now}
     try:
-        client = await repository.add(
-            session, asdict(fields) | {"created_at": now, "updated_at": now}
-        )
+        row = await repository.add(session, values)
     except repository.PhoneInUse:
         raise await _phone_conflict(session, fields.phone) from None
-    await record(session, AuditAction.CREATED, AuditTarget.CLIENT, client.id)
-    return client
+    await record(session, AuditAction.CREATED, AuditTarget.CLIENT, row.id)
+    await consent_service.record(session, row.id, row.phone, decision, hasher=hasher, now=now)
+    return row
 
 
 async def get(session: AsyncSession, client_id: int) -> Client:
@@ -91,19 +112,32 @@ async def replace(
     payload: ClientCreate,
     *,
     default_timezone: str,
+    hasher: PhoneHasher,
+    actor: str,
     now: datetime,
 ) -> Client:
-    """PUT: the payload is the whole new client; what it leaves out takes its default."""
+    """PUT: the payload is the whole new client; what it leaves out takes its default.
+
+    Consent is the exception: left out, the stored consent stays (it is proof, not a setting).
+    """
     client = await get(session, client_id)
-    return await _update(session, client, asdict(with_defaults(payload, default_timezone)), now)
+    values = asdict(with_defaults(payload, default_timezone))
+    return await _update(session, client, values, payload, hasher=hasher, actor=actor, now=now)
 
 
 async def update(
-    session: AsyncSession, client_id: int, payload: ClientUpdate, *, now: datetime
+    session: AsyncSession,
+    client_id: int,
+    payload: ClientUpdate,
+    *,
+    hasher: PhoneHasher,
+    actor: str,
+    now: datetime,
 ) -> Client:
     """PATCH: change only the fields the payload names."""
     client = await get(session, client_id)
-    return await _update(session, client, payload.model_dump(exclude_unset=True), now)
+    values = payload.model_dump(exclude_unset=True, exclude=set(_CONSENT_FIELDS))
+    return await _update(session, client, values, payload, hasher=hasher, actor=actor, now=now)
 
 
 async def delete(session: AsyncSession, client_id: int, *, now: datetime) -> None:
@@ -125,14 +159,37 @@ async def facets(session: AsyncSession) -> Facets:
 
 
 async def _update(
-    session: AsyncSession, client: Client, values: dict[str, Any], now: datetime
+    session: AsyncSession,
+    client: Client,
+    values: dict[str, Any],
+    payload: ClientCreate | ClientUpdate,
+    *,
+    hasher: PhoneHasher,
+    actor: str,
+    now: datetime,
 ) -> Client:
+    decision = None
+    if "consent_at" in payload.model_fields_set:
+        consent = given_consent(payload)
+        consent_service.check_consent(consent, now)
+        decision = consent_service.decide(
+            ConsentState.of(client),
+            consent=consent,
+            withdraw=consent is None,
+            actor=actor,
+            now=now,
+        )
+        values = values | decision.state.columns()
     try:
         await repository.update(session, client, values | {"updated_at": now})
     except repository.PhoneInUse:
         # Only a new phone can break a constraint, so "phone" is among the values here.
         raise await _phone_conflict(session, values["phone"]) from None
     await record(session, AuditAction.CHANGED, AuditTarget.CLIENT, client.id, ", ".join(values))
+    if decision is not None:
+        await consent_service.record(
+            session, client.id, client.phone, decision, hasher=hasher, now=now
+        )
     return client
 
 

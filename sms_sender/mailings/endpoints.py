@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from sms_sender.db import MAX_ID
 from sms_sender.mailings import service
 from sms_sender.mailings.models import MailingStatus
-from sms_sender.mailings.schemas import MailingCreate, MailingRead, MailingUpdate, Requeued
+from sms_sender.mailings.schemas import (
+    MailingCreate,
+    MailingPreview,
+    MailingPreviewRequest,
+    MailingRead,
+    MailingUpdate,
+    Requeued,
+)
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.providers.registry import text_limits
 from sms_sender.web import ClockDep, SessionDep, SettingsDep
@@ -34,6 +41,17 @@ async def create_mailing(
 ) -> MailingRead:
     mailing = await service.create(session, payload, clock.now(), text_limits(settings))
     return await service.describe_one(session, mailing)
+
+
+@router.post(
+    "/preview",
+    summary="How many clients a mailing would reach, and whom it would skip and why",
+    description="Counts the clients matching the filter now, and of them those a mailing of "
+    "this purpose would skip: opted out (any purpose) or, for advertising, without consent. "
+    "Nothing is saved.",
+)
+async def preview_mailing(payload: MailingPreviewRequest, session: SessionDep) -> MailingPreview:
+    return await service.preview(session, payload)
 
 
 @router.get("", summary="List mailings, each with its report counts")

@@ -17,6 +17,13 @@ class MailingStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class MailingPurpose(StrEnum):
+    """Service messages go to every matching client; advertising only to those who agreed."""
+
+    SERVICE = "service"
+    ADVERTISING = "advertising"
+
+
 ACTIVE_MAILING_STATUSES = (MailingStatus.RUNNING, MailingStatus.PAUSED)
 
 
@@ -34,6 +41,7 @@ class Mailing(Base):
     # The send window as minutes after local midnight; end < start means it wraps midnight.
     send_window_start: Mapped[int | None] = mapped_column(SmallInteger)
     send_window_end: Mapped[int | None] = mapped_column(SmallInteger)
+    purpose: Mapped[str] = mapped_column(String(16), default=MailingPurpose.SERVICE)
     status: Mapped[str] = mapped_column(String(16))
     # Why the engine paused it (the provider's account cannot pay); None otherwise.
     paused_reason: Mapped[str | None] = mapped_column(String(1000))

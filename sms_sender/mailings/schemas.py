@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from sms_sender.db import MAX_ID
-from sms_sender.mailings.models import MailingStatus
+from sms_sender.mailings.models import MailingPurpose, MailingStatus
 from sms_sender.reports.schemas import ReportCounts
 
 _OPERATOR_CODE = re.compile(r"[0-9]{3}")
@@ -165,7 +165,14 @@ class SendWindow(BaseModel):
         return cls(start=minutes_to_time(start), end=minutes_to_time(end))
 
 
+_PURPOSE_DESCRIPTION = (
+    "`service` (transactional: an order status, a code) goes to every matching client who has "
+    "not opted out; `advertising` only to those who also gave consent. Excluded clients get a "
+    "`skipped` report whose error says why (`opted_out`, `no_consent`)."
+)
+
 _CREATE_EXAMPLE: dict[str, Any] = {
+    "purpose": "advertising",
     "start_at": "2030-01-15T09:00:00+03:00",
     "end_at": "2030-01-15T21:00:00+03:00",
     "message_id": 1,
@@ -193,6 +200,43 @@ class MailingCreate(BaseModel):
     send_window: SendWindow | None = Field(
         default=None, description="Local time of day for sending; null or missing: any time."
     )
+    purpose: MailingPurpose = Field(
+        default=MailingPurpose.SERVICE,
+        description=f"{_PURPOSE_DESCRIPTION} Missing: `service`.",
+    )
+
+
+class MailingPreviewRequest(BaseModel):
+    """A filter and a purpose, to see whom a mailing would reach before creating it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"filter": {"tags": ["vip"]}, "purpose": "advertising"}]},
+    )
+
+    filter: MailingFilter = Field(
+        default_factory=MailingFilter, description="As in a mailing; `{}` or missing: everyone."
+    )
+    purpose: MailingPurpose = Field(
+        default=MailingPurpose.SERVICE, description=f"{_PURPOSE_DESCRIPTION} Missing: `service`."
+    )
+
+
+class SkippedCounts(BaseModel):
+    """Matching clients a mailing would skip, by reason."""
+
+    no_consent: int = Field(description="Advertising only: no consent given.", examples=[180])
+    opted_out: int = Field(description="The client asked to receive nothing.", examples=[12])
+
+
+class MailingPreview(BaseModel):
+    """Whom a mailing with this filter and purpose would reach if it started now."""
+
+    matching: int = Field(description="Clients the filter matches.", examples=[1200])
+    will_send: int = Field(
+        description="Of them, clients who would get the message.", examples=[1008]
+    )
+    skipped: SkippedCounts = Field(description="Of them, clients who would be skipped, and why.")
 
 
 def _not_nullable(schema: dict[str, Any]) -> None:
@@ -236,8 +280,11 @@ class MailingUpdate(BaseModel):
     send_window: SendWindow | None = Field(
         default=None, description="A new window, or null to send at any time."
     )
+    purpose: MailingPurpose | None = Field(
+        default=None, description="Scheduled mailings only.", json_schema_extra=_not_nullable
+    )
 
-    @field_validator("start_at", "end_at", "message_id", "filter", mode="before")
+    @field_validator("start_at", "end_at", "message_id", "filter", "purpose", mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # Only send_window can be removed; for the others null would mean nothing sensible.
@@ -277,6 +324,7 @@ class MailingRead(BaseModel):
     message_id: int
     filter: MailingFilter
     send_window: SendWindow | None
+    purpose: MailingPurpose = Field(description=_PURPOSE_DESCRIPTION)
     status: MailingStatus = Field(
         description="scheduled (before start_at), running, paused, finished (every report "
         "final, or end_at passed) or cancelled."

@@ -20,13 +20,21 @@ from sms_sender.audit.service import record
 from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, notify
 from sms_sender.errors import Conflict, InvalidInput, NotFound
 from sms_sender.mailings import repository
-from sms_sender.mailings.models import ACTIVE_MAILING_STATUSES, Mailing, MailingStatus
+from sms_sender.mailings.models import (
+    ACTIVE_MAILING_STATUSES,
+    Mailing,
+    MailingPurpose,
+    MailingStatus,
+)
 from sms_sender.mailings.schemas import (
     MailingCreate,
     MailingFilter,
+    MailingPreview,
+    MailingPreviewRequest,
     MailingRead,
     MailingUpdate,
     SendWindow,
+    SkippedCounts,
     time_to_minutes,
 )
 from sms_sender.providers.base import NO_TEXT_LIMITS, TextLimits
@@ -49,6 +57,7 @@ class MailingSpec:
     message_id: int
     filter: MailingFilter
     send_window: SendWindow | None
+    purpose: MailingPurpose
 
     @classmethod
     def of(cls, mailing: Mailing) -> MailingSpec:
@@ -61,6 +70,7 @@ class MailingSpec:
                 tags=list(mailing.filter_tags),
             ),
             send_window=SendWindow.from_minutes(mailing.send_window_start, mailing.send_window_end),
+            purpose=MailingPurpose(mailing.purpose),
         )
 
     def edited(self, payload: MailingUpdate) -> MailingSpec:
@@ -84,6 +94,7 @@ class MailingSpec:
         window = self.send_window
         mailing.send_window_start = time_to_minutes(window.start) if window else None
         mailing.send_window_end = time_to_minutes(window.end) if window else None
+        mailing.purpose = self.purpose
 
 
 def to_read(mailing: Mailing, counts: Mapping[str, int]) -> MailingRead:
@@ -95,6 +106,7 @@ def to_read(mailing: Mailing, counts: Mapping[str, int]) -> MailingRead:
         message_id=spec.message_id,
         filter=spec.filter,
         send_window=spec.send_window,
+        purpose=spec.purpose,
         status=MailingStatus(mailing.status),
         paused_reason=mailing.paused_reason,
         created_at=mailing.created_at,
@@ -146,6 +158,7 @@ async def create(
         message_id=payload.message_id,
         filter=payload.filter,
         send_window=payload.send_window,
+        purpose=payload.purpose,
     )
     _check_times(spec, now, blame="end_at")
     await _check_message(session, spec.message_id, text_limits)
@@ -156,6 +169,21 @@ async def create(
     await _start_if_due(session, mailing, now)
     await notify(session, CHANNEL_MAILINGS)
     return mailing
+
+
+async def preview(session: AsyncSession, request: MailingPreviewRequest) -> MailingPreview:
+    """Whom a mailing would reach now: the clients matching, and those it would skip and why."""
+    matching, skipped = await reports_repository.count_matching(
+        session,
+        operator_codes=request.filter.operator_codes,
+        tags=request.filter.tags,
+        purpose=request.purpose,
+    )
+    return MailingPreview(
+        matching=matching,
+        will_send=matching - sum(skipped.values()),
+        skipped=SkippedCounts(**{reason.value: count for reason, count in skipped.items()}),
+    )
 
 
 async def update(
@@ -335,6 +363,7 @@ async def _materialise(session: AsyncSession, mailing: Mailing, now: datetime) -
         text=await repository.message_text_of(session, mailing),
         operator_codes=mailing.filter_operator_codes,
         tags=mailing.filter_tags,
+        purpose=MailingPurpose(mailing.purpose),
         now=now,
     )
     await notify(session, CHANNEL_REPORTS)

@@ -10,7 +10,7 @@ from sms_sender.db import MAX_ID
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.reports import service
 from sms_sender.reports.models import ReportStatus
-from sms_sender.reports.schemas import MailingStats, OverallStats, ReportRead
+from sms_sender.reports.schemas import MailingStatsDetail, OverallStats, ReportRead
 from sms_sender.web import SessionDep
 
 router = APIRouter()
@@ -65,7 +65,7 @@ async def read_report(
 async def read_mailing_stats(
     mailing_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The mailing's id.")],
     session: SessionDep,
-) -> MailingStats:
+) -> MailingStatsDetail:
     return await service.mailing_stats(session, mailing_id)
 
 

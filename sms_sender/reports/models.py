@@ -20,6 +20,7 @@ class ReportStatus(StrEnum):
     CANCELLED = "cancelled"
     # The provider may or may not have it (a worker died mid-send, or no readable answer came).
     UNKNOWN = "unknown"
+    SKIPPED = "skipped"  # never sent: no consent to advertising, or the client opted out
 
 
 TERMINAL_REPORT_STATUSES = frozenset(
@@ -30,6 +31,7 @@ TERMINAL_REPORT_STATUSES = frozenset(
         ReportStatus.EXPIRED,
         ReportStatus.CANCELLED,
         ReportStatus.UNKNOWN,
+        ReportStatus.SKIPPED,
     }
 )
 # Not yet handed to a provider: these are what end_at expires and cancel cancels.

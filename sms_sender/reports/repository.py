@@ -41,8 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.clients.models import Client
+from sms_sender.consent.rules import SkipReason, excluded_for, exclusion_reason
 from sms_sender.db import UTCDateTime
-from sms_sender.mailings.models import Mailing
+from sms_sender.mailings.models import Mailing, MailingPurpose
 from sms_sender.reports.models import UNSENT_REPORT_STATUSES, Report, ReportStatus
 
 # The advisory lock between fan-outs and client deletes (see above). Any constant will do that
@@ -68,23 +69,33 @@ async def materialise(
     text: str,
     operator_codes: Sequence[str],
     tags: Sequence[str],
+    purpose: MailingPurpose,
     now: datetime,
 ) -> int:
-    """Create one pending report per matching client in a single INSERT … SELECT.
+    """Create one report per matching client in a single INSERT … SELECT.
 
-    Phone, text and time zone are copied, so later edits never rewrite history. Returns the
-    number of reports created. Called once per mailing, by the transaction that starts it; a
-    second call would fail on the UNIQUE (client_id, mailing_id) rather than make a duplicate.
-    (No ON CONFLICT DO NOTHING: its speculative insertion cost a third of the statement.)
+    A client the mailing may not go to (sms_sender.consent.rules) gets a ``skipped`` report
+    with the reason in ``error``, the others a ``pending`` one: every matching client is
+    accounted for. Phone, text and time zone are copied, so later edits never rewrite history.
+    Returns the number of reports created. Called once per mailing, by the transaction that
+    starts it; a second call would fail on the UNIQUE (client_id, mailing_id) rather than make
+    a duplicate. (No ON CONFLICT DO NOTHING: its speculative insertion cost a third of the
+    statement.)
     """
     at_now = literal(now, UTCDateTime())
+    reason = exclusion_reason(purpose)
+    status = case(
+        (reason.is_(None), literal(ReportStatus.PENDING.value)),
+        else_=literal(ReportStatus.SKIPPED.value),
+    )
     rows = select(
         literal(mailing_id).label("mailing_id"),
         Client.id,
         Client.phone,
         literal(text).label("text"),
         Client.timezone,
-        literal(ReportStatus.PENDING.value).label("status"),
+        status.label("status"),
+        reason.label("error"),
         literal(0).label("attempts"),
         at_now.label("next_attempt_at"),
         at_now.label("created_at"),
@@ -98,6 +109,7 @@ async def materialise(
             "text",
             "timezone",
             "status",
+            "error",
             "attempts",
             "next_attempt_at",
             "created_at",
@@ -109,6 +121,71 @@ async def materialise(
     await _lock_fan_outs(session, exclusive=False)
     result = await session.execute(statement)
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def count_matching(
+    session: AsyncSession,
+    *,
+    operator_codes: Sequence[str],
+    tags: Sequence[str],
+    purpose: MailingPurpose,
+) -> tuple[int, dict[SkipReason, int]]:
+    """How many clients the filter matches, and how many of them a fan-out would skip, by why.
+
+    One aggregate over the same filter and the same rule as :func:`materialise`.
+    """
+    totals = [func.count()] + [
+        func.coalesce(func.sum(case((excluded_for(purpose, reason), 1), else_=0)), 0)
+        for reason in SkipReason
+    ]
+    row = (
+        await session.execute(
+            select(*totals).where(and_(*matching_clients(operator_codes, tags)))  # type: ignore[arg-type]
+        )
+    ).one()
+    matching, *skipped = (int(value) for value in row)
+    return matching, dict(zip(SkipReason, skipped, strict=True))
+
+
+async def skip_unsent_of_clients(
+    session: AsyncSession, client_ids: Sequence[int], reason: SkipReason, now: datetime
+) -> int:
+    """Skip the clients' reports not yet handed to a provider (an opt-out stops them).
+
+    On PostgreSQL the rows stay locked until commit, so a worker's hand-over of one of them
+    waits for this transaction and then finds it skipped.
+    """
+    if not client_ids:
+        return 0
+    result = await session.execute(
+        update(Report)
+        .where(Report.client_id.in_(list(client_ids)), Report.status.in_(UNSENT_REPORT_STATUSES))
+        .values(status=ReportStatus.SKIPPED.value, error=reason.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def count_sending_of_clients(session: AsyncSession, client_ids: Sequence[int]) -> int:
+    """How many of the clients' reports a worker has handed over and not yet settled."""
+    if not client_ids:
+        return 0
+    count = await session.scalar(
+        select(func.count()).where(
+            Report.client_id.in_(list(client_ids)), Report.status == ReportStatus.SENDING
+        )
+    )
+    return int(count or 0)
+
+
+async def count_skipped_by_reason(session: AsyncSession, mailing_id: int) -> dict[str, int]:
+    """The mailing's skipped reports by reason (their ``error``)."""
+    rows = await session.execute(
+        select(Report.error, func.count())
+        .where(Report.mailing_id == mailing_id, Report.status == ReportStatus.SKIPPED)
+        .group_by(Report.error)
+    )
+    return {str(error): count for error, count in rows}
 
 
 async def wait_for_fan_outs(session: AsyncSession) -> None:

@@ -48,6 +48,17 @@ class MailingStats(ReportCounts):
     mailing_id: int = Field(examples=[7])
 
 
+class MailingStatsDetail(MailingStats):
+    """One mailing's reports by status, and its skipped ones by reason."""
+
+    skipped_by_reason: dict[str, int] = Field(
+        description="Skipped reports by reason: `opted_out` (the client asked to receive "
+        "nothing), `no_consent` (advertising to a client without consent). Reasons with no "
+        "report are left out.",
+        examples=[{"no_consent": 180, "opted_out": 12}],
+    )
+
+
 class MailingStatsLine(MailingStats):
     """One mailing's line in the overall statistics."""
 
@@ -104,7 +115,7 @@ class ReportRead(BaseModel):
         description="The provider's id for the message, when it gives one.", examples=["8412033"]
     )
     error: str | None = Field(
-        description="Why the report failed, expired, was cancelled or is unknown; while "
-        "pending, why the last attempt must be retried.",
+        description="Why the report failed, expired, was cancelled, is unknown or was skipped "
+        "(`opted_out`, `no_consent`); while pending, why the last attempt must be retried.",
         examples=[None],
     )

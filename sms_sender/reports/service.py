@@ -16,7 +16,7 @@ from sms_sender.mailings import service as mailings_service
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports import repository
 from sms_sender.reports.models import Report, ReportStatus
-from sms_sender.reports.schemas import MailingStats, MailingStatsLine, OverallStats
+from sms_sender.reports.schemas import MailingStatsDetail, MailingStatsLine, OverallStats
 
 
 async def get(session: AsyncSession, report_id: int) -> Report:
@@ -40,11 +40,14 @@ async def page(
     )
 
 
-async def mailing_stats(session: AsyncSession, mailing_id: int) -> MailingStats:
-    """One mailing's reports by status; 404 for a mailing that does not exist."""
+async def mailing_stats(session: AsyncSession, mailing_id: int) -> MailingStatsDetail:
+    """One mailing's reports by status and its skipped ones by reason; 404 for no mailing."""
     mailing = await mailings_service.get(session, mailing_id)
     counts = await repository.count_by_status(session, [mailing.id])
-    return MailingStats.of(counts.get(mailing.id, {}), mailing_id=mailing.id)
+    skipped = await repository.count_skipped_by_reason(session, mailing.id)
+    return MailingStatsDetail.of(
+        counts.get(mailing.id, {}), mailing_id=mailing.id, skipped_by_reason=skipped
+    )
 
 
 async def overall_stats(session: AsyncSession) -> OverallStats:

@@ -8,6 +8,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from sms_sender.clients import csv_import
+from sms_sender.consent.service import hasher_for
 from sms_sender.errors import InvalidInput
 from sms_sender.models import Client
 from tests.conftest import FakeClock
@@ -287,7 +288,11 @@ async def test_the_service_takes_plain_lines_for_the_cli(
         yield "bad,,,\n"
 
     result = await csv_import.import_clients(
-        session, lines(), default_timezone="Europe/Moscow", now=clock.now()
+        session,
+        lines(),
+        default_timezone="Europe/Moscow",
+        hasher=await hasher_for(session, ""),
+        now=clock.now(),
     )
     await session.commit()
     assert (result.imported, result.failed) == (1, 1)

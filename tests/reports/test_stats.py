@@ -52,10 +52,16 @@ async def test_mailing_stats_lists_every_status(
         "mailing_id": first["id"],
         "total": 4,
         "by_status": NOTHING | {"delivered": 2, "failed": 1, "pending": 1},
+        "skipped_by_reason": {},
     }
 
     empty = (await client.get(f"/api/v1/mailings/{scheduled['id']}/stats")).json()
-    assert empty == {"mailing_id": scheduled["id"], "total": 0, "by_status": NOTHING}
+    assert empty == {
+        "mailing_id": scheduled["id"],
+        "total": 0,
+        "by_status": NOTHING,
+        "skipped_by_reason": {},
+    }
 
 
 async def test_mailing_stats_of_a_missing_mailing_is_404(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,189 @@
+"""HTTP routes of consent: opt-outs (by client, by phone, a stop list), the audit history, and
+the inbound webhook through which a gateway forwards replies such as STOP."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.security import APIKeyHeader
+
+from sms_sender.clients import service as clients_service
+from sms_sender.clients.endpoints import ClientId
+from sms_sender.clients.schemas import ClientRead
+from sms_sender.consent import service, stop_list
+from sms_sender.consent.schemas import (
+    ConsentEventRead,
+    InboundMessage,
+    InboundResult,
+    OptOutRequest,
+    PhoneOptOut,
+    PhoneOptOutRequest,
+    StopListResult,
+)
+from sms_sender.errors import AppError, Unauthorized
+from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
+from sms_sender.web import CallerDep, ClockDep, PhoneHasherDep, SessionDep, SettingsDep
+
+_log = structlog.get_logger(__name__)
+
+router = APIRouter(tags=["consent"])
+INBOUND_ACTOR = "inbound webhook"
+
+
+@router.post(
+    "/clients/{client_id}/opt-out",
+    summary="Opt a client out: nothing more is sent to it",
+    description="Stops every later message to the client, service ones included: its unsent "
+    "reports become `skipped` (error `opted_out`) and no send starts after this answers. The "
+    "phone goes on the suppression list, so deleting and re-importing the client keeps it "
+    "opted out; only a consent given later ends it. Already opted out: unchanged, 200.",
+)
+async def opt_out_client(
+    client_id: ClientId,
+    session: SessionDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
+    payload: OptOutRequest | None = None,
+) -> ClientRead:
+    client = await clients_service.get(session, client_id)
+    source = payload.source if payload else None
+    await service.opt_out_clients(
+        session, [client.id], source=source, actor=actor, hasher=hasher, now=clock.now()
+    )
+    await session.refresh(client)
+    return ClientRead.model_validate(client)
+
+
+@router.post(
+    "/clients/opt-out",
+    summary="Opt a phone out, whether or not a client has it",
+    description="As POST /clients/{id}/opt-out for the client with this phone; a phone no "
+    "client has is put on the suppression list, so it comes in opted out if it is added later.",
+)
+async def opt_out_phone(
+    payload: PhoneOptOutRequest,
+    session: SessionDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
+) -> PhoneOptOut:
+    owners = await service.opt_out_phones(
+        session, [payload.phone], source=payload.source, actor=actor, hasher=hasher, now=clock.now()
+    )
+    return PhoneOptOut(phone=payload.phone, client_id=owners[payload.phone])
+
+
+@router.post(
+    "/clients/opt-out/import",
+    summary="Import a stop list (CSV of phones to opt out)",
+    description="A CSV with the header `phone`, sent as text/csv: every valid phone is opted "
+    "out as by POST /clients/opt-out; bad lines are reported by number (the header is line 1).",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "phone\n79001234567\n79161234567\n",
+                }
+            },
+        }
+    },
+)
+async def import_stop_list(
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
+    source: Annotated[str, stop_list.SourceQuery] = "stop list import",
+) -> StopListResult:
+    return await stop_list.import_stop_list(
+        session, request, source=source, actor=actor, hasher=hasher, now=clock.now()
+    )
+
+
+@router.get(
+    "/clients/{client_id}/consent-history",
+    summary="A client's consent and opt-out changes, oldest first",
+    description="Every change of consent or opt-out, with when, where from and who made it: "
+    "the proof of consent the advertising law asks the sender to keep.",
+)
+async def read_consent_history(
+    client_id: ClientId,
+    session: SessionDep,
+    page: Annotated[PageRequest, Depends(page_request)],
+) -> Page[ConsentEventRead]:
+    client = await clients_service.get(session, client_id)
+    events = await service.history_page(session, client, after_id=page.after_id, limit=page.limit)
+    return Page[ConsentEventRead](
+        items=[ConsentEventRead.model_validate(event) for event in events[: page.limit]],
+        next_cursor=next_cursor([event.id for event in events], page.limit),
+    )
+
+
+class Forbidden(AppError):
+    status_code = status.HTTP_403_FORBIDDEN
+    title = "Forbidden"
+
+
+inbound_router = APIRouter(tags=["consent"])
+
+
+async def _inbound_secret(request: Request) -> None:
+    """401 without the shared secret header, 403 with a wrong one (constant-time compare)."""
+    settings = request.app.state.settings
+    expected = settings.inbound_secret.get_secret_value()
+    if not expected:
+        raise Forbidden(
+            "the inbound webhook is off: set SMS_SENDER_INBOUND_SECRET and give the gateway "
+            f"that value in the {settings.inbound_secret_header} header"
+        )
+    given = request.headers.get(settings.inbound_secret_header)
+    if not given:
+        raise Unauthorized(f"send the shared secret in the {settings.inbound_secret_header} header")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        _log.warning("inbound webhook called with a wrong secret")
+        raise Forbidden(f"the {settings.inbound_secret_header} header does not match the secret")
+
+
+@inbound_router.post(
+    "/inbound",
+    summary="A reply forwarded by a gateway; a stop word opts the phone out",
+    description="For gateways that forward replies. Authenticated by a shared secret in a "
+    "header (SMS_SENDER_INBOUND_SECRET, header SMS_SENDER_INBOUND_SECRET_HEADER, default "
+    "X-Inbound-Secret), not by a bearer token. A text that is one of the stop words "
+    "(SMS_SENDER_STOP_WORDS, default STOP, СТОП, ОТПИСКА, ОТПИСАТЬСЯ; case, spaces and "
+    "punctuation ignored) opts the phone out as POST /clients/opt-out does. Every reply is "
+    "logged.",
+    dependencies=[
+        Depends(_inbound_secret),
+        Depends(APIKeyHeader(name="X-Inbound-Secret", auto_error=False)),
+    ],
+)
+async def receive_inbound(
+    payload: InboundMessage,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+) -> InboundResult:
+    stop = service.is_stop_word(payload.text, settings.stop_words)
+    client_id = None
+    if stop:
+        source = f"inbound reply {payload.text.strip()[:100]!r}"
+        owners = await service.opt_out_phones(
+            session,
+            [payload.phone],
+            source=source,
+            actor=INBOUND_ACTOR,
+            hasher=hasher,
+            now=clock.now(),
+        )
+        client_id = owners[payload.phone]
+    _log.info("inbound reply", client_id=client_id, stop=stop, text_length=len(payload.text))
+    return InboundResult(stop=stop, client_id=client_id)

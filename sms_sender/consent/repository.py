@@ -1,0 +1,108 @@
+"""All SQL over consent: the clients' consent columns, their audit history, the suppression list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.clients.models import Client
+from sms_sender.consent.models import ConsentEvent, Suppression, SuppressionKey
+
+DEFAULT_KEY_NAME = "default"
+
+
+async def stored_key(session: AsyncSession) -> str | None:
+    """The suppression key the migration made for this database."""
+    return await session.scalar(
+        select(SuppressionKey.value).where(SuppressionKey.name == DEFAULT_KEY_NAME)
+    )
+
+
+async def add_events(session: AsyncSession, events: Sequence[Mapping[str, Any]]) -> None:
+    """Append audit entries (one multi-row INSERT)."""
+    if events:
+        await session.execute(insert(ConsentEvent), [dict(event) for event in events])
+
+
+async def events_page(
+    session: AsyncSession, client_id: int, *, after_id: int, limit: int
+) -> Sequence[ConsentEvent]:
+    """Up to ``limit + 1`` of the client's audit entries after ``after_id``, oldest first."""
+    query = (
+        select(ConsentEvent)
+        .where(ConsentEvent.client_id == client_id, ConsentEvent.id > after_id)
+        .order_by(ConsentEvent.id)
+        .limit(limit + 1)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def ids_by_phone(session: AsyncSession, phones: Sequence[str]) -> dict[str, int]:
+    if not phones:
+        return {}
+    rows = await session.execute(
+        select(Client.phone, Client.id).where(Client.phone.in_(list(phones)))
+    )
+    return dict(rows.tuples().all())
+
+
+async def opt_out(
+    session: AsyncSession, client_ids: Sequence[int], *, at: datetime, source: str | None
+) -> list[tuple[int, str]]:
+    """Opt out those of the clients not opted out yet; their (id, phone)."""
+    if not client_ids:
+        return []
+    rows = await session.execute(
+        update(Client)
+        .where(Client.id.in_(list(client_ids)), Client.opted_out_at.is_(None))
+        .values(opted_out_at=at, opt_out_source=source, updated_at=at)
+        .returning(Client.id, Client.phone)
+        .execution_options(synchronize_session=False)
+    )
+    return [(client_id, phone) for client_id, phone in rows]
+
+
+async def suppressions(session: AsyncSession, hashes: Sequence[str]) -> dict[str, Suppression]:
+    """The suppression entries among the given phone hashes."""
+    if not hashes:
+        return {}
+    found = await session.scalars(select(Suppression).where(Suppression.phone_hash.in_(hashes)))
+    return {entry.phone_hash: entry for entry in found}
+
+
+async def suppress(
+    session: AsyncSession, hashes: Sequence[str], *, at: datetime, source: str | None
+) -> None:
+    """Add suppression entries; a hash already listed keeps its first entry."""
+    if not hashes:
+        return
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = module.insert(Suppression).on_conflict_do_nothing(index_elements=["phone_hash"])
+    await session.execute(
+        statement, [{"phone_hash": h, "opted_out_at": at, "source": source} for h in hashes]
+    )
+
+
+async def unsuppress(session: AsyncSession, phone_hash: str) -> None:
+    await session.execute(delete(Suppression).where(Suppression.phone_hash == phone_hash))
+
+
+async def opt_out_by_phone(
+    session: AsyncSession, opt_outs: Sequence[tuple[str, datetime, str | None]]
+) -> dict[str, int]:
+    """Opt out the clients with these phones, each at its own time; their ids by phone."""
+    if not opt_outs:
+        return {}
+    await session.execute(
+        update(Client)
+        .where(Client.phone == bindparam("by_phone"), Client.opted_out_at.is_(None))
+        .values(opted_out_at=bindparam("at"), opt_out_source=bindparam("source"))
+        .execution_options(synchronize_session=False),
+        [{"by_phone": phone, "at": at, "source": source} for phone, at, source in opt_outs],
+    )
+    return await ids_by_phone(session, [phone for phone, _, _ in opt_outs])

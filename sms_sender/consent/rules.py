@@ -1,0 +1,58 @@
+"""Who a mailing may go to, as SQL over the clients table: one rule for fan-out and preview."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, literal, null
+
+from sms_sender.clients.models import Client
+from sms_sender.mailings.models import MailingPurpose
+
+
+class SkipReason(StrEnum):
+    """Why a matching client gets a ``skipped`` report (its ``error``) instead of a message."""
+
+    OPTED_OUT = "opted_out"
+    NO_CONSENT = "no_consent"
+
+
+def exclusions(purpose: MailingPurpose) -> list[tuple[ColumnElement[bool], SkipReason]]:
+    """The conditions that exclude a client from a mailing of ``purpose``, first match wins."""
+    rules: list[tuple[ColumnElement[bool], SkipReason]] = [
+        (Client.opted_out_at.is_not(None), SkipReason.OPTED_OUT)
+    ]
+    if purpose == MailingPurpose.ADVERTISING:
+        rules.append((Client.consent_at.is_(None), SkipReason.NO_CONSENT))
+    return rules
+
+
+def exclusion_reason(purpose: MailingPurpose) -> ColumnElement[Any]:
+    """``CASE … END``: the client's :class:`SkipReason` for this mailing, or NULL if it may go."""
+    return case(
+        *((condition, literal(reason.value)) for condition, reason in exclusions(purpose)),
+        else_=null(),
+    )
+
+
+def excluded_for(purpose: MailingPurpose, reason: SkipReason) -> ColumnElement[bool]:
+    """True for the clients :func:`exclusion_reason` gives ``reason`` (earlier rules first)."""
+    earlier: list[ColumnElement[bool]] = []
+    for condition, rule_reason in exclusions(purpose):
+        if rule_reason == reason:
+            return and_(condition, *(~other for other in earlier))
+        earlier.append(condition)
+    return literal(False)
+
+
+class PhoneHasher:
+    """The suppression list's keyed hash of a phone: HMAC-SHA256, hex."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, phone: str) -> str:
+        return hmac.new(self._key, phone.encode(), hashlib.sha256).hexdigest()

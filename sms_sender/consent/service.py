@@ -1,0 +1,333 @@
+"""Consent rules: giving and withdrawing consent, opting out, and what each change stops.
+
+Nothing here commits. An opt-out is one transaction that marks the clients, writes the audit
+entries and suppression hashes, skips the clients' unsent reports, and only then lets the
+caller commit, once every send already handed over to a provider has started (see
+:func:`_stop_sends`): when the opt-out's commit is visible, no later send to them begins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.clients.models import Client
+from sms_sender.consent import repository
+from sms_sender.consent.models import ConsentChange, ConsentEvent, Suppression
+from sms_sender.consent.rules import PhoneHasher, SkipReason
+from sms_sender.dispatch.ratelimit import GROUP_SECONDS, PROMPT
+from sms_sender.errors import InvalidInput, NotFound
+from sms_sender.reports import repository as reports_repository
+
+_log = structlog.get_logger(__name__)
+
+SUPPRESSION_LIST = "suppression list"
+# A report marked ``sending`` waits at most this long for its rate slot (dispatch.ratelimit).
+HANDED_OVER_CALL_STARTS_WITHIN = GROUP_SECONDS + PROMPT
+# How long an opt-out waits for the answers of sends in flight to its clients (PostgreSQL).
+IN_FLIGHT_WAIT = 2.0
+_IN_FLIGHT_POLL = 0.02
+
+
+@dataclass(frozen=True)
+class GivenConsent:
+    """A consent as a request states it: when the person agreed, and where or how."""
+
+    at: datetime
+    source: str
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    """A client's consent columns."""
+
+    consent_at: datetime | None = None
+    consent_source: str | None = None
+    opted_out_at: datetime | None = None
+    opt_out_source: str | None = None
+
+    @classmethod
+    def of(cls, client: Client) -> ConsentState:
+        return cls(
+            client.consent_at, client.consent_source, client.opted_out_at, client.opt_out_source
+        )
+
+    def columns(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Decision:
+    """A new consent state, the audit entries that explain it, and whether to unsuppress."""
+
+    state: ConsentState
+    events: list[tuple[ConsentChange, datetime, str | None, str]] = field(default_factory=list)
+    clears_suppression: bool = False
+
+
+def decide(
+    current: ConsentState,
+    *,
+    consent: GivenConsent | None,
+    withdraw: bool = False,
+    suppression: Suppression | None = None,
+    actor: str,
+    now: datetime,
+) -> Decision:
+    """Apply a suppression entry, then a given (or withdrawn) consent; the later of consent
+    and opt-out wins, so only a consent given after the opt-out ends it."""
+    decision = Decision(current)
+    if suppression is not None and current.opted_out_at is None:
+        source = _suppression_source(suppression)
+        decision.state = dataclasses.replace(
+            decision.state, opted_out_at=suppression.opted_out_at, opt_out_source=source
+        )
+        decision.events.append(
+            (ConsentChange.OPTED_OUT, suppression.opted_out_at, source, SUPPRESSION_LIST)
+        )
+    if consent is not None:
+        decision.state = dataclasses.replace(
+            decision.state, consent_at=consent.at, consent_source=consent.source
+        )
+        decision.events.append((ConsentChange.CONSENT_GIVEN, consent.at, consent.source, actor))
+        opted_out_at = decision.state.opted_out_at
+        if opted_out_at is not None and consent.at > opted_out_at:
+            decision.state = dataclasses.replace(
+                decision.state, opted_out_at=None, opt_out_source=None
+            )
+            decision.events.append(
+                (ConsentChange.OPT_OUT_CLEARED, consent.at, consent.source, actor)
+            )
+            decision.clears_suppression = True
+    elif withdraw and decision.state.consent_at is not None:
+        decision.state = dataclasses.replace(decision.state, consent_at=None, consent_source=None)
+        decision.events.append((ConsentChange.CONSENT_WITHDRAWN, now, None, actor))
+    return decision
+
+
+def check_consent(consent: GivenConsent | None, now: datetime) -> None:
+    if consent is not None and consent.at > now:
+        raise InvalidInput.field(
+            ["body", "consent_at"],
+            f"consent_at ({consent.at.isoformat()}) is in the future (now: {now.isoformat()}); "
+            "give the time the person agreed",
+        )
+
+
+async def decide_for_new(
+    session: AsyncSession,
+    phone: str,
+    consent: GivenConsent | None,
+    *,
+    hasher: PhoneHasher,
+    actor: str,
+    now: datetime,
+) -> Decision:
+    """The consent state of a client about to be added: its suppression entry, its consent."""
+    check_consent(consent, now)
+    phone_hash = hasher(phone)
+    entry = (await repository.suppressions(session, [phone_hash])).get(phone_hash)
+    return decide(ConsentState(), consent=consent, suppression=entry, actor=actor, now=now)
+
+
+async def suppress_new_clients(
+    session: AsyncSession, phones: Sequence[str], *, hasher: PhoneHasher, now: datetime
+) -> int:
+    """Opt out the just-added clients whose phone is on the suppression list (an import).
+
+    One lookup per batch; the clients found (rare) are opted out as the entry says, each with
+    an audit entry. Returns how many.
+    """
+    by_hash = {hasher(phone): phone for phone in phones}
+    entries = await repository.suppressions(session, list(by_hash))
+    if not entries:
+        return 0
+    opt_outs = [
+        (by_hash[phone_hash], entry.opted_out_at, _suppression_source(entry))
+        for phone_hash, entry in entries.items()
+    ]
+    ids = await repository.opt_out_by_phone(session, opt_outs)
+    await repository.add_events(
+        session,
+        [
+            {
+                "client_id": ids[phone],
+                "change": ConsentChange.OPTED_OUT.value,
+                "effective_at": at,
+                "recorded_at": now,
+                "source": source,
+                "actor": SUPPRESSION_LIST,
+            }
+            for phone, at, source in opt_outs
+        ],
+    )
+    _log.info("imported clients kept opted out", client_ids=sorted(ids.values()))
+    return len(ids)
+
+
+def _suppression_source(entry: Suppression) -> str:
+    return f"{SUPPRESSION_LIST}: {entry.source}" if entry.source else SUPPRESSION_LIST
+
+
+async def record(
+    session: AsyncSession,
+    client_id: int,
+    phone: str,
+    decision: Decision,
+    *,
+    hasher: PhoneHasher,
+    now: datetime,
+) -> None:
+    """Write the decision's audit entries (and clear the suppression entry it ends)."""
+    await repository.add_events(
+        session,
+        [
+            {
+                "client_id": client_id,
+                "change": change.value,
+                "effective_at": effective_at,
+                "recorded_at": now,
+                "source": source,
+                "actor": actor,
+            }
+            for change, effective_at, source, actor in decision.events
+        ],
+    )
+    if decision.clears_suppression:
+        await repository.unsuppress(session, hasher(phone))
+    for change, _, source, actor in decision.events:
+        _log.info(
+            "consent changed", client_id=client_id, change=change.value, source=source, actor=actor
+        )
+
+
+async def opt_out_clients(
+    session: AsyncSession,
+    client_ids: Sequence[int],
+    *,
+    source: str | None,
+    actor: str,
+    hasher: PhoneHasher,
+    now: datetime,
+) -> int:
+    """Opt the clients out and stop every send to them; returns how many were not already."""
+    # Before anything is read: a mailing starting meanwhile has either made its reports
+    # (skipped below) or starts after the commit and sees the opt-out (reports.repository).
+    await reports_repository.wait_for_fan_outs(session)
+    changed = await repository.opt_out(session, client_ids, at=now, source=source)
+    await repository.add_events(
+        session,
+        [
+            {
+                "client_id": client_id,
+                "change": ConsentChange.OPTED_OUT.value,
+                "effective_at": now,
+                "recorded_at": now,
+                "source": source,
+                "actor": actor,
+            }
+            for client_id, _ in changed
+        ],
+    )
+    await repository.suppress(
+        session, [hasher(phone) for _, phone in changed], at=now, source=source
+    )
+    await _stop_sends(session, client_ids, now)
+    for client_id, _ in changed:
+        _log.info("client opted out", client_id=client_id, source=source, actor=actor)
+    return len(changed)
+
+
+async def opt_out_phones(
+    session: AsyncSession,
+    phones: Sequence[str],
+    *,
+    source: str | None,
+    actor: str,
+    hasher: PhoneHasher,
+    now: datetime,
+) -> dict[str, int | None]:
+    """Opt out by phone: the client owning it, if any, and the phone's suppression entry.
+
+    Returns each phone's client id (None when no client has it: the entry alone keeps a later
+    import of the phone opted out).
+    """
+    await reports_repository.wait_for_fan_outs(session)
+    owners = await repository.ids_by_phone(session, phones)
+    await opt_out_clients(
+        session, list(owners.values()), source=source, actor=actor, hasher=hasher, now=now
+    )
+    strangers = [phone for phone in phones if phone not in owners]
+    await repository.suppress(
+        session, [hasher(phone) for phone in strangers], at=now, source=source
+    )
+    if strangers:
+        _log.info("phones without a client suppressed", count=len(strangers), actor=actor)
+    return {phone: owners.get(phone) for phone in phones}
+
+
+async def _stop_sends(session: AsyncSession, client_ids: Sequence[int], now: datetime) -> None:
+    """Skip the clients' unsent reports, then let sends already handed over start first.
+
+    A worker commits a report as ``sending`` just before its provider call, which starts
+    within HANDED_OVER_CALL_STARTS_WITHIN. PostgreSQL: the skipped rows stay locked, so no new
+    hand-over of them can happen; those already handed over are waited for until answered
+    (at most IN_FLIGHT_WAIT), skipping again any that came back ``pending`` for a retry.
+    SQLite: this transaction holds the only write lock, so no answer can be recorded before
+    it commits; waiting for the calls' start bound is enough, as no new hand-over can commit.
+    """
+    deadline = time.monotonic() + IN_FLIGHT_WAIT
+    while True:
+        await reports_repository.skip_unsent_of_clients(
+            session, client_ids, SkipReason.OPTED_OUT, now
+        )
+        in_flight = await reports_repository.count_sending_of_clients(session, client_ids)
+        if not in_flight:
+            return
+        if session.get_bind().dialect.name != "postgresql":
+            await asyncio.sleep(HANDED_OVER_CALL_STARTS_WITHIN * 2)
+            return
+        if time.monotonic() >= deadline:
+            _log.warning("opt-out commits with sends still unanswered", in_flight=in_flight)
+            return
+        await asyncio.sleep(_IN_FLIGHT_POLL)
+
+
+async def history_page(
+    session: AsyncSession, client: Client, *, after_id: int, limit: int
+) -> Sequence[ConsentEvent]:
+    return await repository.events_page(session, client.id, after_id=after_id, limit=limit)
+
+
+async def hasher_for(session: AsyncSession, configured_key: str) -> PhoneHasher:
+    """The suppression hasher: the configured key, else the one the migration stored."""
+    if configured_key:
+        return PhoneHasher(configured_key.encode())
+    stored = await repository.stored_key(session)
+    if stored is None:
+        raise NotFound("the suppression key is missing; run sms-sender migrate")
+    return PhoneHasher(bytes.fromhex(stored))
+
+
+_NOT_LETTERS = re.compile(r"[\W_]+")
+
+
+def _normalised(text: str) -> str:
+    """Letters and digits only, case-folded: ' Stop! ' and 'STOP' are the same word."""
+    return _NOT_LETTERS.sub("", text).casefold()
+
+
+def is_stop_word(text: str, stop_words: str) -> bool:
+    """Whether a reply asks to stop: it is one of the comma-separated stop words."""
+    words = {_normalised(word) for word in stop_words.split(",")}
+    words.discard("")
+    return _normalised(text) in words
