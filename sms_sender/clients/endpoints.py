@@ -192,6 +192,8 @@ async def replace_client(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a client; its reports stay, its unsent ones are cancelled",
 )
-async def delete_client(client_id: ClientId, session: SessionDep, clock: ClockDep) -> Response:
-    await service.delete(session, client_id, now=clock.now())
+async def delete_client(
+    client_id: ClientId, session: SessionDep, clock: ClockDep, hasher: PhoneHasherDep
+) -> Response:
+    await service.delete(session, client_id, hasher=hasher, now=clock.now())
     return Response(status_code=status.HTTP_204_NO_CONTENT)

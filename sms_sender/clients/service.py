@@ -140,13 +140,19 @@ async def update(
     return await _update(session, client, values, payload, hasher=hasher, actor=actor, now=now)
 
 
-async def delete(session: AsyncSession, client_id: int, *, now: datetime) -> None:
-    """Delete the client, cancelling its unsent reports; its reports stay, with client_id null."""
+async def delete(
+    session: AsyncSession, client_id: int, *, hasher: PhoneHasher, now: datetime
+) -> None:
+    """Delete the client, cancelling its unsent reports; its reports stay, with client_id null.
+
+    So does its consent history, and an opt-out stays on the suppression list.
+    """
     # Before the client is read: a mailing starting meanwhile has then either made its reports
     # for the client (detached below) or will not see the client at all (reports.repository).
     await wait_for_fan_outs(session)
     client = await get(session, client_id)
     await detach_client(session, client.id, now)
+    await consent_service.forget_client(session, client, hasher=hasher, now=now)
     await repository.delete(session, client)
     await record(session, AuditAction.DELETED, AuditTarget.CLIENT, client_id)
 

@@ -26,8 +26,9 @@ class ConsentEvent(Base):
     __tablename__ = "consent_events"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # No foreign key: the proof outlives the client (it may be needed after a deletion).
-    client_id: Mapped[int] = mapped_column(BigId)
+    # No foreign key: the proof outlives the client. Null once the client is deleted, so a
+    # later client given the same id (SQLite reuses the highest) never inherits it.
+    client_id: Mapped[int | None] = mapped_column(BigId)
     change: Mapped[str] = mapped_column(String(32))
     # When it took effect (a consent may have been given before it was recorded here).
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime)

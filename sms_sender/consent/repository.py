@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,7 +48,7 @@ async def ids_by_phone(session: AsyncSession, phones: Sequence[str]) -> dict[str
     rows = await session.execute(
         select(Client.phone, Client.id).where(Client.phone.in_(list(phones)))
     )
-    return dict(rows.tuples().all())
+    return {phone: client_id for phone, client_id in rows.all()}  # noqa: C416
 
 
 async def opt_out(
@@ -98,11 +98,23 @@ async def opt_out_by_phone(
     """Opt out the clients with these phones, each at its own time; their ids by phone."""
     if not opt_outs:
         return {}
+    table: Table = Client.__table__  # type: ignore[assignment]
+    clients = table.c
+    # The Core table: an executemany UPDATE keyed by phone, not the ORM's by-primary-key one.
     await session.execute(
-        update(Client)
-        .where(Client.phone == bindparam("by_phone"), Client.opted_out_at.is_(None))
-        .values(opted_out_at=bindparam("at"), opt_out_source=bindparam("source"))
-        .execution_options(synchronize_session=False),
+        update(table)
+        .where(clients.phone == bindparam("by_phone"), clients.opted_out_at.is_(None))
+        .values(opted_out_at=bindparam("at"), opt_out_source=bindparam("source")),
         [{"by_phone": phone, "at": at, "source": source} for phone, at, source in opt_outs],
     )
     return await ids_by_phone(session, [phone for phone, _, _ in opt_outs])
+
+
+async def detach_events(session: AsyncSession, client_id: int) -> None:
+    """Keep a leaving client's audit entries without its id (see ConsentEvent.client_id)."""
+    await session.execute(
+        update(ConsentEvent)
+        .where(ConsentEvent.client_id == client_id)
+        .values(client_id=None)
+        .execution_options(synchronize_session=False)
+    )

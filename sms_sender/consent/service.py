@@ -302,6 +302,17 @@ async def _stop_sends(session: AsyncSession, client_ids: Sequence[int], now: dat
         await asyncio.sleep(_IN_FLIGHT_POLL)
 
 
+async def forget_client(
+    session: AsyncSession, client: Client, *, hasher: PhoneHasher, now: datetime
+) -> None:
+    """Before a client's delete: its history stays (without its id); an opt-out stays listed."""
+    await repository.detach_events(session, client.id)
+    if client.opted_out_at is not None:
+        await repository.suppress(
+            session, [hasher(client.phone)], at=client.opted_out_at, source=client.opt_out_source
+        )
+
+
 async def history_page(
     session: AsyncSession, client: Client, *, after_id: int, limit: int
 ) -> Sequence[ConsentEvent]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import Query, Request
 from pydantic import TypeAdapter, ValidationError
@@ -49,8 +48,8 @@ async def import_stop_list(
             f"the first line must be the header phone; got {shown(header or '', 100)}",
         )
     phones: list[str] = []
-    errors: list[dict[str, Any]] = []
-    result = StopListResult(phones=0, clients=0, errors=errors)
+    result = StopListResult(phones=0, clients=0, errors=[])
+    errors = result.errors
     number = 1
     async for line in lines:
         number += 1

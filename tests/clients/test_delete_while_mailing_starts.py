@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender.clients import service as clients_service
+from sms_sender.consent.rules import PhoneHasher
 from sms_sender.mailings import service as mailings_service
 from sms_sender.models import Client
 from sms_sender.reports.models import ReportStatus
@@ -79,7 +80,7 @@ async def delete_client(
     sessionmaker: async_sessionmaker[AsyncSession], client_id: int, now: datetime
 ) -> None:
     async with sessionmaker() as session, session.begin():
-        await clients_service.delete(session, client_id, now=now)
+        await clients_service.delete(session, client_id, hasher=PhoneHasher(b"test"), now=now)
 
 
 async def until_waiting_or_done(engine: AsyncEngine, task: asyncio.Task[Any]) -> None:
@@ -134,7 +135,9 @@ async def test_a_mailing_starting_while_a_client_is_deleted_makes_no_report_for_
 ) -> None:
     leaving, staying = clients
     async with sessionmaker() as deleting:
-        await clients_service.delete(deleting, leaving.id, now=clock.now())
+        await clients_service.delete(
+            deleting, leaving.id, hasher=PhoneHasher(b"test"), now=clock.now()
+        )
         starting = asyncio.create_task(start(sessionmaker, mailing_id, clock.now()))
         await until_waiting_or_done(clean_db, starting)
         await deleting.commit()

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sms_sender.clients import service as clients_service
+from sms_sender.consent.rules import PhoneHasher
 from sms_sender.dispatch import RetryPolicy
 from sms_sender.mailings import service as mailings_service
 from sms_sender.mailings.schemas import MailingUpdate, SendWindow
@@ -143,7 +144,9 @@ async def test_a_client_deleted_while_being_sent_to_is_not_sent_again(
     async with make_engine(provider, retry=PREDICTABLE).running():
         await provider.wait_for_calls(1)
         async with sessionmaker() as session, session.begin():
-            await clients_service.delete(session, client_id, now=clock.now())
+            await clients_service.delete(
+                session, client_id, hasher=PhoneHasher(b"test"), now=clock.now()
+            )
         provider.release()
         await eventually(
             lambda: has_statuses(arrange, mailing_id, {"cancelled": 1}), what="report cancelled"

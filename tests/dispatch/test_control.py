@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from sms_sender.clients import service as clients_service
+from sms_sender.consent.rules import PhoneHasher
 from sms_sender.providers.base import OutgoingMessage, SendResult
 from sms_sender.providers.fake import FakeProvider, hang
 from sms_sender.reports.models import Report
@@ -89,7 +90,7 @@ class DeletesTheOtherClientFirst(FakeProvider):
             [other] = [i for i in self.client_ids if i != batch[0].client_id]
             async with self.arrange.sessionmaker() as session, session.begin():
                 now = self.arrange.clock.now()
-                await clients_service.delete(session, other, now=now)
+                await clients_service.delete(session, other, hasher=PhoneHasher(b"test"), now=now)
         return await super().send(batch)
 
 

@@ -38,9 +38,7 @@ def upgrade() -> None:
     op.create_table(
         "consent_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "client_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("client_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("change", sa.String(length=32), nullable=False),
         sa.Column("effective_at", sms_sender.db.UTCDateTime(), nullable=False),
         sa.Column("recorded_at", sms_sender.db.UTCDateTime(), nullable=False),
