@@ -7,7 +7,7 @@ import hmac
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import APIKeyHeader
 
 from sms_sender.clients import service as clients_service
@@ -23,7 +23,7 @@ from sms_sender.consent.schemas import (
     PhoneOptOutRequest,
     StopListResult,
 )
-from sms_sender.errors import AppError, Unauthorized
+from sms_sender.errors import Forbidden, Unauthorized
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.web import CallerDep, ClockDep, PhoneHasherDep, SessionDep, SettingsDep
 
@@ -126,29 +126,25 @@ async def read_consent_history(
     )
 
 
-class Forbidden(AppError):
-    status_code = status.HTTP_403_FORBIDDEN
-    title = "Forbidden"
-
-
 inbound_router = APIRouter(tags=["consent"])
 
 
 async def _inbound_secret(request: Request) -> None:
     """401 without the shared secret header, 403 with a wrong one (constant-time compare)."""
     settings = request.app.state.settings
+    header = settings.inbound_secret_header
+    given = request.headers.get(header)
+    if not given:
+        raise Unauthorized(f"send the gateway's shared secret in the {header} header")
     expected = settings.inbound_secret.get_secret_value()
     if not expected:
         raise Forbidden(
             "the inbound webhook is off: set SMS_SENDER_INBOUND_SECRET and give the gateway "
-            f"that value in the {settings.inbound_secret_header} header"
+            f"that value in the {header} header"
         )
-    given = request.headers.get(settings.inbound_secret_header)
-    if not given:
-        raise Unauthorized(f"send the shared secret in the {settings.inbound_secret_header} header")
     if not hmac.compare_digest(given.encode(), expected.encode()):
         _log.warning("inbound webhook called with a wrong secret")
-        raise Forbidden(f"the {settings.inbound_secret_header} header does not match the secret")
+        raise Forbidden(f"the {header} header does not match the shared secret")
 
 
 @inbound_router.post(

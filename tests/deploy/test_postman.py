@@ -37,6 +37,7 @@ FOLDERS = (
     "Mailings",
     "Reports",
     "Stats",
+    "Consent",
     "Audit",
     "Full flow",
 )
