@@ -24,15 +24,13 @@ from sms_sender.clients.models import Client
 from sms_sender.consent import repository
 from sms_sender.consent.models import ConsentChange, ConsentEvent, Suppression
 from sms_sender.consent.rules import PhoneHasher, SkipReason
-from sms_sender.dispatch.ratelimit import GROUP_SECONDS, PROMPT
+from sms_sender.dispatch import ratelimit
 from sms_sender.errors import InvalidInput, NotFound
 from sms_sender.reports import repository as reports_repository
 
 _log = structlog.get_logger(__name__)
 
 SUPPRESSION_LIST = "suppression list"
-# A report marked ``sending`` waits at most this long for its rate slot (dispatch.ratelimit).
-HANDED_OVER_CALL_STARTS_WITHIN = GROUP_SECONDS + PROMPT
 # How long an opt-out waits for the answers of sends in flight to its clients (PostgreSQL).
 IN_FLIGHT_WAIT = 2.0
 _IN_FLIGHT_POLL = 0.02
@@ -279,7 +277,7 @@ async def _stop_sends(session: AsyncSession, client_ids: Sequence[int], now: dat
     """Skip the clients' unsent reports, then let sends already handed over start first.
 
     A worker commits a report as ``sending`` just before its provider call, which starts
-    within HANDED_OVER_CALL_STARTS_WITHIN. PostgreSQL: the skipped rows stay locked, so no new
+    within :func:`_call_start_bound`. PostgreSQL: the skipped rows stay locked, so no new
     hand-over of them can happen; those already handed over are waited for until answered
     (at most IN_FLIGHT_WAIT), skipping again any that came back ``pending`` for a retry.
     SQLite: this transaction holds the only write lock, so no answer can be recorded before
@@ -294,7 +292,7 @@ async def _stop_sends(session: AsyncSession, client_ids: Sequence[int], now: dat
         if not in_flight:
             return
         if session.get_bind().dialect.name != "postgresql":
-            await asyncio.sleep(HANDED_OVER_CALL_STARTS_WITHIN * 2)
+            await asyncio.sleep(_call_start_bound() * 2)
             return
         if time.monotonic() >= deadline:
             _log.warning("opt-out commits with sends still unanswered", in_flight=in_flight)
@@ -311,6 +309,11 @@ async def forget_client(
         await repository.suppress(
             session, [hasher(client.phone)], at=client.opted_out_at, source=client.opt_out_source
         )
+
+
+def _call_start_bound() -> float:
+    """How long a report marked ``sending`` waits at most for its rate slot (dispatch.ratelimit)."""
+    return ratelimit.GROUP_SECONDS + ratelimit.PROMPT
 
 
 async def history_page(
