@@ -32,7 +32,7 @@ from sms_sender.clients.endpoints import IMPORT_PATH, IMPORT_SETTING
 from sms_sender.clients.endpoints import router as clients_router
 from sms_sender.clock import Clock, SystemClock
 from sms_sender.config import Settings
-from sms_sender.consent.endpoints import inbound_router
+from sms_sender.consent.endpoints import STOP_LIST_PATH, inbound_router
 from sms_sender.consent.endpoints import router as consent_router
 from sms_sender.db import Notifier, create_engine, create_sessionmaker, read_only
 from sms_sender.dispatch.runtime import configured_engine
@@ -117,7 +117,7 @@ def create_app(
         default=Limit(settings.max_body_bytes, "SMS_SENDER_MAX_BODY_BYTES"),
         larger={
             path: Limit(settings.max_import_bytes, IMPORT_SETTING)
-            for path in (API_PREFIX + IMPORT_PATH, CONSOLE_IMPORT_PATH)
+            for path in (API_PREFIX + IMPORT_PATH, API_PREFIX + STOP_LIST_PATH, CONSOLE_IMPORT_PATH)
         },
     )
     app.add_middleware(RequestContextMiddleware)

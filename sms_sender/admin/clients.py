@@ -157,8 +157,9 @@ async def delete_client(
     user: Operator,
     session: SessionDep,
     clock: ClockDep,
+    hasher: PhoneHasherDep,
 ) -> Response:
-    await service.delete(session, client_id, now=clock.now())
+    await service.delete(session, client_id, hasher=hasher, now=clock.now())
     return RedirectResponse(f"{PREFIX}/clients?deleted={client_id}", status_code=303)
 
 

@@ -30,6 +30,8 @@ from sms_sender.web import CallerDep, ClockDep, PhoneHasherDep, SessionDep, Sett
 _log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["consent"])
+# As large as the client import's body may be (SMS_SENDER_MAX_IMPORT_BYTES; app.py).
+STOP_LIST_PATH = "/clients/opt-out/import"
 INBOUND_ACTOR = "inbound webhook"
 
 
@@ -78,7 +80,7 @@ async def opt_out_phone(
 
 
 @router.post(
-    "/clients/opt-out/import",
+    STOP_LIST_PATH,
     summary="Import a stop list (CSV of phones to opt out)",
     description="A CSV with the header `phone`, sent as text/csv: every valid phone is opted "
     "out as by POST /clients/opt-out; bad lines are reported by number (the header is line 1).",
@@ -127,6 +129,8 @@ async def read_consent_history(
 
 
 inbound_router = APIRouter(tags=["consent"])
+# As large as the client import's body may be (SMS_SENDER_MAX_IMPORT_BYTES; app.py).
+STOP_LIST_PATH = "/clients/opt-out/import"
 
 
 async def _inbound_secret(request: Request) -> None:

@@ -5,7 +5,7 @@ nothing running changes behaviour. The suppression key is made here, at random, 
 database (see sms_sender.consent.models.SuppressionKey).
 
 Revision ID: 20261201_consent_0001
-Revises: 20261201_oidc_0001
+Revises: 20261201_engine_0003
 Create Date: 2026-12-01 16:00:00.000000
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import sms_sender.db
 
 revision: str = "20261201_consent_0001"
-down_revision: str | None = "20261201_oidc_0001"
+down_revision: str | None = "20261201_engine_0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
