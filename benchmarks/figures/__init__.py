@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from benchmarks.figures import clients_api, engine, fanout, memory, recovery, schedule
+from benchmarks.figures import (
+    clients_api,
+    console,
+    engine,
+    fanout,
+    memory,
+    recovery,
+    schedule,
+)
 from benchmarks.suite import Figure
 
 FIGURES: tuple[Figure, ...] = (
@@ -17,6 +25,7 @@ FIGURES: tuple[Figure, ...] = (
     memory.FIGURE,
     clients_api.CSV_IMPORT,
     clients_api.API,
+    console.FIGURE,
 )
 
 __all__ = ["FIGURES"]
