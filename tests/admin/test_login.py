@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -186,3 +187,12 @@ async def test_language_follows_the_browser_and_the_switch(
     assert switched.headers["location"] == "/admin/login"
     chosen = await browser_like.get("/admin/login", headers={"Accept-Language": "en"})
     assert "Вход в консоль" in chosen.text
+
+
+async def test_the_session_cookie_is_secure_over_https(app: FastAPI, make_user: MakeUser) -> None:
+    await make_user("olga")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        response = await sign_in(client, "olga")
+    assert response.status_code == 303
+    assert "Secure" in response.headers["set-cookie"]
