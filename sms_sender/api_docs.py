@@ -2,7 +2,8 @@
 
 FastAPI's default pages load Swagger UI (and ReDoc) from a CDN, which an offline or
 locked-down network cannot reach and which a page holding a bearer token should not trust.
-Swagger UI is served from the ``swagger-ui-bundle`` package's files under ``/docs/static``;
+Swagger UI 5 is served from the ``fastapi-offline`` package's files under ``/docs/static`` (only
+its files: the app is ours);
 ReDoc is not served (one viewer is enough); Swagger UI's validator badge, which sends the
 document's address to validator.swagger.io, is off.
 
@@ -14,6 +15,8 @@ console session, since a browser cannot send a bearer header when it opens /docs
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -21,7 +24,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 
 from sms_sender.auth.endpoints import bearer, current_user, require_token
 from sms_sender.config import Settings
@@ -29,6 +31,8 @@ from sms_sender.config import Settings
 DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"
 STATIC_PATH = "/docs/static"
+# The package's folder of Swagger UI files (swagger-ui-bundle.js, swagger-ui.css, favicon.png).
+SWAGGER_UI_FILES = Path(importlib.util.find_spec("fastapi_offline").origin or "").parent / "static"
 
 
 async def token_or_console_session(
@@ -45,7 +49,7 @@ async def token_or_console_session(
 def install_api_docs(app: FastAPI, settings: Settings) -> None:
     """Serve /docs, its files and /openapi.json (create the app with docs_url=None etc.)."""
     guard = [Depends(token_or_console_session)] if settings.docs_require_token else []
-    app.mount(STATIC_PATH, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+    app.mount(STATIC_PATH, StaticFiles(directory=SWAGGER_UI_FILES), name="swagger-ui")
 
     @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=guard)
     async def openapi_document() -> JSONResponse:
@@ -58,6 +62,6 @@ def install_api_docs(app: FastAPI, settings: Settings) -> None:
             title=f"{app.title} - API",
             swagger_js_url=f"{STATIC_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{STATIC_PATH}/swagger-ui.css",
-            swagger_favicon_url=f"{STATIC_PATH}/favicon-32x32.png",
+            swagger_favicon_url=f"{STATIC_PATH}/favicon.png",
             swagger_ui_parameters={"validatorUrl": None},
         )
