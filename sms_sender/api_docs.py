@@ -15,8 +15,7 @@ console session, since a browser cannot send a bearer header when it opens /docs
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+import importlib.resources
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -32,7 +31,7 @@ DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"
 STATIC_PATH = "/docs/static"
 # The package's folder of Swagger UI files (swagger-ui-bundle.js, swagger-ui.css, favicon.png).
-SWAGGER_UI_FILES = Path(importlib.util.find_spec("fastapi_offline").origin or "").parent / "static"
+SWAGGER_UI_FILES = str(importlib.resources.files("fastapi_offline") / "static")
 
 
 async def token_or_console_session(
