@@ -51,6 +51,7 @@ class _Output:
     """
 
     stream: TextIO | None = None  # None: whatever sys.stderr is when the line is written
+    level = logging.INFO
     renderer: structlog.types.Processor
     messages = LogMessages.MASKED
     lock = threading.Lock()
@@ -124,6 +125,28 @@ def _console_renderer() -> structlog.types.Processor:
 _Output.renderer = _console_renderer()
 
 
+# The level of each logging method of a structlog logger.
+_METHOD_LEVELS = {name.lower(): level for name, level in logging.getLevelNamesMapping().items()} | {
+    "exception": logging.ERROR,
+    "failure": logging.ERROR,
+    "fatal": logging.CRITICAL,
+    "msg": logging.INFO,
+    "log": logging.INFO,
+}
+
+
+def _at_level(logger: Any, method_name: str, event_dict: structlog.types.EventDict) -> Any:
+    """Drop a line below the configured level.
+
+    Done here, read at each line, rather than by a filtering logger class: loggers are cached
+    on first use, and a class baked in then would keep an earlier configuration's level (a test
+    that ran the CLI at WARNING silenced every later test's INFO lines).
+    """
+    if _METHOD_LEVELS.get(method_name, logging.INFO) < _Output.level:
+        raise structlog.DropEvent
+    return event_dict
+
+
 def _render(logger: Any, method_name: str, event_dict: structlog.types.EventDict) -> Any:
     return _Output.renderer(logger, method_name, event_dict)
 
@@ -182,10 +205,12 @@ def configure_logging(
     else:
         _Output.renderer = _console_renderer()
     level_number = logging.getLevelNamesMapping()[level.upper()]
+    _Output.level = level_number
     structlog.configure(
-        processors=[*shared, _render],
+        processors=[_at_level, *shared, _render],
         logger_factory=_line_logger,
-        wrapper_class=structlog.make_filtering_bound_logger(level_number),
+        # Debug lines are few (one per claimed batch); the level is checked by _at_level.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         cache_logger_on_first_use=True,
     )
     _configure_library_logging(shared, level_number)
