@@ -27,7 +27,7 @@ from sms_sender.db import (
     normalise_url,
     notify,
 )
-from sms_sender.mailings.models import Mailing, MailingStatus
+from sms_sender.mailings.models import Mailing, MailingPurpose, MailingStatus
 from sms_sender.messages.models import Message
 from sms_sender.migrations import upgrade_to_head
 from sms_sender.reports import repository as reports
@@ -184,7 +184,13 @@ async def start_mailing_now(db: BenchDatabase, *, lasting: timedelta) -> tuple[i
             now=now,
         )
         created = await reports.materialise(
-            session, mailing_id=mailing.id, text=message.text, operator_codes=[], tags=[], now=now
+            session,
+            mailing_id=mailing.id,
+            text=message.text,
+            operator_codes=[],
+            tags=[],
+            purpose=MailingPurpose.SERVICE,
+            now=now,
         )
         await notify(session, CHANNEL_REPORTS)
         await session.commit()

@@ -23,12 +23,14 @@ from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.service import record
 from sms_sender.clients import repository
 from sms_sender.clients.schemas import ClientCreate, ImportResult, RowError, shown
-from sms_sender.clients.service import ClientFields, with_defaults
+from sms_sender.clients.service import ClientFields, given_consent, with_defaults
 from sms_sender.consent.rules import PhoneHasher
-from sms_sender.consent.service import suppress_new_clients
+from sms_sender.consent.service import GivenConsent, record_imported_consents, suppress_new_clients
 from sms_sender.errors import InvalidInput
 
 HEADER = ("phone", "operator_code", "tag", "timezone")
+# Optional: a file may also say when and where each client agreed to advertising.
+HEADER_WITH_CONSENT = (*HEADER, "consent_at", "consent_source")
 # Rows per INSERT. Each statement binds one value per column whatever the count, so this only
 # bounds the memory a batch holds and the work between two reads of the request body.
 BATCH_ROWS = 1000
@@ -83,18 +85,24 @@ async def import_clients(
 
     A phone on the suppression list comes in opted out (sms_sender.consent).
 
-    The first line must be the header ``phone,operator_code,tag,timezone`` (InvalidInput
-    otherwise, before anything is written). Blank lines are skipped; every other line is a
+    The first line must be the header ``phone,operator_code,tag,timezone``, optionally
+    followed by ``consent_at,consent_source`` (InvalidInput otherwise, before anything is
+    written). Blank lines are skipped; every other line is a
     client or an error in the result, by line number. The caller commits: at the end, or after
     each batch through ``after_each_batch`` (the API passes its unit of work's commit, so an
     import of any size never holds one long transaction).
     """
     numbered = _numbered(lines)
     first = await anext(numbered, None)
-    _check_header(first[1] if first else None)
+    columns = _check_header(first[1] if first else None)
     outcome = _Outcome()
     batch = _Batch(
-        session, after_each_batch, default_timezone=default_timezone, hasher=hasher, now=now
+        session,
+        after_each_batch,
+        columns=columns,
+        default_timezone=default_timezone,
+        hasher=hasher,
+        now=now,
     )
     # The database stores one batch while the next is read and validated: two cores at work.
     # One statement at a time on the session, so each insert waits for the one before.
@@ -111,6 +119,7 @@ async def import_clients(
                 batch = _Batch(
                     session,
                     after_each_batch,
+                    columns=columns,
                     default_timezone=default_timezone,
                     hasher=hasher,
                     now=now,
@@ -149,13 +158,16 @@ class _Batch:
         session: AsyncSession,
         after_insert: Callable[[], Awaitable[None]] | None,
         *,
+        columns: tuple[str, ...],
         default_timezone: str,
         hasher: PhoneHasher,
         now: datetime,
     ) -> None:
         self._session = session
         self._after_insert = after_insert
+        self._columns = columns
         self._hasher = hasher
+        self._consents: dict[str, GivenConsent] = {}
         self._default_timezone = default_timezone
         self._now = now
         self._rows: list[tuple[int, ClientFields]] = []
@@ -168,9 +180,13 @@ class _Batch:
 
     def take(self, number: int, line: str) -> None:
         try:
-            self._rows.append((number, parse_row(line, self._default_timezone)))
+            fields, consent = parse_line(line, self._default_timezone, self._columns, self._now)
         except _RowRejected as rejected:
             self._errors.append(RowError(line=number, error=str(rejected)))
+            return
+        self._rows.append((number, fields))
+        if consent is not None:
+            self._consents.setdefault(fields.phone, consent)
 
     async def insert(self, outcome: _Outcome) -> None:
         """Insert the batch's new phones in one statement and hand its results to ``outcome``."""
@@ -180,6 +196,8 @@ class _Batch:
         await suppress_new_clients(
             self._session, list(inserted), hasher=self._hasher, now=self._now
         )
+        consents = [(phone, self._consents[phone]) for phone in inserted if phone in self._consents]
+        await record_imported_consents(self._session, consents, hasher=self._hasher, now=self._now)
         if self._after_insert is not None:
             await self._after_insert()
         for number, fields in unique:
@@ -192,6 +210,7 @@ class _Batch:
         outcome.add(imported=len(inserted), errors=sorted(self._errors, key=lambda e: e.line))
         self._rows.clear()
         self._errors.clear()
+        self._consents.clear()
 
     def _first_of_each_phone(self) -> list[tuple[int, ClientFields]]:
         first_line: dict[str, int] = {}
@@ -231,21 +250,24 @@ class _Outcome:
         )
 
 
-def parse_row(line: str, default_timezone: str) -> ClientFields:
-    """One CSV line to a client's values, by the same rules as the JSON API."""
+def parse_line(
+    line: str, default_timezone: str, columns: tuple[str, ...], now: datetime
+) -> tuple[ClientFields, GivenConsent | None]:
+    """One CSV line to a client's values and consent, by the same rules as the JSON API."""
     cells = _cells(line)
-    if len(cells) != len(HEADER):
-        raise _RowRejected(f"expected {len(HEADER)} cells ({','.join(HEADER)}), got {len(cells)}")
-    phone, operator_code, tag, timezone = (cell.strip() or None for cell in cells)
-    if phone is None:
+    if len(cells) != len(columns):
+        raise _RowRejected(f"expected {len(columns)} cells ({','.join(columns)}), got {len(cells)}")
+    values = dict(zip(columns, (cell.strip() or None for cell in cells), strict=True))
+    if values["phone"] is None:
         raise _RowRejected("phone: is empty")
     try:
-        payload = ClientCreate.model_validate(
-            {"phone": phone, "operator_code": operator_code, "tag": tag, "timezone": timezone}
-        )
+        payload = ClientCreate.model_validate(values)
     except ValidationError as invalid:
         raise _RowRejected(_describe(invalid)) from None
-    return with_defaults(payload, default_timezone)
+    consent = given_consent(payload)
+    if consent is not None and consent.at > now:
+        raise _RowRejected(f"consent_at: {consent.at.isoformat()} is in the future")
+    return with_defaults(payload, default_timezone), consent
 
 
 def _cells(line: str) -> list[str]:
@@ -266,16 +288,19 @@ def _describe(invalid: ValidationError) -> str:
     )
 
 
-def _check_header(line: str | None) -> None:
+def _check_header(line: str | None) -> tuple[str, ...]:
+    """The file's columns, from its first line: HEADER, or HEADER_WITH_CONSENT."""
     expected = ",".join(HEADER)
     if line is None:
         raise InvalidInput.field(["body"], f"the file is empty; its first line must be {expected}")
     cells = tuple(cell.strip().lower() for cell in _header_cells(line))
-    if cells != HEADER:
+    if cells not in (HEADER, HEADER_WITH_CONSENT):
         raise InvalidInput.field(
             ["body", "header"],
-            f"the first line must be the header {expected}; got {shown(line, 100)}",
+            f"the first line must be the header {expected} (optionally followed by "
+            f",consent_at,consent_source); got {shown(line, 100)}",
         )
+    return cells
 
 
 def _header_cells(line: str) -> list[str]:

@@ -83,8 +83,11 @@ async def read_facets(session: SessionDep) -> Facets:
 
 _IMPORT_BODY = {
     "required": True,
-    "description": "A CSV file with the header `phone,operator_code,tag,timezone`; "
-    "operator_code, tag and timezone cells may be empty (defaults apply). UTF-8.",
+    "description": "A CSV file with the header `phone,operator_code,tag,timezone`, optionally "
+    "followed by `,consent_at,consent_source` (when and where the client agreed to "
+    "advertising: both or neither); operator_code, tag and timezone cells may be empty "
+    "(defaults apply). A phone on the suppression list comes in opted out unless its "
+    "consent_at is later than the opt-out. UTF-8.",
     "content": {
         "text/csv": {
             "schema": {"type": "string"},

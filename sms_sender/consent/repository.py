@@ -118,3 +118,20 @@ async def detach_events(session: AsyncSession, client_id: int) -> None:
         .values(client_id=None)
         .execution_options(synchronize_session=False)
     )
+
+
+async def clients_by_phone(session: AsyncSession, phones: Sequence[str]) -> Sequence[Client]:
+    if not phones:
+        return []
+    return (await session.scalars(select(Client).where(Client.phone.in_(list(phones))))).all()
+
+
+async def set_consent_states(
+    session: AsyncSession, states: Mapping[int, Mapping[str, Any]]
+) -> None:
+    """Write each client's consent columns (an executemany keyed by id)."""
+    if not states:
+        return
+    await session.execute(
+        update(Client), [{"id": client_id, **columns} for client_id, columns in states.items()]
+    )

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender.audit.actor import current_actor
 from sms_sender.clients.models import Client
 from sms_sender.consent import repository
 from sms_sender.consent.models import ConsentChange, ConsentEvent, Suppression
@@ -172,6 +173,43 @@ async def suppress_new_clients(
     return len(ids)
 
 
+async def record_imported_consents(
+    session: AsyncSession,
+    consents: Sequence[tuple[str, GivenConsent]],
+    *,
+    hasher: PhoneHasher,
+    now: datetime,
+) -> None:
+    """Give the just-imported clients their file's consent, by the same rule as the API.
+
+    After :func:`suppress_new_clients`: a consent later than a suppressed phone's opt-out ends
+    it, an earlier one leaves the client opted out. A few statements per batch.
+    """
+    if not consents:
+        return
+    actor = current_actor_label()
+    by_phone = dict(consents)
+    decisions: dict[int, tuple[str, Decision]] = {}
+    for client in await repository.clients_by_phone(session, list(by_phone)):
+        decision = decide(
+            ConsentState.of(client), consent=by_phone[client.phone], actor=actor, now=now
+        )
+        decisions[client.id] = (client.phone, decision)
+    await repository.set_consent_states(
+        session, {client_id: d.state.columns() for client_id, (_, d) in decisions.items()}
+    )
+    for client_id, (phone, decision) in decisions.items():
+        await _record_events(session, client_id, decision, now=now)
+        if decision.clears_suppression:
+            await repository.unsuppress(session, hasher(phone))
+
+
+def current_actor_label() -> str:
+    """Who is acting (the bound audit actor), as consent entries name them: ``api:NAME``."""
+    actor = current_actor()
+    return f"{actor.source}:{actor.name}"
+
+
 def _suppression_source(entry: Suppression) -> str:
     return f"{SUPPRESSION_LIST}: {entry.source}" if entry.source else SUPPRESSION_LIST
 
@@ -186,6 +224,14 @@ async def record(
     now: datetime,
 ) -> None:
     """Write the decision's audit entries (and clear the suppression entry it ends)."""
+    await _record_events(session, client_id, decision, now=now)
+    if decision.clears_suppression:
+        await repository.unsuppress(session, hasher(phone))
+
+
+async def _record_events(
+    session: AsyncSession, client_id: int, decision: Decision, *, now: datetime
+) -> None:
     await repository.add_events(
         session,
         [
@@ -200,8 +246,6 @@ async def record(
             for change, effective_at, source, actor in decision.events
         ],
     )
-    if decision.clears_suppression:
-        await repository.unsuppress(session, hasher(phone))
     for change, _, source, actor in decision.events:
         _log.info(
             "consent changed", client_id=client_id, change=change.value, source=source, actor=actor

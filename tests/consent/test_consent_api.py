@@ -286,3 +286,40 @@ async def test_an_opted_out_client_gets_nothing_from_a_later_mailing(
     mailing = await create_mailing(client, mailing_body(message_id, clock.now()))
     reports = await reports_of(session, mailing["id"])
     assert [report.status for report in reports] == [ReportStatus.SKIPPED]
+
+
+async def test_the_client_import_takes_optional_consent_columns(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    stopped = await _client(client, STOPPED)
+    await _opt_out(client, stopped["id"])
+    await client.delete(f"/api/v1/clients/{stopped['id']}")
+    earlier = (clock.now() - timedelta(days=1)).isoformat()
+    later = clock.advance(minutes=1).isoformat()
+    csv = "\n".join(
+        [
+            "phone,operator_code,tag,timezone,consent_at,consent_source",
+            f"{AGREED},,,,{earlier},paper form",
+            f"{SILENT},,,,,",
+            f"79001110005,,,,{earlier},",  # a consent without its source
+            f"{STOPPED},,,,{later},re-subscribed on the site",  # after the opt-out: ends it
+        ]
+    )
+    response = await client.post(
+        "/api/v1/clients/import", content=csv + "\n", headers={"Content-Type": "text/csv"}
+    )
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["imported"], result["failed"]) == (3, 1)
+    assert "consent_source" in result["errors"][0]["error"]
+    listed = {item["phone"]: item for item in (await client.get("/api/v1/clients")).json()["items"]}
+    assert listed[AGREED]["consent_source"] == "paper form"
+    assert listed[SILENT]["consent_at"] is None
+    assert listed[STOPPED]["opted_out_at"] is None
+    history = (await client.get(f"/api/v1/clients/{listed[STOPPED]['id']}/consent-history")).json()
+    assert [event["change"] for event in history["items"]] == [
+        "opted_out",
+        "consent_given",
+        "opt_out_cleared",
+    ]
