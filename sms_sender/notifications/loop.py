@@ -103,7 +103,12 @@ class NotificationLoop:
         stop_watch = asyncio.create_task(_set_when(stop, wake))
         try:
             while not stop.is_set():
-                await self.tick(stop)
+                try:
+                    await self.tick(stop)
+                except Exception:
+                    # The database gone, or a bug here: either way the engine's other loops,
+                    # which send the messages, must go on. Loud in the log; tried next poll.
+                    _log.exception("notifications loop failed; it tries again at its next poll")
                 await self._clock.sleep_until(self._clock.now() + self._tuning.poll, wake)
         finally:
             stop_watch.cancel()

@@ -16,14 +16,9 @@ FAILED_STATUSES = (ReportStatus.FAILED, ReportStatus.UNDELIVERED)
 UNKNOWN_STATUS = ReportStatus.UNKNOWN
 
 
-@dataclass(frozen=True)
-class MailingFigures:
-    """One mailing's reports counted by status, as they stand when the figures are taken."""
+class _Counted:
+    """Shares of a count of reports by status (``by_status``)."""
 
-    mailing_id: int
-    status: str
-    start_at: datetime
-    end_at: datetime
     by_status: dict[str, int]
 
     @property
@@ -32,7 +27,7 @@ class MailingFigures:
 
     @property
     def delivered(self) -> int:
-        return self.by_status.get("delivered", 0)
+        return self.by_status.get(ReportStatus.DELIVERED, 0)
 
     @property
     def failed(self) -> int:
@@ -40,15 +35,33 @@ class MailingFigures:
 
     @property
     def expired(self) -> int:
-        return self.by_status.get("expired", 0)
+        return self.by_status.get(ReportStatus.EXPIRED, 0)
 
     @property
     def unknown(self) -> int:
         return self.by_status.get(UNKNOWN_STATUS, 0)
 
     def share(self, count: int) -> float:
-        """``count`` as a share of every report of the mailing (0 when it has none)."""
+        """``count`` as a share of every report counted (0 when there is none)."""
         return count / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class StatusCounts(_Counted):
+    """Reports counted by status, e.g. the totals of a report's mailings."""
+
+    by_status: dict[str, int]
+
+
+@dataclass(frozen=True)
+class MailingFigures(_Counted):
+    """One mailing's reports counted by status, as they stand when the figures are taken."""
+
+    mailing_id: int
+    status: str
+    start_at: datetime
+    end_at: datetime
+    by_status: dict[str, int]
 
     def as_payload(self) -> dict[str, Any]:
         return {
@@ -72,15 +85,12 @@ class DailyReport:
     top_failure_reasons: list[tuple[str, int]]
 
     @property
-    def totals(self) -> MailingFigures | None:
-        """Every listed mailing's counts added up (None when there is no mailing)."""
-        if not self.mailings:
-            return None
+    def totals(self) -> StatusCounts:
+        """Every listed mailing's counts added up."""
         summed: Counter[str] = Counter()
         for mailing in self.mailings:
             summed.update(mailing.by_status)
-        first = self.mailings[0]
-        return MailingFigures(0, "", first.start_at, first.end_at, dict(summed))
+        return StatusCounts(dict(summed))
 
 
 @dataclass(frozen=True)
