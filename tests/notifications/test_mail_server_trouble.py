@@ -15,6 +15,7 @@ from sms_sender.config import parse_smtp_url
 from sms_sender.db import Notifier
 from sms_sender.dispatch import DeliveryEngine, EngineTuning
 from sms_sender.models import Notification
+from sms_sender.notifications import service
 from sms_sender.notifications.loop import NotificationTuning
 from sms_sender.notifications.mail import Mailer
 from sms_sender.providers.fake import FakeProvider
@@ -165,3 +166,36 @@ async def test_the_user_and_password_of_the_url_log_in_and_are_never_logged(
 def test_a_password_never_crosses_the_network_in_clear(url: str, start_tls: bool | None) -> None:
     mailer = Mailer(parse_smtp_url(url), "sms-sender@example.com", timeout=1)
     assert mailer.start_tls == start_tls
+
+
+async def test_a_bug_in_the_notifications_loop_does_not_stop_the_sending(
+    inbox: Inbox,
+    database_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*_args: object) -> list[object]:
+        raise RuntimeError("a bug in the alerts")
+
+    monkeypatch.setattr(service, "alerts_due", broken)
+    settings = mail_settings(
+        database_url, inbox.port, alert_to=["duty@example.com"], rate_limit=1_000_000.0
+    )
+    engine = DeliveryEngine(
+        settings=settings,
+        sessionmaker=sessionmaker,
+        notifier=notifier,
+        clock=clock,
+        provider=FakeProvider(),
+        tuning=EngineTuning(retry_after_error=0.1),
+    )
+    mailing_id = await mailing_to_clients(sessionmaker, clock, clients=5)
+
+    with capture_logs() as logs:
+        async with asyncio.timeout(20), engine.running():
+            while await unsent(sessionmaker, mailing_id):  # noqa: ASYNC110 - rows fire no events
+                await asyncio.sleep(0.01)
+
+    assert any(line["event"].startswith("notifications loop failed") for line in logs)
