@@ -5,20 +5,25 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-from collections.abc import AsyncIterator, Callable
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender.clients.models import Client
-from sms_sender.config import Settings
+from sms_sender.config import LogFormat, Settings
+from sms_sender.logging import configure_logging
 from sms_sender.mailings import service as mailings_service
 from sms_sender.mailings.models import Mailing
 from sms_sender.mailings.schemas import MailingCreate, MailingFilter
@@ -308,3 +313,32 @@ async def unsent(sessionmaker: async_sessionmaker[AsyncSession], mailing_id: int
 async def mailing_status(sessionmaker: async_sessionmaker[AsyncSession], mailing_id: int) -> str:
     async with sessionmaker() as session:
         return str(await session.scalar(select(Mailing.status).where(Mailing.id == mailing_id)))
+
+
+class JsonLogs:
+    """The JSON log lines written since the fixture began."""
+
+    def __init__(self, buffer: io.StringIO) -> None:
+        self.buffer = buffer
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.buffer.getvalue().splitlines() if line]
+
+    def events(self, prefix: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if str(line["event"]).startswith(prefix)]
+
+
+@pytest.fixture
+def json_logs() -> Iterator[JsonLogs]:
+    """Every log line as JSON, in a buffer (through the service's own logging set-up).
+
+    Not structlog's capture_logs: loggers first used inside it keep its processors for good
+    (cache_logger_on_first_use), and later tests that read the logs would see nothing.
+    """
+    structlog.reset_defaults()
+    buffer = io.StringIO()
+    configure_logging(LogFormat.JSON, "INFO", stream=buffer)
+    yield JsonLogs(buffer)
+    configure_logging()
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from structlog.testing import capture_logs
 
 from sms_sender.db import Notifier
 from sms_sender.dispatch import DeliveryEngine, EngineTuning
@@ -16,6 +15,7 @@ from sms_sender.providers.fake import FakeProvider, no_funds
 from tests.conftest import FakeClock
 from tests.notifications.conftest import (
     Inbox,
+    JsonLogs,
     LoopFactory,
     Rows,
     Webhook,
@@ -46,6 +46,7 @@ async def test_a_finished_mailing_is_announced_once_with_its_numbers(
     make_loop: LoopFactory,
     database_url: str,
     clock: FakeClock,
+    json_logs: JsonLogs,
 ) -> None:
     now = clock.now()
     mailing = await rows.mailing(
@@ -63,8 +64,7 @@ async def test_a_finished_mailing_is_announced_once_with_its_numbers(
     loop = make_loop(alert_settings(database_url, inbox, alert_webhook_url=webhook.url))
     before = raised("mailing_finished")
 
-    with capture_logs() as logs:
-        assert await loop.tick() == 2  # the e-mail and the webhook
+    assert await loop.tick() == 2  # the e-mail and the webhook
     clock.advance(hours=2)
     assert await loop.tick() == 0  # a mailing finishes once
 
@@ -82,7 +82,7 @@ async def test_a_finished_mailing_is_announced_once_with_its_numbers(
     assert body["url"] == f"https://sms.example.com/admin/mailings/{mailing}"
     assert body["figures"]["by_status"] == {"delivered": 7, "expired": 1, "failed": 2}
     assert raised("mailing_finished") == before + 1
-    [line] = [line for line in logs if line["event"].startswith("alert:")]
+    [line] = json_logs.events("alert:")
     assert (line["mailing_id"], line["alert"]) == (mailing, "mailing_finished")
     assert all(f"mailing {old} " not in subject for subject in inbox.subjects())
 

@@ -9,7 +9,6 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from structlog.testing import capture_logs
 
 from sms_sender.config import parse_smtp_url
 from sms_sender.db import Notifier
@@ -22,6 +21,7 @@ from sms_sender.providers.fake import FakeProvider
 from tests.conftest import FakeClock
 from tests.notifications.conftest import (
     Inbox,
+    JsonLogs,
     LoopFactory,
     SilentServer,
     mail_settings,
@@ -46,21 +46,25 @@ async def stored(database: AsyncEngine) -> Notification:
 
 
 async def test_a_refusing_server_is_retried_with_backoff_until_it_accepts(
-    inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock, clean_db: AsyncEngine
+    inbox: Inbox,
+    make_loop: LoopFactory,
+    database_url: str,
+    clock: FakeClock,
+    clean_db: AsyncEngine,
+    json_logs: JsonLogs,
 ) -> None:
     loop = make_loop(mail_settings(database_url, inbox.port))
     inbox.refuse = True
     before = failures()
 
-    with capture_logs() as logs:
-        assert await loop.tick() == 0
+    assert await loop.tick() == 0
     refused = await stored(clean_db)
     assert (refused.status, refused.attempts) == ("pending", 1)
     assert refused.error is not None
     assert "mailbox busy" in refused.error
     assert refused.next_attempt_at == clock.now() + NotificationTuning().retry_base
     assert failures() == before + 1
-    [warning] = [line for line in logs if line["event"] == "notification not sent; will try again"]
+    [warning] = json_logs.events("notification not sent; will try again")
     assert "mailbox busy" in warning["error"]
     assert warning["day"] == "2030-01-14"
 
@@ -141,16 +145,16 @@ async def test_a_server_too_slow_to_answer_times_out_and_is_retried(
 
 
 async def test_the_user_and_password_of_the_url_log_in_and_are_never_logged(
-    inbox: Inbox, make_loop: LoopFactory, database_url: str
+    inbox: Inbox, make_loop: LoopFactory, database_url: str, json_logs: JsonLogs
 ) -> None:
     url = f"smtp://reports:p%40ss%3Aw%2Frd@127.0.0.1:{inbox.port}"
     loop = make_loop(mail_settings(database_url, inbox.port, smtp_url=url))
 
-    with capture_logs() as logs:
-        assert await loop.tick() == 1
+    assert await loop.tick() == 1
 
     assert inbox.logins == [("reports", "p@ss:w/rd")]
-    assert "p@ss:w/rd" not in repr(logs)
+    assert json_logs.events("notification sent")
+    assert "p@ss:w/rd" not in json_logs.buffer.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -175,6 +179,7 @@ async def test_a_bug_in_the_notifications_loop_does_not_stop_the_sending(
     notifier: Notifier,
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
+    json_logs: JsonLogs,
 ) -> None:
     async def broken(*_args: object) -> list[object]:
         raise RuntimeError("a bug in the alerts")
@@ -193,9 +198,9 @@ async def test_a_bug_in_the_notifications_loop_does_not_stop_the_sending(
     )
     mailing_id = await mailing_to_clients(sessionmaker, clock, clients=5)
 
-    with capture_logs() as logs:
-        async with asyncio.timeout(20), engine.running():
-            while await unsent(sessionmaker, mailing_id):  # noqa: ASYNC110 - rows fire no events
-                await asyncio.sleep(0.01)
+    async with asyncio.timeout(20), engine.running():
+        while await unsent(sessionmaker, mailing_id):  # noqa: ASYNC110 - rows fire no events
+            await asyncio.sleep(0.01)
 
-    assert any(line["event"].startswith("notifications loop failed") for line in logs)
+    [failure] = json_logs.events("notifications loop failed")[:1]
+    assert "a bug in the alerts" in failure["exception"]
