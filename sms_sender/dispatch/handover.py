@@ -24,6 +24,7 @@ from sms_sender.db import begin_write, writer_turn
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.ratelimit import PROMPT, RateLimiter, Reservation
 from sms_sender.dispatch.repository import ClaimedReport, MailingTerms
+from sms_sender.reports import lifecycle
 
 _log = structlog.get_logger(__name__)
 
@@ -70,7 +71,8 @@ class HandOver:
     async def next_group(self, size: int, stop: asyncio.Event) -> None:
         """Hand over the next group: reserve rate slots, mark it ``sending``, start its calls."""
         now = self._clock.now()
-        if any(self._must_wait(report, now) for report in itertools.islice(self.held, size)):
+        upcoming = itertools.islice(self.held, size)
+        if any(self._clearance(r, now).verdict is not lifecycle.Verdict.GO for r in upcoming):
             await self._screen_held(now)  # the window closed (or the end came) since the claim
         ready = [self.held.popleft() for _ in range(min(size, len(self.held)))]
         if not ready:
@@ -138,13 +140,14 @@ class HandOver:
         await repository.release(connection, [i for i in ids if i not in marked], owner=self._owner)
         return marked
 
-    def _must_wait(self, report: ClaimedReport, now: datetime) -> bool:
-        """Whether, by the terms read at the claim, the report may not go now."""
+    def _clearance(self, report: ClaimedReport, now: datetime) -> lifecycle.Clearance:
+        """May it go now, by its mailing's terms as read at the claim?"""
         terms = self.terms.get(report.mailing_id)
-        if terms is None or now >= terms.end_at:
-            return True
-        return (
-            terms.window is not None and terms.window.next_opening(now, report.timezone) is not None
+        return lifecycle.may_go_now(
+            now=now,
+            end_at=terms.end_at if terms else None,
+            window=terms.window if terms else None,
+            timezone=report.timezone,
         )
 
     async def _screen_held(self, now: datetime) -> None:
@@ -171,15 +174,13 @@ class HandOver:
         put_off: dict[int, datetime] = {}
         ended: list[int] = []
         for report in group:
-            terms = self.terms.get(report.mailing_id)
-            if terms is None or now >= terms.end_at:
-                ended.append(report.id)  # the scheduler expires it (or it was deleted)
-                continue
-            opening = terms.window.next_opening(now, report.timezone) if terms.window else None
-            if opening is None:
+            clearance = self._clearance(report, now)
+            if clearance.verdict is lifecycle.Verdict.GO:
                 ready.append(report)
+            elif clearance.opens_at is not None:
+                put_off[report.id] = clearance.opens_at
             else:
-                put_off[report.id] = opening
+                ended.append(report.id)  # the scheduler expires it (or it was deleted)
         await repository.put_off(connection, put_off, owner=self._owner, now=now)
         await repository.release(connection, ended, owner=self._owner)
         if put_off:

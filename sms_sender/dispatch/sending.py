@@ -9,10 +9,8 @@ handed over, so an edit made while the report waited in the worker is respected.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 import structlog
 from prometheus_client import Histogram
@@ -20,17 +18,11 @@ from prometheus_client import Histogram
 from sms_sender import metrics
 from sms_sender.clock import Clock
 from sms_sender.dispatch.ratelimit import wait_for_slot
-from sms_sender.dispatch.repository import (
-    ENDED_BEFORE_SEND,
-    ClaimedReport,
-    MailingTerms,
-    Settlement,
-    fit,
-    outcome_unknown,
-)
+from sms_sender.dispatch.repository import ClaimedReport, MailingTerms, Settlement, fit
 from sms_sender.dispatch.retry import RetryPolicy
 from sms_sender.logging import message_fields
-from sms_sender.providers.base import Outcome, OutgoingMessage, Provider, SendResult
+from sms_sender.providers.base import OutgoingMessage, Provider, SendResult
+from sms_sender.reports import lifecycle
 from sms_sender.reports.models import ERROR_SIZE, PROVIDER_MESSAGE_ID_SIZE, ReportStatus
 
 _log = structlog.get_logger(__name__)
@@ -51,20 +43,23 @@ class Sender:
         object.__setattr__(self, "_latency", metrics.SEND_LATENCY.labels(self.provider.name))
 
     async def send(self, report: ClaimedReport, terms: MailingTerms, slot_at: float) -> Settlement:
-        """Wait for the rate-limit slot, check the end, call the provider; never raises."""
+        """Wait for the rate-limit slot, ask may it go now, call the provider; never raises."""
         structlog.contextvars.bind_contextvars(
             mailing_id=report.mailing_id, report_id=report.id, client_id=report.client_id
         )
-        attempts = report.attempts + 1  # counted when it was handed over
         called = False
         try:
             await wait_for_slot(slot_at)
+            # From this check to the call there is no await: nothing leaves at or after the end.
             now = self.clock.now()
-            if now >= terms.end_at:
-                return _settled(report, ReportStatus.EXPIRED, error=ENDED_BEFORE_SEND)
-            opening = terms.window.next_opening(now, report.timezone) if terms.window else None
-            if opening is not None:  # the window closed, or was narrowed, since the claim
-                return _not_attempted(report, next_attempt_at=opening)
+            clearance = lifecycle.may_go_now(
+                now=now, end_at=terms.end_at, window=terms.window, timezone=report.timezone
+            )
+            if clearance.verdict is lifecycle.Verdict.NEVER:
+                expired = lifecycle.Transition(ReportStatus.EXPIRED, lifecycle.ENDED_BEFORE_SEND)
+                return self._settlement(report, expired)
+            if clearance.opens_at is not None:  # the window closed, or narrowed, since the claim
+                return self._settlement(report, lifecycle.not_sent(clearance.opens_at))
             message = OutgoingMessage(
                 report_id=report.id,
                 mailing_id=report.mailing_id,
@@ -75,14 +70,22 @@ class Sender:
             )
             called = True
             result = await self._call(message)
+            why_none = f"no answer within {self.timeout:g}s"
         except asyncio.CancelledError:
             # Only the worker's shutdown cancels a send, and it wants the settlement back.
             if not called:  # still waiting for its slot: certainly not sent, so send it later
-                return _not_attempted(report, next_attempt_at=self.clock.now())
-            return self._outcome_unknown(report, attempts, "send cancelled at shutdown")
-        if result is None:
-            return self._outcome_unknown(report, attempts, f"no answer within {self.timeout:g}s")
-        return self._settle(report, attempts, result)
+                return self._settlement(report, lifecycle.not_sent(self.clock.now()))
+            result, why_none = None, "send cancelled at shutdown"
+        transition = lifecycle.after_answer(
+            result,
+            why_none=why_none,
+            attempts=report.attempts + 1,  # counted when it was handed over
+            idempotent=self.provider.idempotent,
+            now=self.clock.now(),
+            retry_at=self.retry.next_attempt_at,
+        )
+        self._log_transition(transition, report.attempts + 1)
+        return self._settlement(report, transition)
 
     async def _call(self, message: OutgoingMessage) -> SendResult | None:
         """The provider's answer, or None when it did not give a usable one in time."""
@@ -125,78 +128,30 @@ class Sender:
             duration_ms=round(elapsed * 1000, 2),
         )
 
-    def _settle(self, report: ClaimedReport, attempts: int, result: SendResult) -> Settlement:
-        if result.outcome is Outcome.ACCEPTED:
-            return _settled(
-                report,
-                ReportStatus.SENT,
-                provider_message_id=result.provider_message_id,
-                sent_at=self.clock.now(),
-            )
-        error = result.error or result.outcome.value
-        if result.outcome is Outcome.EXPIRED:
-            return _settled(report, ReportStatus.EXPIRED, error=error)
-        if result.outcome is Outcome.PERMANENT:
-            _log.warning("message rejected", error=error)
-            return _settled(report, ReportStatus.FAILED, error=error)
-        if result.outcome is Outcome.UNKNOWN:
-            return self._outcome_unknown(report, attempts, error)
-        if result.outcome is Outcome.NO_FUNDS:
-            # Certainly not sent, and sending more is pointless until the account is topped up.
+    def _log_transition(self, transition: lifecycle.Transition, attempts: int) -> None:
+        status, error = transition.status, transition.error
+        if transition.pauses_mailing:
             _log.warning("provider account cannot pay; the mailing pauses", error=error)
-            not_sent = _not_attempted(report, next_attempt_at=self.clock.now(), error=error)
-            return dataclasses.replace(not_sent, pauses_mailing=True)
-        return self._retry_or_fail(report, attempts, error, retry_after=result.retry_after)
+        elif status is ReportStatus.PENDING:
+            metrics.RETRIES.labels(self.provider.name).inc()
+            at = transition.next_attempt_at
+            _log.info("send failed; will retry", error=error, attempts=attempts, at=at)
+        elif status is ReportStatus.UNKNOWN:
+            _log.warning("send outcome unknown; not sent again", error=error)
+        elif status is ReportStatus.FAILED:
+            _log.warning("message failed", error=error, attempts=attempts)
 
-    def _retry_or_fail(
-        self, report: ClaimedReport, attempts: int, error: str, *, retry_after: float | None = None
-    ) -> Settlement:
-        now = self.clock.now()
-        next_attempt_at = self.retry.next_attempt_at(attempts, error, now)
-        if next_attempt_at is None:
-            _log.warning("message failed; attempts exhausted", error=error, attempts=attempts)
-            failed = f"gave up after {attempts} attempts: {error}"
-            return _settled(report, ReportStatus.FAILED, error=failed)
-        if retry_after is not None:  # the gateway said when: never earlier than that
-            next_attempt_at = max(next_attempt_at, now + timedelta(seconds=retry_after))
-        metrics.RETRIES.labels(self.provider.name).inc()
-        _log.info("send failed; will retry", error=error, attempts=attempts, at=next_attempt_at)
-        return _settled(report, ReportStatus.PENDING, error=error, next_attempt_at=next_attempt_at)
-
-    def _outcome_unknown(self, report: ClaimedReport, attempts: int, why: str) -> Settlement:
-        """The call may have reached the gateway: re-send only through an idempotent provider."""
-        if self.provider.idempotent:
-            return self._retry_or_fail(report, attempts, f"outcome unknown: {why}")
-        _log.warning("send outcome unknown; not sent again", error=why)
-        return _settled(report, ReportStatus.UNKNOWN, error=outcome_unknown(why))
-
-
-def _not_attempted(
-    report: ClaimedReport, *, next_attempt_at: datetime, error: str | None = None
-) -> Settlement:
-    """Back to ``pending``, not sent: the attempt counted at hand-over is given back."""
-    return dataclasses.replace(
-        _settled(report, ReportStatus.PENDING, next_attempt_at=next_attempt_at, error=error),
-        attempted=False,
-    )
-
-
-def _settled(
-    report: ClaimedReport,
-    status: ReportStatus,
-    *,
-    error: str | None = None,
-    provider_message_id: str | None = None,
-    sent_at: datetime | None = None,
-    next_attempt_at: datetime | None = None,
-) -> Settlement:
-    return Settlement(
-        report_id=report.id,
-        mailing_id=report.mailing_id,
-        client_id=report.client_id,
-        status=status,
-        error=fit(error, ERROR_SIZE),
-        provider_message_id=fit(provider_message_id, PROVIDER_MESSAGE_ID_SIZE),
-        sent_at=sent_at,
-        next_attempt_at=next_attempt_at,
-    )
+    def _settlement(self, report: ClaimedReport, transition: lifecycle.Transition) -> Settlement:
+        """The transition as it is written to the report; strings from outside cut to size."""
+        return Settlement(
+            report_id=report.id,
+            mailing_id=report.mailing_id,
+            client_id=report.client_id,
+            status=transition.status,
+            error=fit(transition.error, ERROR_SIZE),
+            provider_message_id=fit(transition.provider_message_id, PROVIDER_MESSAGE_ID_SIZE),
+            sent_at=self.clock.now() if transition.sent else None,
+            next_attempt_at=transition.next_attempt_at,
+            attempted=transition.attempted,
+            pauses_mailing=transition.pauses_mailing,
+        )

@@ -38,6 +38,7 @@ from sms_sender.mailings.schemas import (
     time_to_minutes,
 )
 from sms_sender.providers.base import NO_TEXT_LIMITS, TextLimits
+from sms_sender.reports import lifecycle
 from sms_sender.reports import repository as reports_repository
 from sms_sender.reports.schemas import ReportCounts
 
@@ -298,7 +299,7 @@ async def resend_unknown(
             f"mailing {mailing_id} ended at {mailing.end_at.isoformat()}; nothing is sent "
             "after its end: move end_at into the future (PATCH) first"
         )
-    reason = f"queued again by {asked_by} after an unknown outcome"
+    reason = lifecycle.requeued_by(asked_by)
     requeued = await reports_repository.requeue_unknown(session, mailing.id, reason, now)
     if requeued and mailing.status == MailingStatus.FINISHED:
         mailing.status = MailingStatus.RUNNING

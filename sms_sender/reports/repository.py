@@ -44,12 +44,12 @@ from sms_sender.clients.models import Client
 from sms_sender.consent.rules import SkipReason, excluded_for, exclusion_reason
 from sms_sender.db import UTCDateTime
 from sms_sender.mailings.models import Mailing, MailingPurpose
+from sms_sender.reports.lifecycle import CLIENT_DELETED, ENDED_BEFORE_SEND, MAILING_CANCELLED
 from sms_sender.reports.models import UNSENT_REPORT_STATUSES, Report, ReportStatus
 
 # The advisory lock between fan-outs and client deletes (see above). Any constant will do that
 # nothing else takes; the migrations' lock is 7_735_001.
 _FAN_OUT_LOCK_ID = 7_735_002
-CLIENT_DELETED = "client deleted"
 
 
 def matching_clients(operator_codes: Sequence[str], tags: Sequence[str]) -> list[object]:
@@ -350,16 +350,12 @@ async def cancel_unsent(session: AsyncSession, mailing_id: int, now: datetime) -
     Reports in ``sending`` are left to the worker holding them: it records what the provider
     answered, since the message may already be on its way.
     """
-    return await _close_unsent(
-        session, mailing_id, ReportStatus.CANCELLED, "mailing cancelled", now
-    )
+    return await _close_unsent(session, mailing_id, ReportStatus.CANCELLED, MAILING_CANCELLED, now)
 
 
 async def expire_unsent(session: AsyncSession, mailing_id: int, now: datetime) -> int:
     """Expire the reports of a mailing that reached end_at before they could be sent."""
-    return await _close_unsent(
-        session, mailing_id, ReportStatus.EXPIRED, "end_at reached before it could be sent", now
-    )
+    return await _close_unsent(session, mailing_id, ReportStatus.EXPIRED, ENDED_BEFORE_SEND, now)
 
 
 async def _close_unsent(

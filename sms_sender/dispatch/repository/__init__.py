@@ -24,11 +24,9 @@ from sms_sender.dispatch.repository._schedule import (
     next_mailing_event_at,
 )
 from sms_sender.dispatch.repository._settle import (
-    ENDED_BEFORE_SEND,
     Reclaimed,
     Settlement,
     fit,
-    outcome_unknown,
     pause_mailings,
     reclaim,
     settle,
@@ -69,7 +67,6 @@ def is_bad_data(error: BaseException) -> bool:
 
 
 __all__ = [
-    "ENDED_BEFORE_SEND",
     "UNAVAILABLE",
     "AwaitingDelivery",
     "ClaimedReport",
@@ -93,7 +90,6 @@ __all__ = [
     "mailings_to_start",
     "next_due_at",
     "next_mailing_event_at",
-    "outcome_unknown",
     "pause_mailings",
     "put_off",
     "reclaim",

@@ -9,8 +9,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sms_sender.dispatch.repository._rows import mailings, reports
-from sms_sender.dispatch.repository._settle import ENDED_BEFORE_SEND, MAILING_CANCELLED
 from sms_sender.mailings.models import MailingStatus
+from sms_sender.reports.lifecycle import ENDED_BEFORE_SEND, MAILING_CANCELLED
 from sms_sender.reports.models import ReportStatus
 
 

@@ -23,6 +23,13 @@ from sms_sender.dispatch.repository._rows import (
     update_each,
 )
 from sms_sender.mailings.models import MailingStatus
+from sms_sender.reports.lifecycle import (
+    CLIENT_DELETED,
+    ENDED_BEFORE_SEND,
+    MAILING_CANCELLED,
+    WORKER_DIED,
+    outcome_unknown,
+)
 from sms_sender.reports.models import ERROR_SIZE, ReportStatus
 
 
@@ -48,17 +55,6 @@ class Settlement:
 def fit(text: str | None, size: int) -> str | None:
     """A string from outside cut to its column's size: a longer one must not fail the write."""
     return text[:size] if text is not None else None
-
-
-CLIENT_DELETED = "client deleted"
-MAILING_CANCELLED = "mailing cancelled"
-ENDED_BEFORE_SEND = "end_at reached before it could be sent"
-WORKER_DIED = "the worker sending it stopped mid-send"
-
-
-def outcome_unknown(why: str) -> str:
-    """The error of an ``unknown`` report: what happened, and that it is not sent again."""
-    return f"outcome unknown ({why}); not sent again to avoid a duplicate"
 
 
 def _unless_closed(
