@@ -108,6 +108,7 @@ class Worker:
             linger=self._tuning.result_linger,
         )
         self._drained = False
+        self._last_claim_empty = False
         self._claiming: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._enough_free = asyncio.Event()
@@ -137,7 +138,8 @@ class Worker:
             await self.prepare()
             while not stop.is_set():
                 try:
-                    await self.step(stop)
+                    if not await self.turn(stop):
+                        await self._idle(stop)
                 except repository.UNAVAILABLE as exc:
                     # What was held keeps its lease and results stay queued; try again soon.
                     _log.warning("database unavailable; worker retries", error=repr(exc))
@@ -147,8 +149,30 @@ class Worker:
             self._notifier.unsubscribe(CHANNEL_REPORTS, self._wake)
             await self._shut_down()
 
-    async def step(self, stop: asyncio.Event) -> None:
-        """One turn of the loop: housekeeping, then claim, hand over, wait for answers or idle."""
+    async def drain(self) -> None:
+        """Run the loop until nothing is due now, then write the results (tests, benchmarks).
+
+        The same turns as :meth:`run`; only instead of sleeping when idle it returns, once a
+        claim has found nothing more to do.
+        """
+        never = asyncio.Event()
+        await self.prepare()
+        self._drained = self._last_claim_empty = False  # what is due now is not yet looked at
+        while True:
+            if await self.turn(never):
+                continue
+            if self._last_claim_empty:
+                return
+            self._drained = False  # look again: a retry or a released report may be due now
+
+    async def turn(self, stop: asyncio.Event) -> bool:
+        """One turn of the loop, from claim to record; False when there is nothing to do.
+
+        Housekeeping first (renew leases, reclaim abandoned sends, write a pause at once), then:
+        claim the next batch in the background while the last is sent, hand over the next group
+        as slots free up (the hand-over asks may it go now, marks it ``sending`` and starts the
+        calls), and write the answers that came back in batches.
+        """
         now = self._clock.now()
         if now >= self._next_renewal_at:
             await self._renew_leases()
@@ -167,9 +191,9 @@ class Worker:
             await self._claimed()  # nothing to hand over before it lands
         if self._hand_over.held or self._in_flight:
             await self._advance(stop)
-        else:
-            await self._results.flush()
-            await self._idle(stop)
+            return True
+        await self._results.flush()
+        return False
 
     def _wants_claim(self) -> bool:
         held = len(self._hand_over.held)
@@ -186,22 +210,6 @@ class Worker:
         if self._claiming is not None:
             await asyncio.wait([self._claiming])
             self._collect_claim()
-
-    async def drain(self) -> None:
-        """Send everything due now and write the results (tests and benchmarks)."""
-        never = asyncio.Event()
-        await self.prepare()
-        while True:
-            await self._claim()
-            if not self._hand_over.held and not self._in_flight:
-                return
-            while self._hand_over.held or self._in_flight:
-                if self._results.urgent:
-                    await self._results.flush()
-                await self._release_paused()
-                await self._advance(never)
-                self._results.write_when_due()
-            await self._results.flush()
 
     async def _advance(self, stop: asyncio.Event) -> None:
         """Hand over the next group as concurrency slots free up, or wait for answers."""
@@ -272,6 +280,7 @@ class Worker:
             if claimed:
                 ready = await self._hand_over.admit(connection, claimed, now)
         self._drained = len(claimed) < self._settings.batch_size
+        self._last_claim_empty = not claimed
         self._hand_over.held.extend(ready)
         if claimed:
             _log.debug(
