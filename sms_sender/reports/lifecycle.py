@@ -7,6 +7,7 @@ answer to "may this report go now?".
            no funds         ├─no readable answer, worker died─▶ unknown ─(operator)─▶ pending
                             └─end came first─▶ expired
     pending ─end_at─▶ expired      pending ─cancel, client deleted─▶ cancelled
+    (made) ─advertising without consent, opted out─▶ skipped   (the consent rules)
 
 Who applies these: the engine's worker (:mod:`sms_sender.dispatch`) for everything between a
 claim and its record, the mailings service for cancel, the end and resend-unknown, the clients
