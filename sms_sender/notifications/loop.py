@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -91,6 +91,7 @@ class NotificationLoop:
         self._clock = clock
         self._owner = owner
         self._tuning = tuning or NotificationTuning()
+        self._failure_share_due_at = datetime.min.replace(tzinfo=UTC)
         self._mailer = (
             Mailer(settings.smtp_server, settings.report_from, settings.smtp_timeout)
             if settings.smtp_url.get_secret_value()
@@ -128,7 +129,12 @@ class NotificationLoop:
             if self._settings.report_to:
                 days = await self._days_due(connection, now)
             if self._settings.alert_to or self._settings.alert_webhook_url:
-                alerts = await service.alerts_due(connection, self._settings, now)
+                failure_share = now >= self._failure_share_due_at
+                alerts = await service.alerts_due(
+                    connection, self._settings, now, failure_share=failure_share
+                )
+                if failure_share:
+                    self._failure_share_due_at = now + service.FAILURE_SHARE_EVERY
         if not days and not alerts:
             return
         rows = [

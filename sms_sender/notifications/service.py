@@ -6,6 +6,7 @@ paused, a mailing that finished, reports that became ``unknown`` are all visible
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,8 @@ from sms_sender.notifications.schemas import Alert, DailyReport, MailingFigures
 CATCH_UP_DAYS = 7
 TOP_FAILURE_REASONS = 5
 ALERT_EVERY = timedelta(hours=1)  # at most one alert of a kind about a mailing in this time
+# The failure share needs every running mailing's reports counted: not at every poll.
+FAILURE_SHARE_EVERY = timedelta(minutes=5)
 # A failure share over fewer outcomes than this says more about luck than about the mailing.
 FAILURE_SHARE_MIN_OUTCOMES = 20
 # Statuses that are an outcome of a send (what the failure share is a share of).
@@ -63,34 +66,54 @@ async def build_daily_report(
     return DailyReport(day, str(zone), now, mailings, reasons)
 
 
-async def alerts_due(connection: AsyncConnection, settings: Settings, now: datetime) -> list[Alert]:
-    """Alerts the database's state calls for, except those raised in the last hour."""
+async def alerts_due(
+    connection: AsyncConnection, settings: Settings, now: datetime, *, failure_share: bool = True
+) -> list[Alert]:
+    """Alerts the database's state calls for, except those raised in the last hour.
+
+    Only candidates are counted (counting a big mailing's reports takes a while), and the
+    failure share, which needs every running mailing counted, only when ``failure_share``.
+    """
     hour = now.astimezone(UTC).strftime("%Y-%m-%dT%H")
     recent = await repository.alerted_since(connection, now - ALERT_EVERY)
-    alerts: list[Alert] = []
 
-    finished = await repository.finished_since(connection, now - ALERT_EVERY)
+    def fresh(kind: NotificationKind, mailing_ids: Iterable[int]) -> list[int]:
+        return sorted(set(mailing_ids) - {m for k, m in recent if k == kind})
+
+    alerts: list[Alert] = []
+    finished = fresh(
+        NotificationKind.MAILING_FINISHED,
+        await repository.finished_since(connection, now - ALERT_EVERY),
+    )
     for figures in await repository.figures_of(connection, finished):
         # A mailing finishes once: its alert is claimed for good, not for an hour.
         alerts.append(_alert(NotificationKind.MAILING_FINISHED, figures, str(figures.mailing_id)))
 
     paused = await repository.paused_with_reason(connection)
-    active = await repository.figures_of(
-        connection, await repository.active_mailing_ids(connection)
-    )
-    unknown = await repository.unknown_since(connection, now - ALERT_EVERY)
-    for figures in active:
+    for figures in await repository.figures_of(
+        connection, fresh(NotificationKind.MAILING_PAUSED, paused)
+    ):
+        reason = {"reason": paused[figures.mailing_id]}
         claim = f"{figures.mailing_id}@{hour}"
-        if figures.mailing_id in paused:
-            reason = {"reason": paused[figures.mailing_id]}
-            alerts.append(_alert(NotificationKind.MAILING_PAUSED, figures, claim, reason))
-        if share := _failure_share(figures, settings.alert_failure_share):
-            alerts.append(_alert(NotificationKind.FAILURE_SHARE, figures, claim, share))
-    for figures in await repository.figures_of(connection, sorted(unknown)):
+        alerts.append(_alert(NotificationKind.MAILING_PAUSED, figures, claim, reason))
+
+    unknown = await repository.unknown_since(connection, now - ALERT_EVERY)
+    for figures in await repository.figures_of(
+        connection, fresh(NotificationKind.UNKNOWN_REPORTS, unknown)
+    ):
         counts = {"unknown_new": unknown[figures.mailing_id], "unknown_total": figures.unknown}
         claim = f"{figures.mailing_id}@{hour}"
         alerts.append(_alert(NotificationKind.UNKNOWN_REPORTS, figures, claim, counts))
-    return [alert for alert in alerts if (alert.kind, alert.mailing_id) not in recent]
+
+    if failure_share:
+        active = fresh(
+            NotificationKind.FAILURE_SHARE, await repository.active_mailing_ids(connection)
+        )
+        for figures in await repository.figures_of(connection, active):
+            if share := _failure_share(figures, settings.alert_failure_share):
+                claim = f"{figures.mailing_id}@{hour}"
+                alerts.append(_alert(NotificationKind.FAILURE_SHARE, figures, claim, share))
+    return alerts
 
 
 def _failure_share(figures: MailingFigures, threshold: float) -> dict[str, Any] | None:

@@ -230,3 +230,23 @@ async def test_the_engine_pausing_a_mailing_for_funds_reaches_the_duty_inbox(
         f"sms-sender alert: mailing {mailing_id} was paused and needs a person"
     )
     assert "Reason: 402 Insufficient funds" in text_part(message)
+
+
+async def test_the_failure_share_is_looked_at_every_five_minutes_not_at_every_poll(
+    rows: Rows, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
+) -> None:
+    loop = make_loop(alert_settings(database_url, inbox))
+    assert await loop.tick() == 0  # looked: nothing fails
+    now = clock.now()
+    failing = await rows.mailing(
+        status="running", started_at=now, reports={"failed": 30}, errors={"failed": "refused"}
+    )
+
+    clock.advance(minutes=4, seconds=59)
+    assert await loop.tick() == 0  # counting every running mailing at each poll costs too much
+    clock.advance(seconds=1)
+    assert await loop.tick() == 1
+
+    assert inbox.subjects() == [
+        f"sms-sender alert: mailing {failing}: 100.0% of its messages failed"
+    ]

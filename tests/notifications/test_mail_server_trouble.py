@@ -181,7 +181,7 @@ async def test_a_bug_in_the_notifications_loop_does_not_stop_the_sending(
     monkeypatch: pytest.MonkeyPatch,
     json_logs: JsonLogs,
 ) -> None:
-    async def broken(*_args: object) -> list[object]:
+    async def broken(*_args: object, **_kwargs: object) -> list[object]:
         raise RuntimeError("a bug in the alerts")
 
     monkeypatch.setattr(service, "alerts_due", broken)
