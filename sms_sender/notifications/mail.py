@@ -10,16 +10,16 @@ caller decides when to try again.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 
 import aiosmtplib
 
 from sms_sender.config import SmtpServer
 from sms_sender.notifications.render import Letter
+from sms_sender.providers.gateway_url import is_loopback
 
 
 class MailError(Exception):
@@ -60,7 +60,7 @@ class Mailer:
         """aiosmtplib's start_tls: True insists on STARTTLS, None uses it when offered."""
         if self.server.implicit_tls:
             return False
-        if self.server.password is not None and not _is_loopback(self.server.host):
+        if self.server.password is not None and not is_loopback(self.server.host):
             return True  # refuse to log in over a connection anyone could read
         return None  # STARTTLS when offered
 
@@ -72,16 +72,8 @@ def compose(letter: Letter, sender: str, recipients: Sequence[str], now: datetim
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    # The sender may be written "SMS sender <sms@example.com>": the id takes its domain.
+    message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
     message.set_content(letter.text)
     message.add_alternative(letter.html, subtype="html")
     return message
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -89,10 +89,14 @@ async def test_report_of_the_day_lists_the_mailings_active_in_it_with_their_figu
     started_after = await rows.mailing(status="running", started_at=at(14, 22), reports={"sent": 1})
     scheduled = await rows.mailing(status="scheduled", started_at=None, start_at=at(16, 0))
 
-    sent = await make_loop(mail_settings(database_url, inbox.port)).tick()
+    settings = mail_settings(
+        database_url, inbox.port, report_from="SMS sender <sms-sender@example.com>"
+    )
+    sent = await make_loop(settings).tick()
 
     assert sent == 1
     [message] = inbox.messages
+    assert message["From"] == "SMS sender <sms-sender@example.com>"
     assert message["Subject"] == f"sms-sender daily report for {DAY} (Europe/Moscow)"
     assert inbox.recipients == [["ops@example.com", "boss@example.com"]]
     assert message.get_content_type() == "multipart/alternative"
