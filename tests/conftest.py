@@ -41,6 +41,9 @@ TABLES = (
     "worker_heartbeats",
     "consent_events",
     "suppressions",
+    # After reports and clients: emptying those on SQLite fires the counters' triggers.
+    "mailing_report_counts",
+    "client_facet_counts",
 )
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String
+from sqlalchemy import BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sms_sender.db import Base, BigId, UTCDateTime
@@ -30,3 +30,20 @@ class Client(Base):
         Index(None, "operator_code", "tag"),
         Index(None, "tag"),
     )
+
+
+class ClientFacetCount(Base):
+    """A signed change in how many clients have one tag (or one operator code).
+
+    Kept by database triggers in the transaction that changes a client (see the migration
+    ``20261201_load_0001``); the directory's tags are the values whose rows sum above zero.
+    """
+
+    __tablename__ = "client_facet_counts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    facet: Mapped[str] = mapped_column(String(16))  # "tag" or "operator_code"
+    value: Mapped[str] = mapped_column(String(64))
+    clients: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index(None, "facet", "value"),)

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sms_sender.clients.models import Client
+from sms_sender.clients.models import Client, ClientFacetCount
 from sms_sender.db import UTCDateTime
 
 
@@ -96,13 +96,24 @@ async def delete(session: AsyncSession, client: Client) -> None:
 
 
 async def distinct_tags(session: AsyncSession) -> list[str]:
-    query = select(Client.tag).where(Client.tag.is_not(None)).distinct()
-    # Sorted here, not by ORDER BY: PostgreSQL's collation and SQLite's byte order disagree.
-    return sorted(tag for tag in await session.scalars(query) if tag is not None)
+    """Every tag some client has, from the counters (no scan of the directory)."""
+    return await _facet_values(session, "tag")
 
 
 async def distinct_operator_codes(session: AsyncSession) -> list[str]:
-    return sorted(await session.scalars(select(Client.operator_code).distinct()))
+    """Every operator code some client has, from the counters."""
+    return await _facet_values(session, "operator_code")
+
+
+async def _facet_values(session: AsyncSession, facet: str) -> list[str]:
+    query = (
+        select(ClientFacetCount.value)
+        .where(ClientFacetCount.facet == facet)
+        .group_by(ClientFacetCount.value)
+        .having(func.sum(ClientFacetCount.clients) > 0)
+    )
+    # Sorted here, not by ORDER BY: PostgreSQL's collation and SQLite's byte order disagree.
+    return sorted(await session.scalars(query))
 
 
 @cache

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, SmallInteger, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, Index, SmallInteger, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sms_sender.db import Base, BigId, UTCDateTime
@@ -105,3 +105,21 @@ class Report(Base):
             sqlite_where=_SENT,
         ),
     )
+
+
+class MailingReportCount(Base):
+    """A signed change in how many of a mailing's reports are in one status.
+
+    Database triggers add these in the transaction that changes a report (the migration
+    ``20261201_load_0001`` explains how); a mailing's count in a status is the sum of its rows,
+    exact at any size without reading a single report.
+    """
+
+    __tablename__ = "mailing_report_counts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mailing_id: Mapped[int] = mapped_column(BigId)
+    status: Mapped[str] = mapped_column(String(16))
+    reports: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index(None, "mailing_id", "status"),)

@@ -45,11 +45,18 @@ from sms_sender.consent.rules import SkipReason, excluded_for, exclusion_reason
 from sms_sender.db import UTCDateTime
 from sms_sender.mailings.models import Mailing, MailingPurpose
 from sms_sender.reports.lifecycle import CLIENT_DELETED, ENDED_BEFORE_SEND, MAILING_CANCELLED
-from sms_sender.reports.models import UNSENT_REPORT_STATUSES, Report, ReportStatus
+from sms_sender.reports.models import (
+    UNSENT_REPORT_STATUSES,
+    MailingReportCount,
+    Report,
+    ReportStatus,
+)
 
 # The advisory lock between fan-outs and client deletes (see above). Any constant will do that
 # nothing else takes; the migrations' lock is 7_735_001.
 _FAN_OUT_LOCK_ID = 7_735_002
+# A mailing's reports in one status: the sum of its counter rows (kept by triggers).
+_COUNTED = func.sum(MailingReportCount.reports)
 
 
 def matching_clients(operator_codes: Sequence[str], tags: Sequence[str]) -> list[object]:
@@ -260,17 +267,18 @@ async def page(
 async def count_by_status(
     session: AsyncSession, mailing_ids: Sequence[int]
 ) -> dict[int, dict[str, int]]:
-    """Reports per status of each given mailing, in one grouped query; absent = no reports."""
+    """Reports per status of each given mailing, from the counters; absent = no reports."""
     if not mailing_ids:
         return {}
     rows = await session.execute(
-        select(Report.mailing_id, Report.status, func.count())
-        .where(Report.mailing_id.in_(list(mailing_ids)))
-        .group_by(Report.mailing_id, Report.status)
+        select(MailingReportCount.mailing_id, MailingReportCount.status, _COUNTED)
+        .where(MailingReportCount.mailing_id.in_(list(mailing_ids)))
+        .group_by(MailingReportCount.mailing_id, MailingReportCount.status)
+        .having(_COUNTED > 0)
     )
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     for mailing_id, status, count in rows:
-        counts[mailing_id][status] = count
+        counts[mailing_id][status] = int(count)
     return counts
 
 
@@ -320,17 +328,17 @@ async def count_by_mailing_and_status(
 ) -> Sequence[tuple[int, str, str | None, int]]:
     """(mailing id, mailing status, report status, count) for every mailing, in id order.
 
-    One statement: the reports are grouped first (the (mailing_id, status) index can answer that),
-    then every mailing is joined to its groups, so a mailing without reports still appears,
-    once, with a null report status.
+    One statement over the counters: a mailing without reports still appears, once, with a
+    null report status.
     """
     groups = (
         select(
-            Report.mailing_id,
-            Report.status.label("report_status"),
-            func.count().label("reports"),
+            MailingReportCount.mailing_id,
+            MailingReportCount.status.label("report_status"),
+            _COUNTED.label("reports"),
         )
-        .group_by(Report.mailing_id, Report.status)
+        .group_by(MailingReportCount.mailing_id, MailingReportCount.status)
+        .having(_COUNTED > 0)
         .subquery()
     )
     rows = await session.execute(
@@ -339,7 +347,7 @@ async def count_by_mailing_and_status(
         .order_by(Mailing.id)
     )
     return [
-        (mailing_id, status, report_status, reports or 0)
+        (mailing_id, status, report_status, int(reports or 0))
         for mailing_id, status, report_status, reports in rows
     ]
 

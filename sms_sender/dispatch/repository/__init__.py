@@ -9,6 +9,7 @@ Core connections: no ORM objects, no session bookkeeping in the hot path.
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
+from sms_sender.dispatch.repository._counts import fold_counts
 from sms_sender.dispatch.repository._delivery import (
     AwaitingDelivery,
     awaiting_delivery,
@@ -82,6 +83,7 @@ __all__ = [
     "count_running",
     "finish_completed",
     "fit",
+    "fold_counts",
     "forget",
     "hand_over",
     "is_bad_data",
