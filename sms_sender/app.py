@@ -32,7 +32,7 @@ from sms_sender.clients.endpoints import IMPORT_PATH, IMPORT_SETTING
 from sms_sender.clients.endpoints import router as clients_router
 from sms_sender.clock import Clock, SystemClock
 from sms_sender.config import Settings
-from sms_sender.consent.endpoints import STOP_LIST_PATH, inbound_router
+from sms_sender.consent.endpoints import STOP_LIST_PATH, inbound_router, inbound_secret
 from sms_sender.consent.endpoints import router as consent_router
 from sms_sender.db import Notifier, create_engine, create_sessionmaker, read_only
 from sms_sender.dispatch.runtime import configured_engine
@@ -110,7 +110,9 @@ def create_app(
     )
     # Outermost last: the request id, then the body limits, then the token, then the routes.
     app.add_middleware(
-        TokenBeforeBody, token_routes=[route for router in api_routers for route in router.routes]
+        TokenBeforeBody,
+        token_routes=[route for router in api_routers for route in router.routes],
+        other_guards=[(route, inbound_secret) for route in inbound_router.routes],
     )
     app.add_middleware(
         BodyLimit,

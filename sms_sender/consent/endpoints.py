@@ -133,7 +133,7 @@ inbound_router = APIRouter(tags=["consent"])
 STOP_LIST_PATH = "/clients/opt-out/import"
 
 
-async def _inbound_secret(request: Request) -> None:
+async def inbound_secret(request: Request) -> None:
     """401 without the shared secret header, 403 with a wrong one (constant-time compare)."""
     settings = request.app.state.settings
     header = settings.inbound_secret_header
@@ -161,7 +161,7 @@ async def _inbound_secret(request: Request) -> None:
     "punctuation ignored) opts the phone out as POST /clients/opt-out does. Every reply is "
     "logged.",
     dependencies=[
-        Depends(_inbound_secret),
+        Depends(inbound_secret),
         Depends(APIKeyHeader(name="X-Inbound-Secret", auto_error=False)),
     ],
 )
