@@ -370,6 +370,20 @@ RUSSIAN: dict[str, str] = {
     ),
     "while it runs: the end and the send window": "во время работы: окончание и окно отправки",
     "write one first": "сначала напишите его",
+    "Purpose": "Назначение",
+    "service": "сервисная",
+    "advertising": "рекламная",
+    "Advertising goes only to clients who gave consent and did not opt out; nobody who opted "
+    "out gets anything.": (
+        "Реклама уходит только клиентам, давшим согласие и не отказавшимся; отказавшиеся не "
+        "получают ничего."
+    ),
+    "Recipients": "Получатели",
+    "%(matching)s clients match · %(will_send)s will get it · skipped: %(no_consent)s without "
+    "consent, %(opted_out)s opted out": (
+        "Подходит клиентов: %(matching)s · получат: %(will_send)s · пропущено: без согласия "
+        "%(no_consent)s, отказались %(opted_out)s"
+    ),
     # statuses and states, shown through _(value)
     "pending": "ожидает",
     "sending": "отправляется",

@@ -18,7 +18,13 @@ from sms_sender.clients import service as clients
 from sms_sender.errors import AppError, InvalidInput
 from sms_sender.mailings import service
 from sms_sender.mailings.models import MailingStatus
-from sms_sender.mailings.schemas import MailingCreate, MailingRead, MailingUpdate
+from sms_sender.mailings.schemas import (
+    MailingCreate,
+    MailingPreview,
+    MailingPreviewRequest,
+    MailingRead,
+    MailingUpdate,
+)
 from sms_sender.messages import service as messages
 from sms_sender.pagination import DEFAULT_LIMIT
 from sms_sender.providers.registry import text_limits
@@ -53,7 +59,7 @@ async def list_mailings(request: Request, user: CurrentUser, session: ReadSessio
 
 @router.get("/new", response_class=HTMLResponse)
 async def new_mailing(request: Request, user: Operator, session: ReadSessionDep) -> Response:
-    values = {"zone": zone_of(request), "tags": [], "operator_codes": []}
+    values = {"zone": zone_of(request), "tags": [], "operator_codes": [], "purpose": "service"}
     return await _create_form(request, session, values, {})
 
 
@@ -69,6 +75,22 @@ async def create_mailing(
         await session.rollback()
         return await _create_form(request, session, values, _errors(error), error.status_code)
     return RedirectResponse(f"{PREFIX}/mailings/{mailing.id}?saved=1", status_code=303)
+
+
+@router.post("/preview")
+async def preview_mailing(
+    request: Request, user: Operator, session: ReadSessionDep
+) -> MailingPreview:
+    """The form's live "N clients match": the API's own preview of a filter and purpose."""
+    values = await request.json()
+    fields = {
+        "filter": {
+            "tags": _listed(values.get("tags")),
+            "operator_codes": _listed(values.get("operator_codes")),
+        },
+        "purpose": values.get("purpose") or "service",
+    }
+    return await service.preview(session, parse(MailingPreviewRequest, fields))
 
 
 @router.get("/{mailing_id}", response_class=HTMLResponse)
@@ -303,6 +325,7 @@ def _mailing_fields(
             "tags": _listed(values.get("tags")),
             "operator_codes": _listed(values.get("operator_codes")),
         }
+        fields["purpose"] = values.get("purpose") or "service"
     return fields
 
 

@@ -312,3 +312,28 @@ async def test_resend_unknown_requeues_through_the_apis_service(
     assert resent.status_code == 303
     assert resent.headers["location"].endswith("requeued=1")
     assert (await client.get(f"{page}/progress.json")).json()["by_status"]["pending"] == 1
+
+
+async def test_the_forms_preview_is_the_apis_preview(
+    signed_in: SignedIn, clock: FakeClock, session: AsyncSession
+) -> None:
+    await add_clients(
+        session, clock.now(), ("79001234567", "900", "vip"), ("79161234567", "916", None)
+    )
+    client = await signed_in(Role.OPERATOR)
+    headers = {"X-CSRF-Token": await page_csrf(client), "Accept": "application/json"}
+    service = await client.post(
+        "/admin/mailings/preview", json={"tags": ["vip"], "purpose": "service"}, headers=headers
+    )
+    assert service.status_code == 200, service.text
+    assert (service.json()["matching"], service.json()["will_send"]) == (1, 1)
+    advertising = await client.post(
+        "/admin/mailings/preview", json={"purpose": "advertising"}, headers=headers
+    )
+    assert advertising.json()["matching"] == 2
+    assert advertising.json()["skipped"]["no_consent"] == 2
+    bad = await client.post(
+        "/admin/mailings/preview", json={"tags": [""], "purpose": "spam"}, headers=headers
+    )
+    assert bad.status_code == 422
+    assert "purpose" in bad.text

@@ -298,3 +298,36 @@ document.addEventListener("DOMContentLoaded", () => {
   const root = document.getElementById("progress");
   if (root) poll(() => refreshMailing(root));
 });
+
+// "N clients match" under the filter builder: the API's preview of the ticked filter.
+function wirePreview(form) {
+  const out = document.getElementById("preview");
+  let asked = 0;
+  const update = async () => {
+    const ticket = ++asked;
+    const ticked = (name) => Array.from(form.querySelectorAll(`input[name="${name}[]"]:checked`))
+      .map((box) => box.value);
+    const response = await consoleFetch(out.dataset.source, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ tags: ticked("tags"), operator_codes: ticked("operator_codes"),
+                             purpose: form.querySelector("#purpose").value }),
+    });
+    if (ticket !== asked) return;
+    const answer = await response.json();
+    if (!response.ok) { out.textContent = answer.detail || response.statusText; return; }
+    out.dataset.matching = answer.matching;
+    out.textContent = out.dataset.template.replace("%(matching)s", answer.matching)
+      .replace("%(will_send)s", answer.will_send).replace("%(no_consent)s", answer.skipped.no_consent)
+      .replace("%(opted_out)s", answer.skipped.opted_out);
+  };
+  form.addEventListener("change", (event) => {
+    if (event.target.matches('input[type="checkbox"], #purpose')) update();
+  });
+  update();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("mailing-form");
+  if (form && document.getElementById("preview")) wirePreview(form);
+});
