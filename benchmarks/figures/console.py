@@ -68,6 +68,7 @@ async def measure_pages(context: Context) -> list[Row]:
         pages = {
             "dashboard": "/admin",
             "dashboard figures": "/admin/dashboard.json",
+            "dashboard activity": "/admin/activity.json",
             "clients": "/admin/clients",
             "clients, far page": f"/admin/clients?cursor={clients - 60}",
             "clients by phone prefix": "/admin/clients?phone_prefix=7999",

@@ -362,7 +362,9 @@ RUSSIAN: dict[str, str] = {
     "tags": "теги",
     "the directory is empty": "справочник пуст",
     "to": "до",
-    "updates every 2 seconds": "обновляется каждые 2 секунды",
+    "mailings update every 2 seconds, totals and the chart every 30": (
+        "рассылки обновляются каждые 2 секунды, итоги и график — каждые 30"
+    ),
     "viewer reads; operator also changes clients, messages and mailings; admin also manages "
     "users and tokens.": (
         "наблюдатель читает; оператор также меняет клиентов, сообщения и рассылки; "

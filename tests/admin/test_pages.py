@@ -257,7 +257,9 @@ async def test_dashboard_figures(
     assert [m["id"] for m in figures["active"]] == [mailing_id]
     assert figures["active"][0]["total"] == 1
     assert figures["active"][0]["done"] == 0
-    assert len(figures["per_minute"]) == 60
+    activity = (await client.get("/admin/activity.json")).json()
+    assert len(activity["per_minute"]) == 60
+    assert activity["today"] == {}  # nothing sent yet
 
 
 async def test_a_token_is_shown_once_and_can_be_revoked(

@@ -206,11 +206,6 @@ async function refreshDashboard(root) {
   const data = await response.json();
   const at = Date.parse(data.now);
   document.getElementById("updated-at").textContent = formatTime(data.now);
-  for (const period of ["today", "week"]) {
-    document.getElementById(period + "-total").textContent = sum(data[period]).toLocaleString();
-    document.getElementById(period + "-detail").textContent = Object.entries(data[period])
-      .map(([status, count]) => statusName(status) + " " + count).join(" · ");
-  }
   const body = document.getElementById("running");
   body.replaceChildren();
   if (!data.active.length) {
@@ -250,12 +245,23 @@ async function refreshDashboard(root) {
     item.append(link, " · " + formatTime(mailing.start_at));
     scheduled.appendChild(item);
   }
+}
+
+async function refreshActivity(root) {
+  const response = await consoleFetch(root.dataset.activity);
+  if (!response.ok) return;
+  const data = await response.json();
+  for (const period of ["today", "week"]) {
+    document.getElementById(period + "-total").textContent = sum(data[period]).toLocaleString();
+    document.getElementById(period + "-detail").textContent = Object.entries(data[period])
+      .map(([status, count]) => statusName(status) + " " + count).join(" · ");
+  }
   drawChart(document.getElementById("chart"), data.per_minute);
 }
 
-function poll(work) {
+function poll(work, milliseconds = 2000) {
   const run = async () => {
-    try { await work(); } finally { setTimeout(run, 2000); }
+    try { await work(); } finally { setTimeout(run, milliseconds); }
   };
   run();
 }
@@ -267,7 +273,10 @@ document.addEventListener("DOMContentLoaded", () => {
     document.cookie = "sms_sender_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; samesite=lax";
   }
   const root = document.getElementById("dashboard");
-  if (root) poll(() => refreshDashboard(root));
+  if (root) {
+    poll(() => refreshDashboard(root));
+    poll(() => refreshActivity(root), 30000);
+  }
 });
 
 async function refreshMailing(root) {
