@@ -8,8 +8,10 @@ A report's life in one worker, and what a crash at each point leaves behind:
    and the shared rate limit allow) it is marked ``sending`` and *committed*, after a last
    check that its mailing is still running. A crash from here on leaves ``sending`` with an
    expiring lease: the gateway may have the message, so it becomes ``unknown`` and is never
-   sent again (unless the provider is idempotent). See :func:`repository.reclaim`; the
-   hand-over itself is :mod:`sms_sender.dispatch.handover`.
+   sent again (unless the provider is idempotent). See :func:`repository.reclaim`; a dead
+   worker's leases are taken over sooner, when its heartbeat stops or its pid is gone
+   (:mod:`sms_sender.dispatch.heartbeat`). The hand-over is :mod:`sms_sender.dispatch.handover`;
+   what each answer does to the report, :mod:`sms_sender.reports.lifecycle`.
 3. **settled** — the answers are written together, a batch per statement, guarded so that a
    report cancelled or reclaimed meanwhile is not overwritten.
 
