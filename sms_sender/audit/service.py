@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import structlog
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from sms_sender.audit import repository
 from sms_sender.audit.actor import current_actor
 from sms_sender.audit.models import AuditAction, AuditEntry, AuditTarget
 
 _log = structlog.get_logger(__name__)
+_PENDING_LINES = "pending_audit_lines"
 
 
 async def record(
@@ -34,17 +37,30 @@ async def record(
     )
     await repository.add(session, entry)
     ids = {f"{target}_id": target_id} if target_id is not None else {}
-    _log.info(
-        "audit",
-        action=str(action),
-        target=str(target),
-        actor=actor.name,
-        source=str(actor.source),
-        audit_id=entry.id,
-        detail=entry.detail,
-        **ids,
+    # Logged when the transaction commits, so the log never tells of a change that was undone.
+    session.info.setdefault(_PENDING_LINES, []).append(
+        {
+            "action": str(action),
+            "target": str(target),
+            "actor": actor.name,
+            "source": str(actor.source),
+            "audit_id": entry.id,
+            "detail": entry.detail,
+            **ids,
+        }
     )
     return entry
+
+
+@event.listens_for(Session, "after_commit")
+def _log_committed(session: Session) -> None:
+    for line in session.info.pop(_PENDING_LINES, []):
+        _log.info("audit", **line)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_undone(session: Session) -> None:
+    session.info.pop(_PENDING_LINES, None)
 
 
 async def page(

@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sms_sender.audit.actor import SYSTEM, current_actor
+from sms_sender.audit.models import AuditAction, AuditTarget
+from sms_sender.audit.service import record
 from sms_sender.auth import service as auth_service
 from tests.conftest import FakeClock
 from tests.dispatch.test_logging import json_log_lines  # noqa: F401  (the fixture)
@@ -143,3 +145,16 @@ async def test_tokens_made_outside_a_request_are_by_the_system(
         ("revoked", "robot", "system"),
         ("created", "robot", "system"),
     ]
+
+
+async def test_a_change_undone_is_not_logged(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    json_log_lines: io.StringIO,  # noqa: F811
+) -> None:
+    async with sessionmaker() as session:
+        await record(session, AuditAction.DELETED, AuditTarget.CLIENT, 7)
+        await session.rollback()
+        await record(session, AuditAction.DELETED, AuditTarget.CLIENT, 8)
+        await session.commit()
+    logs = [json.loads(line) for line in json_log_lines.getvalue().splitlines()]
+    assert [log["client_id"] for log in logs if log["event"] == "audit"] == [8]
