@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -79,6 +82,23 @@ class FakeClock:
             for wait in waits:
                 wait.cancel()
             self._sleepers.remove(sleeper)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loggers_follow_reconfiguration() -> Iterator[None]:
+    """No logger keeps the configuration it first met (production caches it, for speed).
+
+    Tests reconfigure logging (the CLI runs in-process and sets its own level; log-capturing
+    fixtures point it at a buffer): a logger cached during one test would otherwise keep that
+    test's level and format, and a later test would miss its lines depending on the order.
+    """
+    configure = structlog.configure
+
+    def without_cache(**options: Any) -> None:
+        configure(**options | {"cache_logger_on_first_use": False})
+
+    with patch.object(structlog, "configure", without_cache):
+        yield
 
 
 def postgres_admin_url() -> str:
