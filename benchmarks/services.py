@@ -89,6 +89,10 @@ class ServiceProcess:
         """The process's high-water mark of resident memory (VmHWM), read from /proc."""
         return _proc_status_kib(self.pid, "VmHWM") * 1024
 
+    def rss_bytes(self) -> int:
+        """The process's resident memory now (VmRSS), read from /proc."""
+        return _proc_status_kib(self.pid, "VmRSS") * 1024
+
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
 

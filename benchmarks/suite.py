@@ -38,6 +38,11 @@ class Sizes:
     import_clients: int
     api_clients: int
     api_requests: int
+    # The soak: clients (= reports of the running mailing), how long, API clients, msg/s.
+    soak_clients: int
+    soak_seconds: float
+    soak_api_clients: int
+    soak_rate: float
 
 
 SIZES = {
@@ -56,6 +61,10 @@ SIZES = {
         import_clients=5_000,
         api_clients=5_000,
         api_requests=50,
+        soak_clients=2_000,
+        soak_seconds=8.0,
+        soak_api_clients=3,
+        soak_rate=200.0,
     ),
     # A few minutes: for comparing a change before and after, not for the published table.
     "medium": Sizes(
@@ -73,6 +82,10 @@ SIZES = {
         import_clients=200_000,
         api_clients=200_000,
         api_requests=1_000,
+        soak_clients=50_000,
+        soak_seconds=60.0,
+        soak_api_clients=6,
+        soak_rate=400.0,
     ),
     "full": Sizes(
         name="full",
@@ -89,6 +102,10 @@ SIZES = {
         import_clients=1_000_000,
         api_clients=1_000_000,
         api_requests=2_000,
+        soak_clients=100_000,
+        soak_seconds=240.0,
+        soak_api_clients=6,
+        soak_rate=400.0,
     ),
 }
 

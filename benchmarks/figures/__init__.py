@@ -10,6 +10,7 @@ from benchmarks.figures import (
     memory,
     recovery,
     schedule,
+    soak,
 )
 from benchmarks.suite import Figure
 
@@ -26,6 +27,7 @@ FIGURES: tuple[Figure, ...] = (
     clients_api.CSV_IMPORT,
     clients_api.API,
     console.FIGURE,
+    soak.FIGURE,
 )
 
 __all__ = ["FIGURES"]
