@@ -3,6 +3,8 @@
 A mailing to every seeded client runs through the http provider to the benchmark gateway on
 127.0.0.1, at a set rate, on the embedded default as people run it (``sms-sender serve``: API
 and engine together) and on PostgreSQL as it scales out (``sms-sender api`` + ``worker``).
+On SQLite the same soak runs a second time with the API and the engine in two processes
+(``api`` + ``worker``), which shows what sharing one event loop with the engine costs the API.
 Meanwhile each API client loops over a mix of what the admin console and scripts ask: a page of
 clients at a random cursor, the mailing's stats, a page of its reports, the mailings list with
 their counts, GET /tags, and a new client. Reported: requests and errors, p50/p99 per route,
@@ -116,8 +118,13 @@ async def _sample_rss(
             await asyncio.wait_for(stop.wait(), RSS_EVERY)
 
 
+# How the service runs: one process (serve) or the API apart from the engine (api + worker).
+SERVE, APART = "serve", "api + worker"
+LAYOUTS = {"sqlite": (SERVE, APART), "postgresql": (APART,)}
+
+
 def _services(
-    db: BenchDatabase, gateway: Gateway, context: Context
+    db: BenchDatabase, gateway: Gateway, context: Context, layout: str
 ) -> tuple[HttpService, dict[str, ServiceProcess]]:
     settings = {
         "database_url": db.url,
@@ -127,7 +134,7 @@ def _services(
         "rate_limit": str(context.sizes.soak_rate),
     }
     workdir: Path = context.workdir
-    if db.is_postgresql:
+    if layout == APART:
         api = HttpService("api", settings, workdir / "soak-api.log")
         worker = worker_process(settings, workdir / "soak-worker.log", instant=False)
         return api, {"api": api, "worker": worker}
@@ -136,6 +143,13 @@ def _services(
 
 
 async def measure(context: Context) -> list[Row]:
+    rows = []
+    for layout in LAYOUTS[context.database]:
+        rows += await _soak(context, layout)
+    return rows
+
+
+async def _soak(context: Context, layout: str) -> list[Row]:
     sizes = context.sizes
     clients, seconds, api_clients = sizes.soak_clients, sizes.soak_seconds, sizes.soak_api_clients
     shown = {"clients": clients, "seconds": seconds, "api_clients": api_clients}
@@ -146,7 +160,7 @@ async def measure(context: Context) -> list[Row]:
         mailing_id, reports = await start_mailing_now(db, lasting=timedelta(hours=2))
         token = await create_token(db)
         with Gateway(context.workdir / f"soak-gateway-{time.time_ns()}.txt") as gateway:
-            api, processes = _services(db, gateway, context)
+            api, processes = _services(db, gateway, context, layout)
             with contextlib.ExitStack() as running:
                 for process in processes.values():
                     running.enter_context(process)
@@ -179,10 +193,11 @@ async def measure(context: Context) -> list[Row]:
                 for process in processes.values():
                     process.check_alive()
         calls = gateway.calls()
-    return _rows(traffic, rss, len(calls), duplicates(calls), shown)
+    return _rows(layout, traffic, rss, len(calls), duplicates(calls), shown)
 
 
 def _rows(
+    layout: str,
     traffic: Traffic,
     rss: dict[str, list[float]],
     sent: int,
@@ -192,7 +207,7 @@ def _rows(
     rows = [
         Row(
             figure="soak",
-            label=f"{route} p99",
+            label=f"{layout}: {route} p99",
             value=percentile(timings, 0.99),
             unit="ms",
             target=Target("<=", 100, "ms"),
@@ -210,7 +225,7 @@ def _rows(
     rows.append(
         Row(
             figure="soak",
-            label="errors",
+            label=f"{layout}: errors",
             value=sum(traffic.errors.values()),
             unit="",
             target=Target("==", 0, ""),
@@ -222,7 +237,7 @@ def _rows(
         rows.append(
             Row(
                 figure="soak",
-                label=f"{name} RSS growth",
+                label=f"{layout}: {name} RSS growth",
                 value=_growth(samples),
                 unit="MB",
                 target=Target("<=", 20, "MB"),
@@ -233,7 +248,7 @@ def _rows(
     rows.append(
         Row(
             figure="soak",
-            label="messages sent",
+            label=f"{layout}: messages sent",
             value=sent,
             unit="",
             target=None,
@@ -243,7 +258,7 @@ def _rows(
     rows.append(
         Row(
             figure="soak",
-            label="phones sent twice",
+            label=f"{layout}: phones sent twice",
             value=twice,
             unit="",
             target=Target("==", 0, ""),
