@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sms_sender.errors import problem
+from sms_sender.problems import problem
 
 
 class BodyTooLarge(HTTPException):

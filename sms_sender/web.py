@@ -11,8 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sms_sender.audit.actor import current_actor
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
-from sms_sender.consent.rules import PhoneHasher
-from sms_sender.consent.service import hasher_for
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -52,24 +50,6 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
-
-
-async def get_phone_hasher(request: Request) -> PhoneHasher:
-    """The suppression list's phone hasher, its key read once per process.
-
-    Read in a read-only session of its own: on SQLite the request's unit of work (and the
-    write lock) must start only when the handler first writes.
-    """
-    state = request.app.state
-    hasher: PhoneHasher | None = getattr(state, "phone_hasher", None)
-    if hasher is None:
-        key = state.settings.suppression_key.get_secret_value()
-        async with state.read_sessionmaker() as session:
-            hasher = state.phone_hasher = await hasher_for(session, key)
-    return hasher
-
-
-PhoneHasherDep = Annotated[PhoneHasher, Depends(get_phone_hasher)]
 
 
 async def get_caller() -> str:

@@ -14,12 +14,12 @@ from sms_sender.admin.pages import PREFIX, ConsoleRoute, field_errors, render
 from sms_sender.auth.endpoints import CurrentUser, Operator
 from sms_sender.clients import csv_import, service
 from sms_sender.clients.schemas import ClientCreate, ClientRead, ImportResult
+from sms_sender.consent.dependencies import PhoneHasherDep
 from sms_sender.errors import AppError, InvalidInput
 from sms_sender.pagination import DEFAULT_LIMIT
 from sms_sender.web import (
     CallerDep,
     ClockDep,
-    PhoneHasherDep,
     ReadSessionDep,
     SessionDep,
     SettingsDep,

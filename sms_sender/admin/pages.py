@@ -22,8 +22,9 @@ from pydantic import ValidationError
 
 from sms_sender.admin.i18n import Language, language_of, translator
 from sms_sender.auth.models import Role
-from sms_sender.errors import AppError, problem
+from sms_sender.errors import AppError
 from sms_sender.mailings.models import MailingStatus
+from sms_sender.problems import problem
 from sms_sender.reports.models import ReportStatus
 
 PREFIX = "/admin"

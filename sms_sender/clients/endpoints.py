@@ -17,9 +17,10 @@ from sms_sender.clients.schemas import (
     OperatorCode,
     TagText,
 )
+from sms_sender.consent.dependencies import PhoneHasherDep
 from sms_sender.db import MAX_ID
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
-from sms_sender.web import CallerDep, ClockDep, PhoneHasherDep, SessionDep, SettingsDep
+from sms_sender.web import CallerDep, ClockDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["clients"])
 

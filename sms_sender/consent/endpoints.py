@@ -14,6 +14,7 @@ from sms_sender.clients import service as clients_service
 from sms_sender.clients.endpoints import ClientId
 from sms_sender.clients.schemas import ClientRead
 from sms_sender.consent import service, stop_list
+from sms_sender.consent.dependencies import PhoneHasherDep
 from sms_sender.consent.schemas import (
     ConsentEventRead,
     InboundMessage,
@@ -25,7 +26,7 @@ from sms_sender.consent.schemas import (
 )
 from sms_sender.errors import Forbidden, Unauthorized
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
-from sms_sender.web import CallerDep, ClockDep, PhoneHasherDep, SessionDep, SettingsDep
+from sms_sender.web import CallerDep, ClockDep, SessionDep, SettingsDep
 
 _log = structlog.get_logger(__name__)
 
