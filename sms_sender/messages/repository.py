@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import exists, select
+from sqlalchemy import column, exists, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sms_sender.mailings.models import Mailing
 from sms_sender.messages.models import Message
+
+# Mailings use messages, not the other way round: this package names only the mailings
+# table's foreign key column, so it never imports sms_sender.mailings (see docs/architecture.md).
+_MAILING_MESSAGE_IDS = table("mailings", column("message_id"))
 
 
 async def add(session: AsyncSession, message: Message) -> Message:
@@ -31,7 +34,11 @@ async def page(session: AsyncSession, *, after_id: int, limit: int) -> Sequence[
 
 
 async def used_by_a_mailing(session: AsyncSession, message_id: int) -> bool:
-    return bool(await session.scalar(select(exists().where(Mailing.message_id == message_id))))
+    return bool(
+        await session.scalar(
+            select(exists().where(_MAILING_MESSAGE_IDS.c.message_id == message_id))
+        )
+    )
 
 
 async def delete(session: AsyncSession, message: Message) -> None:
