@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender.auth import service as auth_service
 from sms_sender.clock import SystemClock
+from sms_sender.consent.rules import MailingPurpose
 from sms_sender.db import (
     CHANNEL_REPORTS,
     UTCDateTime,
@@ -27,10 +28,10 @@ from sms_sender.db import (
     normalise_url,
     notify,
 )
-from sms_sender.mailings.models import Mailing, MailingPurpose, MailingStatus
+from sms_sender.mailings import fan_out
+from sms_sender.mailings.models import Mailing, MailingStatus
 from sms_sender.messages.models import Message
 from sms_sender.migrations import upgrade_to_head
-from sms_sender.reports import repository as reports
 
 # Phones 7 900 0000001, 7 900 0000002, …: valid, unique, and the operator code is digits 2-4.
 FIRST_PHONE = 79_000_000_000
@@ -183,7 +184,7 @@ async def start_mailing_now(db: BenchDatabase, *, lasting: timedelta) -> tuple[i
             status=MailingStatus.RUNNING,
             now=now,
         )
-        created = await reports.materialise(
+        created = await fan_out.materialise(
             session,
             mailing_id=mailing.id,
             text=message.text,

@@ -36,10 +36,12 @@ from sms_sender.consent.endpoints import STOP_LIST_PATH, inbound_router, inbound
 from sms_sender.consent.endpoints import router as consent_router
 from sms_sender.db import Notifier, create_engine, create_sessionmaker, read_only
 from sms_sender.dispatch.runtime import configured_engine
-from sms_sender.errors import PROBLEM_RESPONSES, Problem, install_error_handlers, problem
+from sms_sender.errors import Problem
 from sms_sender.limits import BodyLimit, Limit
 from sms_sender.mailings.endpoints import router as mailings_router
+from sms_sender.mailings.endpoints import stats_router as mailing_stats_router
 from sms_sender.messages.endpoints import router as messages_router
+from sms_sender.problems import PROBLEM_RESPONSES, install_error_handlers, problem
 from sms_sender.reports.endpoints import router as reports_router
 
 _log = structlog.get_logger(__name__)
@@ -106,6 +108,7 @@ def create_app(
         messages_router,
         mailings_router,
         reports_router,
+        mailing_stats_router,
         audit_router,
     )
     # Outermost last: the request id, then the body limits, then the token, then the routes.

@@ -1,6 +1,6 @@
 """Fan-out: the reports of an N-client mailing, materialised by one INSERT … SELECT.
 
-This is what happens at a mailing's start_at (sms_sender.reports.repository.materialise); the
+This is what happens at a mailing's start_at (sms_sender.mailings.fan_out.materialise); the
 timer covers the statement and its COMMIT, nothing else. The first row is a service mailing;
 the ``advertising`` row then makes a second mailing's reports over the same clients, none of
 whom gave consent, so every report is ``skipped`` by the consent rule in the same statement.
@@ -20,8 +20,9 @@ from benchmarks.databases import (
 )
 from benchmarks.suite import Context, Figure, Row, Target
 from sms_sender.clock import SystemClock
-from sms_sender.mailings.models import MailingPurpose, MailingStatus
-from sms_sender.reports import repository as reports
+from sms_sender.consent.rules import MailingPurpose
+from sms_sender.mailings import fan_out
+from sms_sender.mailings.models import MailingStatus
 
 
 async def measure(context: Context) -> list[Row]:
@@ -53,7 +54,7 @@ async def _fan_out(db: BenchDatabase, purpose: MailingPurpose) -> tuple[int, flo
         )
         await session.commit()
         started = time.perf_counter()
-        created = await reports.materialise(
+        created = await fan_out.materialise(
             session,
             mailing_id=mailing.id,
             text=message.text,

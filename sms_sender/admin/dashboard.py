@@ -12,9 +12,9 @@ from fastapi.responses import HTMLResponse
 from sms_sender.admin.pages import PREFIX, ConsoleRoute, render, zone_of
 from sms_sender.auth.endpoints import CurrentUser
 from sms_sender.mailings import service as mailings
+from sms_sender.mailings import stats
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.mailings.schemas import MailingRead
-from sms_sender.reports import service as reports
 from sms_sender.reports.models import ReportStatus
 from sms_sender.web import ClockDep, ReadSessionDep
 
@@ -65,7 +65,7 @@ async def activity_figures(
     local_now = now.astimezone(ZoneInfo(zone_of(request)))
     day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
     hour_start = (now - timedelta(minutes=59)).replace(second=0, microsecond=0)
-    activity = await reports.activity(
+    activity = await stats.activity(
         session,
         day_start=day_start,
         week_start=day_start - timedelta(days=6),

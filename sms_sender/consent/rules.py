@@ -10,7 +10,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, literal, null
 
 from sms_sender.clients.models import Client
-from sms_sender.mailings.models import MailingPurpose
+
+
+class MailingPurpose(StrEnum):
+    """Service messages go to every matching client; advertising only to those who agreed."""
+
+    SERVICE = "service"
+    ADVERTISING = "advertising"
 
 
 class SkipReason(StrEnum):

@@ -6,14 +6,16 @@ import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from sms_sender.db import MAX_ID
-from sms_sender.mailings import service
+from sms_sender.mailings import service, stats
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.mailings.schemas import (
     MailingCreate,
     MailingPreview,
     MailingPreviewRequest,
     MailingRead,
+    MailingStatsDetail,
     MailingUpdate,
+    OverallStats,
     Requeued,
 )
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
@@ -165,3 +167,28 @@ async def resend_unknown(
         "unknown reports queued again", mailing_id=mailing_id, requeued=requeued, asked_by=asked_by
     )
     return Requeued(requeued=requeued)
+
+
+# Statistics: outside the /mailings prefix (GET /stats), so a router of their own.
+stats_router = APIRouter()
+
+
+@stats_router.get(
+    "/mailings/{mailing_id}/stats",
+    tags=["statistics", "mailings"],
+    summary="A mailing's reports by status",
+)
+async def read_mailing_stats(
+    mailing_id: MailingId,
+    session: SessionDep,
+) -> MailingStatsDetail:
+    return await stats.mailing_stats(session, mailing_id)
+
+
+@stats_router.get(
+    "/stats",
+    tags=["statistics"],
+    summary="Reports by status over every mailing, and per mailing",
+)
+async def read_overall_stats(session: SessionDep) -> OverallStats:
+    return await stats.overall_stats(session)

@@ -6,6 +6,7 @@ from enum import StrEnum
 from sqlalchemy import JSON, ForeignKey, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from sms_sender.consent.rules import MailingPurpose
 from sms_sender.db import Base, BigId, UTCDateTime
 
 
@@ -15,13 +16,6 @@ class MailingStatus(StrEnum):
     PAUSED = "paused"
     FINISHED = "finished"
     CANCELLED = "cancelled"
-
-
-class MailingPurpose(StrEnum):
-    """Service messages go to every matching client; advertising only to those who agreed."""
-
-    SERVICE = "service"
-    ADVERTISING = "advertising"
 
 
 ACTIVE_MAILING_STATUSES = (MailingStatus.RUNNING, MailingStatus.PAUSED)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.mailings.models import Mailing, MailingStatus
 from sms_sender.messages.models import Message
+from sms_sender.reports.models import MailingReportCount
 
 
 async def add(session: AsyncSession, mailing: Mailing) -> Mailing:
@@ -112,3 +113,32 @@ async def ids_sending_since(session: AsyncSession, since: datetime) -> list[int]
         (Mailing.finished_at.is_(None)) | (Mailing.finished_at >= since),
     )
     return list(await session.scalars(query))
+
+
+async def count_by_mailing_and_status(
+    session: AsyncSession,
+) -> Sequence[tuple[int, str, str | None, int]]:
+    """(mailing id, mailing status, report status, count) for every mailing, in id order.
+
+    One statement over the counters: a mailing without reports still appears, once, with a
+    null report status.
+    """
+    groups = (
+        select(
+            MailingReportCount.mailing_id,
+            MailingReportCount.status.label("report_status"),
+            func.sum(MailingReportCount.reports).label("reports"),
+        )
+        .group_by(MailingReportCount.mailing_id, MailingReportCount.status)
+        .having(func.sum(MailingReportCount.reports) > 0)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Mailing.id, Mailing.status, groups.c.report_status, groups.c.reports)
+        .outerjoin(groups, groups.c.mailing_id == Mailing.id)
+        .order_by(Mailing.id)
+    )
+    return [
+        (mailing_id, status, report_status, int(reports or 0))
+        for mailing_id, status, report_status, reports in rows
+    ]

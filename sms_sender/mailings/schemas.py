@@ -17,8 +17,9 @@ from pydantic import (
     model_validator,
 )
 
+from sms_sender.consent.rules import MailingPurpose
 from sms_sender.db import MAX_ID
-from sms_sender.mailings.models import MailingPurpose, MailingStatus
+from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.schemas import ReportCounts
 
 _OPERATOR_CODE = re.compile(r"[0-9]{3}")
@@ -346,3 +347,34 @@ class Requeued(BaseModel):
     """How many reports ``POST /api/v1/mailings/{id}/resend-unknown`` queued again."""
 
     requeued: int = Field(description="Reports moved from unknown back to pending.", examples=[3])
+
+
+class MailingStats(ReportCounts):
+    """The reports of one mailing by status (``GET /api/v1/mailings/{id}/stats``)."""
+
+    mailing_id: int = Field(examples=[7])
+
+
+class MailingStatsDetail(MailingStats):
+    """One mailing's reports by status, and its skipped ones by reason."""
+
+    skipped_by_reason: dict[str, int] = Field(
+        description="Skipped reports by reason: `opted_out` (the client asked to receive "
+        "nothing), `no_consent` (advertising to a client without consent). Reasons with no "
+        "report are left out.",
+        examples=[{"no_consent": 180, "opted_out": 12}],
+    )
+
+
+class MailingStatsLine(MailingStats):
+    """One mailing's line in the overall statistics."""
+
+    status: MailingStatus = Field(description="The mailing's own status.", examples=["running"])
+
+
+class OverallStats(ReportCounts):
+    """Reports of every mailing by status, and the same per mailing (``GET /api/v1/stats``)."""
+
+    mailings: list[MailingStatsLine] = Field(
+        description="Every mailing, by id, including those without reports yet."
+    )

@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.service import record
+from sms_sender.consent.rules import MailingPurpose
 from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, notify
 from sms_sender.errors import Conflict, InvalidInput, NotFound
-from sms_sender.mailings import repository
+from sms_sender.mailings import fan_out, repository
 from sms_sender.mailings.models import (
     ACTIVE_MAILING_STATUSES,
     Mailing,
-    MailingPurpose,
     MailingStatus,
 )
 from sms_sender.mailings.schemas import (
@@ -174,7 +174,7 @@ async def create(
 
 async def preview(session: AsyncSession, request: MailingPreviewRequest) -> MailingPreview:
     """Whom a mailing would reach now: the clients matching, and those it would skip and why."""
-    matching, skipped = await reports_repository.count_matching(
+    matching, skipped = await fan_out.count_matching(
         session,
         operator_codes=request.filter.operator_codes,
         tags=request.filter.tags,
@@ -358,7 +358,7 @@ async def finish_mailing(session: AsyncSession, mailing: Mailing, now: datetime)
 
 
 async def _materialise(session: AsyncSession, mailing: Mailing, now: datetime) -> int:
-    created = await reports_repository.materialise(
+    created = await fan_out.materialise(
         session,
         mailing_id=mailing.id,
         text=await repository.message_text_of(session, mailing),

@@ -1,4 +1,4 @@
-"""Reports of each message sent, and statistics over them (``/reports``, ``/stats``)."""
+"""Reports of each message sent (``/reports``); their statistics are routed from mailings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sms_sender.db import MAX_ID
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.reports import service
 from sms_sender.reports.models import ReportStatus
-from sms_sender.reports.schemas import MailingStatsDetail, OverallStats, ReportRead
+from sms_sender.reports.schemas import ReportRead
 from sms_sender.web import SessionDep
 
 router = APIRouter()
@@ -55,24 +55,3 @@ async def read_report(
     session: SessionDep,
 ) -> ReportRead:
     return ReportRead.model_validate(await service.get(session, report_id))
-
-
-@router.get(
-    "/mailings/{mailing_id}/stats",
-    tags=["statistics", "mailings"],
-    summary="A mailing's reports by status",
-)
-async def read_mailing_stats(
-    mailing_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The mailing's id.")],
-    session: SessionDep,
-) -> MailingStatsDetail:
-    return await service.mailing_stats(session, mailing_id)
-
-
-@router.get(
-    "/stats",
-    tags=["statistics"],
-    summary="Reports by status over every mailing, and per mailing",
-)
-async def read_overall_stats(session: SessionDep) -> OverallStats:
-    return await service.overall_stats(session)

@@ -26,24 +26,16 @@ from datetime import datetime
 from sqlalchemy import (
     ColumnElement,
     Integer,
-    and_,
     case,
     cast,
     delete,
     func,
-    insert,
-    literal,
     select,
     text,
-    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sms_sender.clients.models import Client
-from sms_sender.consent.rules import SkipReason, excluded_for, exclusion_reason
-from sms_sender.db import UTCDateTime
-from sms_sender.mailings.models import Mailing, MailingPurpose
 from sms_sender.reports.lifecycle import CLIENT_DELETED, ENDED_BEFORE_SEND, MAILING_CANCELLED
 from sms_sender.reports.models import (
     UNSENT_REPORT_STATUSES,
@@ -59,103 +51,8 @@ _FAN_OUT_LOCK_ID = 7_735_002
 _COUNTED = func.sum(MailingReportCount.reports)
 
 
-def matching_clients(operator_codes: Sequence[str], tags: Sequence[str]) -> list[object]:
-    """The WHERE clauses of a mailing filter: AND across fields, OR inside one, empty = all."""
-    clauses: list[object] = [true()]
-    if operator_codes:
-        clauses.append(Client.operator_code.in_(list(operator_codes)))
-    if tags:
-        clauses.append(Client.tag.in_(list(tags)))
-    return clauses
-
-
-async def materialise(
-    session: AsyncSession,
-    *,
-    mailing_id: int,
-    text: str,
-    operator_codes: Sequence[str],
-    tags: Sequence[str],
-    purpose: MailingPurpose,
-    now: datetime,
-) -> int:
-    """Create one report per matching client in a single INSERT … SELECT.
-
-    A client the mailing may not go to (sms_sender.consent.rules) gets a ``skipped`` report
-    with the reason in ``error``, the others a ``pending`` one: every matching client is
-    accounted for. Phone, text and time zone are copied, so later edits never rewrite history.
-    Returns the number of reports created. Called once per mailing, by the transaction that
-    starts it; a second call would fail on the UNIQUE (client_id, mailing_id) rather than make
-    a duplicate. (No ON CONFLICT DO NOTHING: its speculative insertion cost a third of the
-    statement.)
-    """
-    at_now = literal(now, UTCDateTime())
-    reason = exclusion_reason(purpose)
-    status = case(
-        (reason.is_(None), literal(ReportStatus.PENDING.value)),
-        else_=literal(ReportStatus.SKIPPED.value),
-    )
-    rows = select(
-        literal(mailing_id).label("mailing_id"),
-        Client.id,
-        Client.phone,
-        literal(text).label("text"),
-        Client.timezone,
-        status.label("status"),
-        reason.label("error"),
-        literal(0).label("attempts"),
-        at_now.label("next_attempt_at"),
-        at_now.label("created_at"),
-        at_now.label("updated_at"),
-    ).where(and_(*matching_clients(operator_codes, tags)))  # type: ignore[arg-type]
-    statement = insert(Report).from_select(
-        [
-            "mailing_id",
-            "client_id",
-            "phone",
-            "text",
-            "timezone",
-            "status",
-            "error",
-            "attempts",
-            "next_attempt_at",
-            "created_at",
-            "updated_at",
-        ],
-        rows,
-    )
-    # Before the INSERT, not in it: its snapshot must be taken once the lock is ours.
-    await _lock_fan_outs(session, exclusive=False)
-    result = await session.execute(statement)
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def count_matching(
-    session: AsyncSession,
-    *,
-    operator_codes: Sequence[str],
-    tags: Sequence[str],
-    purpose: MailingPurpose,
-) -> tuple[int, dict[SkipReason, int]]:
-    """How many clients the filter matches, and how many of them a fan-out would skip, by why.
-
-    One aggregate over the same filter and the same rule as :func:`materialise`.
-    """
-    totals = [func.count()] + [
-        func.coalesce(func.sum(case((excluded_for(purpose, reason), 1), else_=0)), 0)
-        for reason in SkipReason
-    ]
-    row = (
-        await session.execute(
-            select(*totals).where(and_(*matching_clients(operator_codes, tags)))  # type: ignore[arg-type]
-        )
-    ).one()
-    matching, *skipped = (int(value) for value in row)
-    return matching, dict(zip(SkipReason, skipped, strict=True))
-
-
 async def skip_unsent_of_clients(
-    session: AsyncSession, client_ids: Sequence[int], reason: SkipReason, now: datetime
+    session: AsyncSession, client_ids: Sequence[int], reason: str, now: datetime
 ) -> int:
     """Skip the clients' reports not yet handed to a provider (an opt-out stops them).
 
@@ -167,7 +64,7 @@ async def skip_unsent_of_clients(
     result = await session.execute(
         update(Report)
         .where(Report.client_id.in_(list(client_ids)), Report.status.in_(UNSENT_REPORT_STATUSES))
-        .values(status=ReportStatus.SKIPPED.value, error=reason.value, updated_at=now)
+        .values(status=ReportStatus.SKIPPED.value, error=str(reason), updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -201,6 +98,11 @@ async def wait_for_fan_outs(session: AsyncSession) -> None:
     For a client's delete, before it reads the client (see the module docstring).
     """
     await _lock_fan_outs(session, exclusive=True)
+
+
+async def hold_fan_out_lock(session: AsyncSession) -> None:
+    """Taken by a fan-out (sms_sender.mailings.fan_out) just before its INSERT, to its commit."""
+    await _lock_fan_outs(session, exclusive=False)
 
 
 async def _lock_fan_outs(session: AsyncSession, *, exclusive: bool) -> None:
@@ -321,35 +223,6 @@ def _minutes_after(dialect: str, since: datetime) -> ColumnElement[int]:
     # integer division (truncating) is the floor.
     seconds = cast(func.strftime("%s", Report.sent_at), Integer) - start
     return cast(seconds / 60, Integer)
-
-
-async def count_by_mailing_and_status(
-    session: AsyncSession,
-) -> Sequence[tuple[int, str, str | None, int]]:
-    """(mailing id, mailing status, report status, count) for every mailing, in id order.
-
-    One statement over the counters: a mailing without reports still appears, once, with a
-    null report status.
-    """
-    groups = (
-        select(
-            MailingReportCount.mailing_id,
-            MailingReportCount.status.label("report_status"),
-            _COUNTED.label("reports"),
-        )
-        .group_by(MailingReportCount.mailing_id, MailingReportCount.status)
-        .having(_COUNTED > 0)
-        .subquery()
-    )
-    rows = await session.execute(
-        select(Mailing.id, Mailing.status, groups.c.report_status, groups.c.reports)
-        .outerjoin(groups, groups.c.mailing_id == Mailing.id)
-        .order_by(Mailing.id)
-    )
-    return [
-        (mailing_id, status, report_status, int(reports or 0))
-        for mailing_id, status, report_status, reports in rows
-    ]
 
 
 async def cancel_unsent(session: AsyncSession, mailing_id: int, now: datetime) -> int:

@@ -1,4 +1,7 @@
-"""What the API shows of reports: one message to one client, and counts of them by status."""
+"""What the API shows of reports: one message to one client, and counts of them by status.
+
+The statistics of mailings built from these counts are in sms_sender.mailings.schemas.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.models import ReportStatus
 
 # Ids are 64-bit integers; a larger one cannot exist, and PostgreSQL refuses it as a parameter.
@@ -40,37 +42,6 @@ class ReportCounts(BaseModel):
         """Built from a status -> count mapping that may leave statuses out."""
         by_status = _every_status(counts)
         return cls(total=sum(by_status.values()), by_status=by_status, **fields)
-
-
-class MailingStats(ReportCounts):
-    """The reports of one mailing by status (``GET /api/v1/mailings/{id}/stats``)."""
-
-    mailing_id: int = Field(examples=[7])
-
-
-class MailingStatsDetail(MailingStats):
-    """One mailing's reports by status, and its skipped ones by reason."""
-
-    skipped_by_reason: dict[str, int] = Field(
-        description="Skipped reports by reason: `opted_out` (the client asked to receive "
-        "nothing), `no_consent` (advertising to a client without consent). Reasons with no "
-        "report are left out.",
-        examples=[{"no_consent": 180, "opted_out": 12}],
-    )
-
-
-class MailingStatsLine(MailingStats):
-    """One mailing's line in the overall statistics."""
-
-    status: MailingStatus = Field(description="The mailing's own status.", examples=["running"])
-
-
-class OverallStats(ReportCounts):
-    """Reports of every mailing by status, and the same per mailing (``GET /api/v1/stats``)."""
-
-    mailings: list[MailingStatsLine] = Field(
-        description="Every mailing, by id, including those without reports yet."
-    )
 
 
 class ReportRead(BaseModel):
