@@ -21,6 +21,7 @@ run: install ## the service on the embedded default: SQLite file, console provid
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
