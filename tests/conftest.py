@@ -47,6 +47,8 @@ TABLES = (
     # After reports and clients: emptying those on SQLite fires the counters' triggers.
     "mailing_report_counts",
     "client_facet_counts",
+    "suppression_keys",
+    "rate_limits",
 )
 
 
