@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from sms_sender.clients.schemas import TagText
 from sms_sender.consent.rules import MailingPurpose
 from sms_sender.db import MAX_ID
 from sms_sender.mailings.models import MailingStatus
@@ -58,13 +59,6 @@ def _operator_code(value: str) -> str:
     return value
 
 
-def _tag(value: str) -> str:
-    # PostgreSQL text cannot hold NUL, so no client can have a tag with one.
-    if "\x00" in value:
-        raise ValueError("tag cannot contain a NUL character")
-    return value
-
-
 def _time_of_day(value: str) -> str:
     if not _TIME_OF_DAY.fullmatch(value):
         raise ValueError(
@@ -84,16 +78,8 @@ OperatorCode = Annotated[
     AfterValidator(_operator_code),
     Field(json_schema_extra={"pattern": "^[0-9]{3}$"}, examples=["916"]),
 ]
-Tag = Annotated[
-    str,
-    AfterValidator(_tag),
-    Field(
-        min_length=1,
-        max_length=64,
-        json_schema_extra={"pattern": "^[^\\x00]+$"},
-        examples=["vip"],
-    ),
-]
+# A filter's tag is a client's tag (one rule: sms_sender.clients.schemas.TagText), never empty.
+FilterTag = Annotated[TagText, Field(min_length=1, examples=["vip"])]
 TimeOfDay = Annotated[
     str,
     AfterValidator(_time_of_day),
@@ -130,7 +116,7 @@ class MailingFilter(BaseModel):
         max_length=1000,
         description="Clients with any of these operator codes; empty or missing: any code.",
     )
-    tags: Annotated[list[Tag], AfterValidator(_without_repeats)] = Field(
+    tags: Annotated[list[FilterTag], AfterValidator(_without_repeats)] = Field(
         default_factory=list,
         max_length=1000,
         description="Clients with any of these tags; empty or missing: any tag (or none).",

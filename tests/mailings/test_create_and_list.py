@@ -185,6 +185,17 @@ def _naive(body: dict[str, Any]) -> dict[str, Any]:
         ),
         (lambda b: b | {"filter": {"tags": ["x" * 65]}}, ["body", "filter", "tags", 0], "64"),
         (lambda b: b | {"filter": {"tags": [""]}}, ["body", "filter", "tags", 0], ""),
+        # A client's tag can hold no control character, so neither can a filter's (one rule).
+        (
+            lambda b: b | {"filter": {"tags": ["vip\n"]}},
+            ["body", "filter", "tags", 0],
+            "control characters",
+        ),
+        (
+            lambda b: b | {"filter": {"tags": ["\x1b[31mvip"]}},
+            ["body", "filter", "tags", 0],
+            "control characters",
+        ),
         (lambda b: b | {"filter": {"colour": ["red"]}}, ["body", "filter", "colour"], ""),
         (lambda b: {k: v for k, v in b.items() if k != "filter"}, ["body", "filter"], ""),
         (
@@ -222,6 +233,8 @@ def _naive(body: dict[str, Any]) -> dict[str, Any]:
         "non-ascii-digits",
         "long-tag",
         "empty-tag",
+        "newline-in-tag",
+        "escape-in-tag",
         "unknown-filter-field",
         "missing-filter",
         "hour-24",
