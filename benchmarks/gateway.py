@@ -21,8 +21,8 @@ from typing import IO, Self, cast
 
 from benchmarks.services import cpu_seconds
 from sms_sender.cli import run_event_loop
-from tests.fakes._http import serve_until_signalled, start_listening_process
 from tests.fakes.gateway import ProbeGateway
+from tests.fakes.http_server import serve_until_signalled, start_listening_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"

@@ -31,8 +31,8 @@ from sms_sender.providers import (
 from sms_sender.reports.models import ReportStatus
 from tests.conftest import FakeClock
 from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, phones
-from tests.fakes._http import start_listening_process
 from tests.fakes.gateway import PROJECT_ROOT, STRAY_ID, Answer, GatewayProcess
+from tests.fakes.http_server import start_listening_process
 from tests.fakes.smsaero import AeroAnswer
 
 pytestmark = pytest.mark.usefixtures("clean_db")

@@ -44,7 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from tests.fakes._http import (
+from tests.fakes.http_server import (
     LOOPBACK,
     FakeService,
     HangUp,

@@ -37,7 +37,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from tests.fakes._http import FakeService, Request, Response, serve_until_signalled
+from tests.fakes.http_server import FakeService, Request, Response, serve_until_signalled
 
 STATUS_NAMES = {
     0: "queue",
