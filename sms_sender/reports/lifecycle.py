@@ -34,7 +34,6 @@ from typing import Protocol
 
 from sms_sender.providers.base import Outcome, SendResult
 from sms_sender.reports.models import (
-    TERMINAL_REPORT_STATUSES,
     UNSENT_REPORT_STATUSES,
     ReportStatus,
 )
@@ -43,7 +42,6 @@ __all__ = [
     "CLIENT_DELETED",
     "ENDED_BEFORE_SEND",
     "MAILING_CANCELLED",
-    "TERMINAL_REPORT_STATUSES",
     "UNSENT_REPORT_STATUSES",
     "WORKER_DIED",
     "Clearance",

@@ -23,17 +23,6 @@ class ReportStatus(StrEnum):
     SKIPPED = "skipped"  # never sent: no consent to advertising, or the client opted out
 
 
-TERMINAL_REPORT_STATUSES = frozenset(
-    {
-        ReportStatus.DELIVERED,
-        ReportStatus.UNDELIVERED,
-        ReportStatus.FAILED,
-        ReportStatus.EXPIRED,
-        ReportStatus.CANCELLED,
-        ReportStatus.UNKNOWN,
-        ReportStatus.SKIPPED,
-    }
-)
 # Not yet handed to a provider: these are what end_at expires and cancel cancels.
 UNSENT_REPORT_STATUSES = (ReportStatus.PENDING,)
 
