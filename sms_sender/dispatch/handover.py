@@ -136,8 +136,12 @@ class HandOver:
             now=now,
             lease_until=now + self._lease,
         )
-        # Not marked: its mailing was paused, cancelled or ended, or its client deleted.
-        await repository.release(connection, [i for i in ids if i not in marked], owner=self._owner)
+        # Not marked: its mailing was paused, cancelled or ended, or its client deleted or
+        # opted out (then it is skipped here, not released to be claimed again).
+        left = [i for i in ids if i not in marked]
+        if left:
+            await repository.skip_opted_out(connection, left, owner=self._owner, now=now)
+        await repository.release(connection, left, owner=self._owner)
         return marked
 
     def _clearance(self, report: ClaimedReport, now: datetime) -> lifecycle.Clearance:

@@ -11,8 +11,10 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sms_sender.clients.models import Client
 from sms_sender.clock import SystemClock
 from sms_sender.consent import service as consent_service
 from sms_sender.consent.rules import PhoneHasher
@@ -88,3 +90,30 @@ async def test_no_send_starts_after_the_opt_out_commits(
     assert GROUP < sent < CLIENTS  # the opt-out did land mid-mailing
     reports = await arrange.reports(mailing_id)
     assert {report.error for report in reports if report.status == "skipped"} == {"opted_out"}
+
+
+async def test_the_hand_over_skips_a_report_whose_client_opted_out(
+    arrange: Arrange,
+    make_engine: EngineFactory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    """The engine's own check, should a pending report of an opted-out client exist at all
+    (an opt-out through the service skips them first): never sent, skipped, not claimed again."""
+    client_ids = await arrange.many_clients(3)
+    mailing_id = await arrange.mailing()
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Client).where(Client.id == client_ids[1]).values(opted_out_at=clock.now())
+        )
+    provider = FakeProvider(clock=clock)
+
+    await make_engine(provider).worker.drain()
+
+    reports = {report.client_id: report for report in await arrange.reports(mailing_id)}
+    assert sorted(call.message.client_id for call in provider.calls) == [
+        client_ids[0],
+        client_ids[2],
+    ]
+    skipped = reports[client_ids[1]]
+    assert (skipped.status, skipped.error, skipped.lease_owner) == ("skipped", "opted_out", None)

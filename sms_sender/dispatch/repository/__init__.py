@@ -42,6 +42,7 @@ from sms_sender.dispatch.repository._work import (
     put_off,
     release,
     renew,
+    skip_opted_out,
 )
 from sms_sender.dispatch.repository._workers import beat, beats, forget, release_claims_of
 
@@ -100,4 +101,5 @@ __all__ = [
     "release_claims_of",
     "renew",
     "settle",
+    "skip_opted_out",
 ]

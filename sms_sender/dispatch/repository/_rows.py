@@ -23,11 +23,22 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
+from sms_sender.clients.models import Client
 from sms_sender.mailings.models import Mailing
 from sms_sender.reports.models import Report, ReportStatus
 
 reports: Table = Report.__table__  # type: ignore[assignment]
 mailings: Table = Mailing.__table__  # type: ignore[assignment]
+clients: Table = Client.__table__  # type: ignore[assignment]
+
+
+def client_opted_out() -> ColumnElement[bool]:
+    """The report's client has opted out since its report was made (sms_sender.consent)."""
+    return (
+        select(clients.c.id)
+        .where(clients.c.id == reports.c.client_id, clients.c.opted_out_at.is_not(None))
+        .exists()
+    )
 
 
 def of_mailing(column: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -12,8 +12,16 @@ from datetime import datetime
 from sqlalchemy import BigInteger, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sms_sender.consent.rules import SkipReason
 from sms_sender.db import UTCDateTime
-from sms_sender.dispatch.repository._rows import among, mailings, of_mailing, reports, update_each
+from sms_sender.dispatch.repository._rows import (
+    among,
+    client_opted_out,
+    mailings,
+    of_mailing,
+    reports,
+    update_each,
+)
 from sms_sender.dispatch.window import SendWindow
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.models import ReportStatus
@@ -116,9 +124,10 @@ async def hand_over(
 ) -> dict[int, MailingTerms]:
     """Mark the reports ``sending`` right before their provider calls; the terms of each marked.
 
-    Only reports still ``pending`` under this worker's lease, of a client not deleted, and whose
-    mailing is still running and not past its end are marked: this is where a pause, cancel,
-    client deletion or new end made since the claim takes effect. Each marked report comes back
+    Only reports still ``pending`` under this worker's lease, of a client not deleted and not
+    opted out, and whose mailing is still running and not past its end are marked: this is
+    where a pause, cancel, client deletion, opt-out or new end made since the claim takes
+    effect. Each marked report comes back
     with its mailing's end and send window as they are now, for its call to respect (both may
     have been edited since the claim). The caller commits before calling the provider, so after
     a crash a ``sending`` report means "the provider may have it" and a ``pending`` one "it
@@ -131,6 +140,7 @@ async def hand_over(
             reports.c.status == ReportStatus.PENDING,
             reports.c.lease_owner == owner,
             reports.c.client_id.is_not(None),
+            ~client_opted_out(),
             reports.c.mailing_id.in_(
                 select(mailings.c.id).where(
                     mailings.c.status == MailingStatus.RUNNING, mailings.c.end_at > now
@@ -155,6 +165,31 @@ async def hand_over(
         report_id: MailingTerms(end_at, SendWindow.of(window_start, window_end))
         for report_id, end_at, window_start, window_end in rows
     }
+
+
+async def skip_opted_out(
+    connection: AsyncConnection, report_ids: Sequence[int], *, owner: str, now: datetime
+) -> int:
+    """Skip held reports whose client opted out (normally the opt-out skipped them already)."""
+    if not report_ids:
+        return 0
+    result = await connection.execute(
+        update(reports)
+        .where(
+            among(connection, reports.c.id, report_ids),
+            reports.c.status == ReportStatus.PENDING,
+            reports.c.lease_owner == owner,
+            client_opted_out(),
+        )
+        .values(
+            status=ReportStatus.SKIPPED,
+            error=SkipReason.OPTED_OUT.value,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount)
 
 
 async def release(connection: AsyncConnection, report_ids: Sequence[int], *, owner: str) -> int:
