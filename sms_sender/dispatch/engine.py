@@ -29,7 +29,7 @@ from sms_sender.dispatch.repository import UNAVAILABLE
 from sms_sender.dispatch.retry import RetryPolicy
 from sms_sender.dispatch.scheduler import Scheduler
 from sms_sender.dispatch.tracking import DeliveryPoller
-from sms_sender.dispatch.wakeups import PostgresListener, wait_or_stop
+from sms_sender.dispatch.wakeups import RETRY_AFTER_ERROR, PostgresListener, wait_or_stop
 from sms_sender.dispatch.worker import Worker, WorkerTuning
 from sms_sender.notifications.loop import NotificationLoop, notifications_wanted
 from sms_sender.providers.base import Provider
@@ -46,7 +46,7 @@ class EngineTuning:
     heartbeat: HeartbeatTuning = field(default_factory=HeartbeatTuning)
     scheduler_poll: timedelta = timedelta(seconds=5)
     delivery_poll: timedelta = timedelta(seconds=30)
-    retry_after_error: float = 2.0  # seconds before a loop tries again after losing the database
+    retry_after_error: float = RETRY_AFTER_ERROR  # the scheduler's and the engine's own loop
 
 
 class DeliveryEngine:

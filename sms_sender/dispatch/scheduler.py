@@ -22,7 +22,7 @@ from sms_sender import metrics
 from sms_sender.clock import Clock
 from sms_sender.db import CHANNEL_MAILINGS, Notifier, begin_write, read_only, writer_turn
 from sms_sender.dispatch import repository
-from sms_sender.dispatch.wakeups import set_when, wait_or_stop
+from sms_sender.dispatch.wakeups import RETRY_AFTER_ERROR, set_when, wait_or_stop
 from sms_sender.mailings import service as mailings_service
 from sms_sender.mailings.models import Mailing
 
@@ -42,7 +42,7 @@ class Scheduler:
         clock: Clock,
         notifier: Notifier,
         poll_interval: timedelta = timedelta(seconds=5),
-        retry_after_error: float = 2.0,
+        retry_after_error: float = RETRY_AFTER_ERROR,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._database: AsyncEngine = sessionmaker.kw["bind"]

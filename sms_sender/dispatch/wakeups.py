@@ -22,6 +22,9 @@ import structlog
 
 from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, Notifier, normalise_url
 
+# Seconds a loop waits before trying again after losing the database (each loop's default).
+RETRY_AFTER_ERROR = 2.0
+
 _log = structlog.get_logger(__name__)
 
 

@@ -40,7 +40,7 @@ from sms_sender.dispatch.repository import ClaimedReport, MailingTerms, Settleme
 from sms_sender.dispatch.results import Results
 from sms_sender.dispatch.retry import RetryPolicy
 from sms_sender.dispatch.sending import Sender
-from sms_sender.dispatch.wakeups import set_when, wait_or_stop
+from sms_sender.dispatch.wakeups import RETRY_AFTER_ERROR, set_when, wait_or_stop
 from sms_sender.providers.base import Provider
 
 _log = structlog.get_logger(__name__)
@@ -56,7 +56,7 @@ class WorkerTuning:
     reclaim_interval: timedelta | None = None
     result_linger: float = 0.05  # seconds a result may wait to be written with others
     shutdown_grace: float = 10.0  # seconds in-flight sends get to answer at shutdown
-    retry_after_error: float = 2.0  # seconds before trying again after losing the database
+    retry_after_error: float = RETRY_AFTER_ERROR
 
 
 class Worker:
