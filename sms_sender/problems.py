@@ -71,11 +71,18 @@ def _validation_message(error: dict[str, Any]) -> str:
 
 
 def _allowed_methods(request: Request) -> list[str]:
+    """The documented methods of the path; a fixed path such as ``/clients/opt-out`` wins over a
+    template it also fits (``/clients/{client_id}``), as it does in the router."""
     path = request.url.path
-    for template, operations in request.app.openapi()["paths"].items():
-        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path):
-            return sorted(method.upper() for method in operations)
-    return []
+    fitting = [
+        (template.count("{"), operations)
+        for template, operations in request.app.openapi()["paths"].items()
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path)
+    ]
+    if not fitting:
+        return []
+    _, operations = min(fitting, key=lambda fit: fit[0])
+    return sorted(method.upper() for method in operations)
 
 
 def _json_sent_as_something_else(request: Request, exc: RequestValidationError) -> bool:

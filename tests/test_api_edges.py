@@ -88,3 +88,30 @@ async def test_a_failed_commit_is_never_answered_201(
     monkeypatch.setattr(AsyncSession, "commit", commit_fails)
     response = await client.post("/api/v1/messages", json={"text": "never stored"})
     assert response.status_code == 500
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/api/v1/mailings/preview", "POST"),
+        ("PUT", "/api/v1/clients/opt-out", "POST"),
+        ("DELETE", "/api/v1/clients/import", "POST"),
+    ],
+)
+async def test_a_fixed_path_beside_an_id_path_answers_405_with_its_own_methods(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    # /mailings/{id} and /clients/{id} once took "preview" and "opt-out" for an id: a 422.
+    response = await client.request(method, path, json={})
+    assert response.status_code == 405, response.text
+    assert response.headers["Allow"] == allowed
+
+
+async def test_a_number_is_not_a_consent_time(client: httpx.AsyncClient) -> None:
+    # pydantic alone would take 0 as 1970-01-01T00:00:00Z.
+    response = await client.post(
+        "/api/v1/clients",
+        json={"phone": "79001234567", "consent_at": 0, "consent_source": "web form"},
+    )
+    assert response.status_code == 422, response.text
+    assert "ISO 8601" in response.text

@@ -149,12 +149,12 @@ async def import_takes_only_post() -> None:
     raise StarletteHTTPException(status.HTTP_405_METHOD_NOT_ALLOWED)
 
 
-@router.get("/clients/{client_id}", summary="Read a client")
+@router.get("/clients/{client_id:int}", summary="Read a client")
 async def read_client(client_id: ClientId, session: SessionDep) -> ClientRead:
     return ClientRead.model_validate(await service.get(session, client_id))
 
 
-@router.patch("/clients/{client_id}", summary="Change some fields of a client")
+@router.patch("/clients/{client_id:int}", summary="Change some fields of a client")
 async def update_client(
     client_id: ClientId,
     payload: ClientUpdate,
@@ -169,7 +169,7 @@ async def update_client(
     return ClientRead.model_validate(client)
 
 
-@router.put("/clients/{client_id}", summary="Replace a client; omitted fields take defaults")
+@router.put("/clients/{client_id:int}", summary="Replace a client; omitted fields take defaults")
 async def replace_client(
     client_id: ClientId,
     payload: ClientCreate,
@@ -192,7 +192,7 @@ async def replace_client(
 
 
 @router.delete(
-    "/clients/{client_id}",
+    "/clients/{client_id:int}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a client; its reports stay, its unsent ones are cancelled",
 )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -20,6 +19,8 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+
+from sms_sender.timestamps import UtcDatetime
 
 # [0-9], not \d: \d also matches other scripts' digits, such as Arabic-Indic ones.
 _PHONE = re.compile(r"7[0-9]{10}")
@@ -133,16 +134,8 @@ Tag = Annotated[
 ]
 
 
-def _utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("datetime is out of range") from None
-
-
 ConsentAt = Annotated[
-    AwareDatetime,
-    AfterValidator(_utc),
+    UtcDatetime,
     Field(
         description="When the person agreed to receive advertising (ISO 8601 with an offset); "
         "not in the future. Needs consent_source.",

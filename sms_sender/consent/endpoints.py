@@ -37,7 +37,7 @@ INBOUND_ACTOR = "inbound webhook"
 
 
 @router.post(
-    "/clients/{client_id}/opt-out",
+    "/clients/{client_id:int}/opt-out",
     summary="Opt a client out: nothing more is sent to it",
     description="Stops every later message to the client, service ones included: its unsent "
     "reports become `skipped` (error `opted_out`) and no send starts after this answers. The "
@@ -111,7 +111,7 @@ async def import_stop_list(
 
 
 @router.get(
-    "/clients/{client_id}/consent-history",
+    "/clients/{client_id:int}/consent-history",
     summary="A client's consent and opt-out changes, oldest first",
     description="Every change of consent or opt-out, with when, where from and who made it: "
     "the proof of consent the advertising law asks the sender to keep.",
@@ -161,6 +161,10 @@ async def inbound_secret(request: Request) -> None:
     "(SMS_SENDER_STOP_WORDS, default STOP, СТОП, ОТПИСКА, ОТПИСАТЬСЯ; case, spaces and "
     "punctuation ignored) opts the phone out as POST /clients/opt-out does. Every reply is "
     "logged.",
+    responses={
+        401: {"description": "The shared secret header is missing."},
+        403: {"description": "The secret does not match, or the webhook is off (no secret set)."},
+    },
     dependencies=[
         Depends(inbound_secret),
         Depends(APIKeyHeader(name="X-Inbound-Secret", auto_error=False)),

@@ -73,13 +73,13 @@ async def list_mailings(
     )
 
 
-@router.get("/{mailing_id}", summary="Read a mailing")
+@router.get("/{mailing_id:int}", summary="Read a mailing")
 async def read_mailing(mailing_id: MailingId, session: SessionDep) -> MailingRead:
     return await service.describe_one(session, await service.get(session, mailing_id))
 
 
 @router.patch(
-    "/{mailing_id}",
+    "/{mailing_id:int}",
     summary="Change a mailing",
     description="Only the fields sent change. A scheduled mailing takes any change; a running "
     "or paused one only end_at and send_window (409 naming the field otherwise); a finished or "
@@ -97,7 +97,7 @@ async def update_mailing(
 
 
 @router.delete(
-    "/{mailing_id}",
+    "/{mailing_id:int}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a mailing and its reports",
     description="409 while it is running or paused: cancel it first.",
@@ -108,7 +108,7 @@ async def delete_mailing(mailing_id: MailingId, session: SessionDep) -> Response
 
 
 @router.post(
-    "/{mailing_id}/pause",
+    "/{mailing_id:int}/pause",
     summary="Pause a running or scheduled mailing",
     description="Nothing more is handed to providers until it is resumed; 409 for a mailing "
     "in any other status.",
@@ -119,7 +119,7 @@ async def pause_mailing(mailing_id: MailingId, session: SessionDep, clock: Clock
 
 
 @router.post(
-    "/{mailing_id}/resume",
+    "/{mailing_id:int}/resume",
     summary="Resume a paused mailing",
     description="It runs again if now is within [start_at, end_at) (starting it if it never "
     "started), or goes back to `scheduled` if start_at is still ahead; `paused_reason` is "
@@ -134,7 +134,7 @@ async def resume_mailing(
 
 
 @router.post(
-    "/{mailing_id}/cancel",
+    "/{mailing_id:int}/cancel",
     summary="Cancel a mailing",
     description="Every report not yet handed to a provider becomes `cancelled`; messages "
     "already in flight are recorded as the provider answers. 409 if it already finished or "
@@ -148,7 +148,7 @@ async def cancel_mailing(
 
 
 @router.post(
-    "/{mailing_id}/resend-unknown",
+    "/{mailing_id:int}/resend-unknown",
     summary="Send the mailing's unknown reports again",
     description="Reports in `unknown` (the provider may or may not have the message: its "
     "answer was lost, or a worker died mid-send) are never re-sent automatically, since the "
@@ -174,7 +174,7 @@ stats_router = APIRouter()
 
 
 @stats_router.get(
-    "/mailings/{mailing_id}/stats",
+    "/mailings/{mailing_id:int}/stats",
     tags=["statistics", "mailings"],
     summary="A mailing's reports by status",
 )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,16 +21,10 @@ from sms_sender.consent.rules import MailingPurpose
 from sms_sender.db import MAX_ID
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.schemas import ReportCounts
+from sms_sender.timestamps import UtcDatetime
 
 _OPERATOR_CODE = re.compile(r"[0-9]{3}")
 _TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
-
-
-def _iso_text(value: Any) -> Any:
-    # Without this pydantic would also take a number as seconds since 1970: not what we document.
-    if not isinstance(value, str | datetime):
-        raise ValueError("datetime must be an ISO 8601 string, e.g. 2026-12-01T09:00:00+03:00")
-    return value
 
 
 def _json_integer(value: Any) -> Any:
@@ -39,13 +32,6 @@ def _json_integer(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be an integer")
     return value
-
-
-def _to_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC representation
-        raise ValueError("datetime is out of range") from None
 
 
 def _shown(value: str) -> str:
@@ -71,8 +57,6 @@ def _without_repeats(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-# Offsets are required (a naive time is a 422 that says so) and stored and shown in UTC.
-UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_to_utc)]
 OperatorCode = Annotated[
     str,
     AfterValidator(_operator_code),
