@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from sms_sender.admin.forms import blank_to_none, cursor_of, form_of, next_cursor_of, parse
-from sms_sender.admin.pages import PREFIX, ConsoleRoute, field_errors, render
+from sms_sender.admin.pages import PREFIX, ConsoleRoute, field_errors, is_zone, render, zone_of
 from sms_sender.auth.endpoints import CurrentUser, Operator
 from sms_sender.clients import csv_import, service
-from sms_sender.clients.schemas import ClientCreate, ClientRead, ImportResult
+from sms_sender.clients.models import Client
+from sms_sender.clients.schemas import ClientCreate, ClientRead, ClientUpdate, ImportResult
+from sms_sender.consent import service as consent_service
 from sms_sender.consent.dependencies import PhoneHasherDep
+from sms_sender.consent.schemas import ConsentEventRead, OptOutRequest
 from sms_sender.errors import AppError, InvalidInput
 from sms_sender.pagination import DEFAULT_LIMIT
 from sms_sender.web import (
@@ -30,6 +36,8 @@ router = APIRouter(prefix=f"{PREFIX}/clients", route_class=ConsoleRoute, include
 # The CSV import's body may be as large as the API's (SMS_SENDER_MAX_IMPORT_BYTES; app.py).
 IMPORT_PATH = f"{PREFIX}/clients/import"
 SEARCH_FIELDS = ("phone_prefix", "tag", "operator_code", "timezone")
+# How many of the newest consent changes the client page shows (the API pages through all).
+HISTORY_SHOWN = 10
 UPLOAD_CHUNK_BYTES = 64 * 1024
 
 
@@ -81,7 +89,7 @@ async def create_client(
         )
     except AppError as error:
         await session.rollback()
-        return _form_again(request, None, values, error)
+        return _form_again(request, values, error)
     return RedirectResponse(f"{PREFIX}/clients/{row.id}?saved=1", status_code=303)
 
 
@@ -112,12 +120,8 @@ async def import_clients(
 async def edit_client(
     request: Request, client_id: int, user: CurrentUser, session: ReadSessionDep
 ) -> Response:
-    client = ClientRead.model_validate(await service.get(session, client_id))
-    return render(
-        request,
-        "client_form.html",
-        {"client": client, "values": client.model_dump(), "errors": {}},
-    )
+    row = await service.get(session, client_id)
+    return await _client_page(request, session, row)
 
 
 @router.post("/{client_id}", response_class=HTMLResponse)
@@ -145,9 +149,53 @@ async def update_client(
         )
     except AppError as error:
         await session.rollback()
-        client = ClientRead.model_validate(await service.get(session, client_id))
-        return _form_again(request, client, values, error)
+        row = await service.get(session, client_id)
+        return await _client_page(request, session, row, values=values, error=error)
     return RedirectResponse(f"{PREFIX}/clients/{client_id}?saved=1", status_code=303)
+
+
+@router.post("/{client_id}/consent", response_class=HTMLResponse)
+async def record_consent(
+    request: Request,
+    client_id: int,
+    user: Operator,
+    session: SessionDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
+) -> Response:
+    """A consent given at a local time in the operator's zone: the API's PATCH consent_at."""
+    values = await form_of(request)
+    try:
+        payload = parse(ClientUpdate, _consent_fields(values))
+        await service.update(
+            session, client_id, payload, hasher=hasher, actor=actor, now=clock.now()
+        )
+    except AppError as error:
+        await session.rollback()
+        row = await service.get(session, client_id)
+        return await _client_page(request, session, row, consent_values=values, error=error)
+    return RedirectResponse(f"{PREFIX}/clients/{client_id}?consent=1", status_code=303)
+
+
+@router.post("/{client_id}/opt-out", response_class=HTMLResponse)
+async def opt_out_client(
+    request: Request,
+    client_id: int,
+    user: Operator,
+    session: SessionDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
+) -> Response:
+    """The API's POST /clients/{id}/opt-out: the client's unsent reports are skipped."""
+    values = await form_of(request)
+    payload = parse(OptOutRequest, blank_to_none({"source": values.get("source", "")}, "source"))
+    row = await service.get(session, client_id)
+    await consent_service.opt_out_clients(
+        session, [row.id], source=payload.source, actor=actor, hasher=hasher, now=clock.now()
+    )
+    return RedirectResponse(f"{PREFIX}/clients/{client_id}?opted_out=1", status_code=303)
 
 
 @router.post("/{client_id}/delete")
@@ -168,16 +216,68 @@ def _client_fields(values: dict[str, Any]) -> dict[str, Any]:
     return blank_to_none(fields, "operator_code", "timezone")
 
 
-def _form_again(
-    request: Request, client: ClientRead | None, values: dict[str, Any], error: AppError
+def _consent_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """consent_at (a local time in the named zone) and consent_source, both required."""
+    raw_at = str(values.get("consent_at", "")).strip()
+    source = str(values.get("consent_source", "")).strip()
+    zone = str(values.get("zone", "")).strip() or "UTC"
+    if not is_zone(zone):
+        raise InvalidInput.field(["zone"], f"unknown time zone {zone!r}; e.g. Europe/Moscow")
+    if not raw_at:
+        raise InvalidInput.field(["consent_at"], "give the date and time the person agreed")
+    try:
+        local = datetime.fromisoformat(raw_at)
+    except ValueError:
+        raise InvalidInput.field(["consent_at"], "pick a date and a time") from None
+    if not source:
+        raise InvalidInput.field(["consent_source"], "say where or how the person agreed")
+    aware = local.replace(tzinfo=ZoneInfo(zone))
+    return {"consent_at": aware.isoformat(), "consent_source": source}
+
+
+async def _client_page(
+    request: Request,
+    session: AsyncSession,
+    row: Client,
+    *,
+    values: dict[str, Any] | None = None,
+    consent_values: dict[str, Any] | None = None,
+    error: AppError | None = None,
 ) -> Response:
-    errors = field_errors(error)
-    if not errors or error.status_code == 409:
-        errors[""] = error.detail
+    """A client's page: the form, its consent state and newest consent changes, and errors
+    beside the form they belong to (the edit form's, or the consent form's)."""
+    client = ClientRead.model_validate(row)
+    history = await consent_service.latest_history(session, row, limit=HISTORY_SHOWN)
+    errors = _errors_of(error) if error is not None and consent_values is None else {}
+    consent_errors = _errors_of(error) if error is not None and consent_values is not None else {}
     return render(
         request,
         "client_form.html",
-        {"client": client, "values": values, "errors": errors},
+        {
+            "client": client,
+            "values": values if values is not None else client.model_dump(),
+            "errors": errors,
+            "consent_values": consent_values or {"zone": zone_of(request)},
+            "consent_errors": consent_errors,
+            "history": [ConsentEventRead.model_validate(event) for event in history],
+        },
+        status_code=error.status_code if error is not None else 200,
+    )
+
+
+def _errors_of(error: AppError) -> dict[str, str]:
+    errors = field_errors(error)
+    if not errors or error.status_code == 409:
+        errors[""] = error.detail
+    return errors
+
+
+def _form_again(request: Request, values: dict[str, Any], error: AppError) -> Response:
+    """The new-client form again, with the API's messages beside the fields."""
+    return render(
+        request,
+        "client_form.html",
+        {"client": None, "values": values, "errors": _errors_of(error)},
         status_code=error.status_code,
     )
 

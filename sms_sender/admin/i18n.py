@@ -403,4 +403,38 @@ RUSSIAN: dict[str, str] = {
     "resume": "возобновлена",
     "cancel": "отменена",
     "resend-unknown": "неизвестные отправлены снова",
+    # consent on the client page
+    "Consent": "Согласие",
+    "Consent recorded.": "Согласие записано.",
+    "The client is opted out.": "Клиент отписан.",
+    "Consent given": "Согласие дано",
+    "no consent": "согласия нет",
+    "Consent source": "Источник согласия",
+    "Opted out": "Отписан",
+    "no": "нет",
+    "Opt-out source": "Источник отписки",
+    "Agreed at": "Когда согласился",
+    "Where or how": "Где или как",
+    "the proof: a form, a shop, a call": "подтверждение: форма, магазин, звонок",
+    "Record consent": "Записать согласие",
+    "Opt this client out? Nothing more is sent to them, service messages included, until they "
+    "give consent again.": (
+        "Отписать клиента? Ему больше ничего не будет отправляться, включая сервисные "
+        "сообщения, пока он снова не даст согласие."
+    ),
+    "how they asked to stop, e.g. a call to support": (
+        "как клиент попросил прекратить, например звонок в поддержку"
+    ),
+    "Opt out": "Отписать",
+    "Latest consent changes": "Последние изменения согласия",
+    "What changed": "Что изменилось",
+    "Effective": "Действует с",
+    "Recorded": "Записано",
+    "Source": "Источник",
+    "By": "Кто",
+    "No consent changes yet.": "Изменений согласия пока нет.",
+    "consent_given": "согласие дано",
+    "consent_withdrawn": "согласие отозвано",
+    "opted_out": "отписан",
+    "opt_out_cleared": "отписка снята",
 }

@@ -42,6 +42,19 @@ async def events_page(
     return (await session.scalars(query)).all()
 
 
+async def latest_events(
+    session: AsyncSession, client_id: int, *, limit: int
+) -> Sequence[ConsentEvent]:
+    """The client's ``limit`` newest audit entries, newest first (the (client_id, id) index)."""
+    query = (
+        select(ConsentEvent)
+        .where(ConsentEvent.client_id == client_id)
+        .order_by(ConsentEvent.id.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
 async def ids_by_phone(session: AsyncSession, phones: Sequence[str]) -> dict[str, int]:
     if not phones:
         return {}

@@ -366,6 +366,13 @@ async def history_page(
     return await repository.events_page(session, client.id, after_id=after_id, limit=limit)
 
 
+async def latest_history(
+    session: AsyncSession, client: Client, *, limit: int
+) -> Sequence[ConsentEvent]:
+    """The client's newest consent changes, newest first (the console's client page)."""
+    return await repository.latest_events(session, client.id, limit=limit)
+
+
 async def hasher_for(session: AsyncSession, configured_key: str) -> PhoneHasher:
     """The suppression hasher: the configured key, else the one the migration stored."""
     if configured_key:

@@ -1,0 +1,204 @@
+"""Consent on the console's client page: the API's consent services, the console's roles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sms_sender.auth.models import Role
+from sms_sender.clients.models import Client
+from sms_sender.consent.models import ConsentEvent
+from sms_sender.models import Report
+from tests.admin.conftest import SignedIn, page_csrf
+from tests.conftest import FakeClock
+from tests.mailings.factories import add_clients
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+PHONE = "79001234567"
+
+
+async def _client_id(session: AsyncSession, clock: FakeClock) -> int:
+    (client,) = await add_clients(session, clock.now(), (PHONE, "900", "vip"))
+    return client.id
+
+
+async def _events(
+    sessionmaker: async_sessionmaker[AsyncSession], client_id: int
+) -> list[ConsentEvent]:
+    async with sessionmaker() as reader:
+        query = select(ConsentEvent).where(ConsentEvent.client_id == client_id)
+        return list((await reader.scalars(query.order_by(ConsentEvent.id))).all())
+
+
+async def _stored(sessionmaker: async_sessionmaker[AsyncSession], client_id: int) -> Client:
+    async with sessionmaker() as reader:
+        client = await reader.get(Client, client_id)
+        assert client is not None
+        return client
+
+
+async def test_consent_recorded_on_the_page_is_in_the_history_in_the_operators_zone(
+    signed_in: SignedIn,
+    clock: FakeClock,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    client_id = await _client_id(session, clock)
+    browser = await signed_in(Role.OPERATOR)
+    page = f"/admin/clients/{client_id}"
+    agreed = (clock.now() - timedelta(days=1)).replace(second=0, microsecond=0)
+    moscow = agreed + timedelta(hours=3)  # Europe/Moscow is UTC+3 all year
+    response = await browser.post(
+        f"{page}/consent",
+        data={
+            "csrf_token": await page_csrf(browser, page),
+            "zone": "Europe/Moscow",
+            "consent_at": moscow.strftime("%Y-%m-%dT%H:%M"),
+            "consent_source": "shop counter, paper form 17",
+        },
+    )
+    assert response.status_code == 303, response.text
+    stored = await _stored(sessionmaker, client_id)
+    assert stored.consent_at == agreed.astimezone(UTC)
+    assert stored.consent_source == "shop counter, paper form 17"
+    (event,) = await _events(sessionmaker, client_id)
+    assert (event.change, event.effective_at, event.source) == (
+        "consent_given",
+        agreed.astimezone(UTC),
+        "shop counter, paper form 17",
+    )
+    assert event.actor.endswith(":user-operator")
+    browser.cookies.set("sms_sender_tz", "Europe/Moscow")
+    shown = await browser.get(page)
+    assert f"{moscow:%Y-%m-%d %H:%M:%S} (Europe/Moscow)" in shown.text
+    assert "shop counter, paper form 17" in shown.text
+    assert "consent_given" in shown.text
+
+
+async def test_consent_form_needs_both_fields_and_refuses_the_future(
+    signed_in: SignedIn,
+    clock: FakeClock,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    client_id = await _client_id(session, clock)
+    browser = await signed_in(Role.OPERATOR)
+    page = f"/admin/clients/{client_id}"
+    csrf = await page_csrf(browser, page)
+    now = clock.now().astimezone(UTC)
+    cases = [
+        ({"consent_at": f"{now - timedelta(days=1):%Y-%m-%dT%H:%M}"}, "say where or how"),
+        ({"consent_source": "web form"}, "give the date and time"),
+        (
+            {"consent_at": f"{now + timedelta(days=1):%Y-%m-%dT%H:%M}", "consent_source": "web"},
+            "is in the future",
+        ),
+    ]
+    for fields, message in cases:
+        response = await browser.post(
+            f"{page}/consent", data={"csrf_token": csrf, "zone": "UTC", **fields}
+        )
+        assert response.status_code == 422, response.text
+        assert message in response.text
+    assert await _events(sessionmaker, client_id) == []
+
+
+async def test_opt_out_on_the_page_skips_the_clients_pending_reports_like_the_api(
+    signed_in: SignedIn,
+    clock: FakeClock,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    client_id = await _client_id(session, clock)
+    browser = await signed_in(Role.OPERATOR)
+    mailing = await _running_mailing(browser, clock)
+    assert (await browser.get(f"{mailing}/progress.json")).json()["by_status"]["pending"] == 1
+    page = f"/admin/clients/{client_id}"
+    response = await browser.post(
+        f"{page}/opt-out",
+        data={"csrf_token": await page_csrf(browser, page), "source": "call to support"},
+    )
+    assert response.status_code == 303, response.text
+    stored = await _stored(sessionmaker, client_id)
+    assert stored.opted_out_at == clock.now()
+    assert stored.opt_out_source == "call to support"
+    async with sessionmaker() as reader:
+        (report,) = (await reader.scalars(select(Report))).all()
+    assert (report.status, report.error) == ("skipped", "opted_out")
+    (event,) = await _events(sessionmaker, client_id)
+    assert (event.change, event.source) == ("opted_out", "call to support")
+    shown = await browser.get(page)
+    assert "call to support" in shown.text
+    assert f"/admin/clients/{client_id}/opt-out" not in shown.text  # already out
+
+
+async def test_a_viewer_sees_consent_but_gets_403_on_its_forms(
+    signed_in: SignedIn,
+    clock: FakeClock,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    client_id = await _client_id(session, clock)
+    browser = await signed_in(Role.VIEWER)
+    page = f"/admin/clients/{client_id}"
+    shown = await browser.get(page)
+    assert shown.status_code == 200
+    assert "No consent changes yet." in shown.text
+    assert f"{page}/consent" not in shown.text
+    csrf = await page_csrf(browser, page)
+    agreed = f"{clock.now() - timedelta(days=1):%Y-%m-%dT%H:%M}"
+    consent = await browser.post(
+        f"{page}/consent",
+        data={"csrf_token": csrf, "zone": "UTC", "consent_at": agreed, "consent_source": "web"},
+    )
+    opt_out = await browser.post(f"{page}/opt-out", data={"csrf_token": csrf, "source": "x"})
+    assert (consent.status_code, opt_out.status_code) == (403, 403)
+    assert await _events(sessionmaker, client_id) == []
+    assert (await _stored(sessionmaker, client_id)).opted_out_at is None
+
+
+async def test_consent_forms_without_the_csrf_token_are_refused(
+    signed_in: SignedIn,
+    clock: FakeClock,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    client_id = await _client_id(session, clock)
+    browser = await signed_in(Role.OPERATOR)
+    page = f"/admin/clients/{client_id}"
+    agreed = f"{clock.now() - timedelta(days=1):%Y-%m-%dT%H:%M}"
+    consent = await browser.post(
+        f"{page}/consent", data={"zone": "UTC", "consent_at": agreed, "consent_source": "web"}
+    )
+    opt_out = await browser.post(f"{page}/opt-out", data={"csrf_token": "0" * 64})
+    assert (consent.status_code, opt_out.status_code) == (403, 403)
+    assert "CSRF" in consent.text
+    assert await _events(sessionmaker, client_id) == []
+    assert (await _stored(sessionmaker, client_id)).opted_out_at is None
+
+
+async def _running_mailing(browser: httpx.AsyncClient, clock: FakeClock) -> str:
+    """A service mailing to the vip clients, started now: its reports are pending."""
+    csrf = await page_csrf(browser)
+    made = await browser.post("/admin/messages/new", data={"csrf_token": csrf, "text": "Hello"})
+    assert made.status_code == 303, made.text
+    message_id = made.headers["location"].split("/")[-1].split("?")[0]
+    now = datetime.fromtimestamp(clock.now().timestamp(), UTC)
+    response = await browser.post(
+        "/admin/mailings/new",
+        data={
+            "csrf_token": csrf,
+            "message_id": message_id,
+            "zone": "UTC",
+            "start_at": f"{now:%Y-%m-%dT%H:%M}",
+            "end_at": f"{now + timedelta(hours=2):%Y-%m-%dT%H:%M}",
+            "tags[]": ["vip"],
+        },
+    )
+    assert response.status_code == 303, response.text
+    return response.headers["location"].split("?")[0]
