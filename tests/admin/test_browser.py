@@ -261,6 +261,15 @@ async def test_import_write_send_watch_and_export(
     await expect(page.get_by_role("heading", name=re.compile(r"Mailing #\d+"))).to_be_visible()
     await expect(page.locator("#progress-percent")).to_have_text("100", timeout=20_000)
     await expect(page.locator("#progress-done")).to_have_text("2")
+    # The page was rendered while the mailing ran (unless it finished first): once it has
+    # finished the page says so and hides the actions that no longer apply.
+    await expect(page.locator("#mailing-status")).to_have_text("finished", timeout=20_000)
+    if await page.locator("#mailing-changed").is_visible():
+        await expect(page.get_by_role("button", name="Pause")).to_be_hidden()
+        await page.get_by_role("link", name="Reload the page").click()
+    await expect(page.locator("#mailing-changed")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Delete")).to_be_visible()
+    await expect(page.get_by_role("cell", name="sent", exact=True)).to_have_count(2)
     await _shot(page, "mailing")
 
     # The reports as CSV: one line per client of the filter, after the header.

@@ -292,7 +292,14 @@ async function refreshMailing(root) {
   document.getElementById("progress-detail").textContent = Object.entries(data.by_status)
     .filter(([, count]) => count).map(([status, count]) => statusName(status) + " " + count)
     .join(" · ");
-  document.getElementById("mailing-status").textContent = statusName(data.status);
+  const status = document.getElementById("mailing-status");
+  status.textContent = statusName(data.status);
+  if (data.status !== status.dataset.rendered) {
+    // The reports table and the actions were rendered for the old status: say so, and hide
+    // the actions that may no longer apply (the server would refuse them with a 409 anyway).
+    document.getElementById("mailing-changed").hidden = false;
+    document.querySelectorAll(".actions form, details.card").forEach((element) => { element.hidden = true; });
+  }
   const at = Date.parse(data.now);
   const rate = rateOf("detail", done, at);
   let text = "";
