@@ -18,6 +18,7 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -107,8 +108,14 @@ def server(own_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     _cli(env, "migrate")
     _cli(env, "user", "create", "anna", "--role", "admin", stdin=PASSWORD + "\n")
     _cli(env, "user", "create", "victor", "--role", "viewer", stdin=PASSWORD + "\n")
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
+    with serving(env, _free_port(), tmp_path_factory.mktemp("server") / "server.log") as served:
+        yield served
+
+
+@contextmanager
+def serving(env: dict[str, str], port: int, log_path: Path) -> Iterator[Served]:
+    """`sms-sender serve` on 127.0.0.1:``port`` once /readyz answers; stopped afterwards."""
+    log = log_path.open("w")
     process = subprocess.Popen(
         [str(BIN / "sms-sender"), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
@@ -22,6 +20,7 @@ from tests.admin.test_browser import (  # noqa: F401  (fixtures: a database, Chr
     browser,
     chromium,
     own_database,
+    serving,
 )
 from tests.oidc.conftest import CLIENT_ID, CLIENT_SECRET
 
@@ -48,28 +47,9 @@ def oidc_server(
         "SMS_SENDER_OIDC_GROUP_ROLES": "sms-admins=admin,sms-operators=operator",
     }
     _cli(env, "migrate")
-    log = (tmp_path_factory.mktemp("oidc-server") / "server.log").open("w")
-    port = str(served_console_port)
-    process = subprocess.Popen(
-        [str(BIN / "sms-sender"), "serve", "--host", "127.0.0.1", "--port", port],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{base_url}/readyz", timeout=1)
-                break
-            except OSError:
-                assert process.poll() is None, "sms-sender serve exited; see its log"
-                subprocess.run(["sleep", "0.1"], check=True)
-        yield Served(base_url)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    log_path = tmp_path_factory.mktemp("oidc-server") / "server.log"
+    with serving(env, served_console_port, log_path) as served:
+        yield served
 
 
 @pytest.fixture
