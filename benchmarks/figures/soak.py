@@ -9,6 +9,10 @@ Meanwhile each API client loops over a mix of what the admin console and scripts
 clients at a random cursor, the mailing's stats, a page of its reports, the mailings list with
 their counts, GET /tags, and a new client. Reported: requests and errors, p50/p99 per route,
 every process's RSS over time (sampled each second), messages sent and ids accepted twice.
+At the end the mailing is cancelled through the API, as an operator would, and every report
+must reach a final status within ``SETTLE_WITHIN`` seconds. Errors, phones sent twice and
+reports left unsettled are correctness rows: any of them fails the run (``make bench-smoke``
+too); a long p99 never does.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from sqlalchemy import func, select
 
 from benchmarks.databases import (
     FIRST_PHONE,
@@ -34,14 +39,17 @@ from benchmarks.databases import (
     seed_clients,
     start_mailing_now,
 )
+from benchmarks.delivery import LEFT_TO_DO, observer, wait_until_done
 from benchmarks.gateway import Gateway, duplicates
 from benchmarks.services import HttpService, ServiceProcess, worker_process
 from benchmarks.suite import Context, Figure, Row, Target, percentile
+from sms_sender.reports.models import Report
 
 PAGE_LIMIT = 50
 NEW_PHONES_FROM = FIRST_PHONE + 700_000_000
 RSS_EVERY = 1.0  # seconds between samples of each process's resident memory
 TIMEOUT = 30.0  # a request slower than this counts as an error
+SETTLE_WITHIN = 30.0  # seconds after the cancel for every report to reach a final status
 
 
 @dataclass
@@ -185,6 +193,10 @@ async def _soak(context: Context, layout: str) -> list[Row]:
                             for n, http in enumerate(https)
                         )
                     )
+                    await _cancel(https[0], mailing_id, traffic)
+                    await wait_until_done(
+                        db, mailing_id, list(processes.values()), within=SETTLE_WITHIN, partial=True
+                    )
                 finally:
                     for http in https:
                         await http.aclose()
@@ -193,7 +205,48 @@ async def _soak(context: Context, layout: str) -> list[Row]:
                 for process in processes.values():
                     process.check_alive()
         calls = gateway.calls()
-    return _rows(layout, traffic, rss, len(calls), duplicates(calls), shown)
+        by_status = await _count_by_status(db, mailing_id)
+    rows = _rows(layout, traffic, rss, len(calls), duplicates(calls), shown)
+    return [*rows, _unsettled_row(layout, by_status, shown)]
+
+
+async def _cancel(http: httpx.AsyncClient, mailing_id: int, traffic: Traffic) -> None:
+    """Cancel the mailing as an operator would; one that already finished answers 409."""
+    route = "POST /mailings/{id}/cancel"
+    try:
+        response = await http.post(f"/mailings/{mailing_id}/cancel")
+    except httpx.HTTPError as error:
+        traffic.failed(route, repr(error))
+        return
+    if not response.is_success and response.status_code != 409:
+        traffic.failed(route, f"{response.status_code} {response.text[:200]}")
+
+
+async def _count_by_status(db: BenchDatabase, mailing_id: int) -> dict[str, int]:
+    watcher = observer(db)
+    try:
+        async with watcher.connect() as connection:
+            rows = await connection.execute(
+                select(Report.status, func.count())
+                .where(Report.mailing_id == mailing_id)
+                .group_by(Report.status)
+            )
+            return {str(status): int(count) for status, count in rows}
+    finally:
+        await watcher.dispose()
+
+
+def _unsettled_row(layout: str, by_status: dict[str, int], sizes: dict[str, int]) -> Row:
+    return Row(
+        figure="soak",
+        label=f"{layout}: reports not final after the cancel",
+        value=sum(by_status.get(status, 0) for status in LEFT_TO_DO),
+        unit="",
+        target=Target("==", 0, ""),
+        sizes=sizes,
+        details={"by_status": by_status, "settle_within_s": SETTLE_WITHIN},
+        correctness=True,
+    )
 
 
 def _rows(
@@ -231,6 +284,7 @@ def _rows(
             target=Target("==", 0, ""),
             sizes=sizes,
             details={"requests": requests, "examples": traffic.examples},
+            correctness=True,
         )
     )
     for name, samples in rss.items():
