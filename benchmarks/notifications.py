@@ -33,7 +33,7 @@ from benchmarks.databases import (
 from benchmarks.postgres import ThrowawayPostgres
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
-from sms_sender.db import read_only
+from sms_sender.dialects import read_only
 from sms_sender.notifications import service
 
 # One report in ten failed, one undelivered, one unknown, the rest delivered or still pending.

@@ -34,7 +34,8 @@ from sms_sender.clock import Clock, SystemClock
 from sms_sender.config import Settings
 from sms_sender.consent.endpoints import STOP_LIST_PATH, inbound_router, inbound_secret
 from sms_sender.consent.endpoints import router as consent_router
-from sms_sender.db import Notifier, create_engine, create_sessionmaker, read_only
+from sms_sender.db import Notifier, create_engine, create_sessionmaker
+from sms_sender.dialects import read_only
 from sms_sender.dispatch.runtime import configured_engine
 from sms_sender.errors import Problem
 from sms_sender.limits import BodyLimit, Limit

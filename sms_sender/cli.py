@@ -29,8 +29,9 @@ from sms_sender.clients.schemas import ImportResult
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings, describe_errors
 from sms_sender.consent.service import hasher_for
-from sms_sender.db import Notifier, create_engine, create_sessionmaker, read_only
+from sms_sender.db import Notifier, create_engine, create_sessionmaker
 from sms_sender.demo import load_demo
+from sms_sender.dialects import read_only
 from sms_sender.dispatch.runtime import WORKER_ENGINE_OPTIONS, configured_engine
 from sms_sender.errors import AppError
 from sms_sender.logging import configure_logging

@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sms_sender.db import begin_write, create_engine
+from sms_sender.db import create_engine
+from sms_sender.dialects import begin_write
 from tests.dispatch.conftest import eventually
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import FromClause, Insert, Row, Select, String, bindparam, func, select, true
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Insert, Row, Select, String, bindparam, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import dialects
 from sms_sender.clients.models import Client, ClientFacetCount
 from sms_sender.db import UTCDateTime
 
@@ -27,7 +26,7 @@ async def add(session: AsyncSession, values: Mapping[str, Any]) -> Row[Any]:
     One statement built once, INSERT … ON CONFLICT (phone) DO NOTHING RETURNING: no ORM object,
     flush, SAVEPOINT or second query, and a taken phone leaves the transaction as it was.
     """
-    statement = _add_statement(session.get_bind().dialect.name)
+    statement = _insert_skipping_taken_phones(session, returning=tuple(Client.__table__.c))
     row: Row[Any] | None = (await session.execute(statement, dict(values))).one_or_none()
     if row is None:
         raise PhoneInUse(f"phone {values['phone']} is taken")
@@ -116,23 +115,15 @@ async def _facet_values(session: AsyncSession, facet: str) -> list[str]:
     return sorted(await session.scalars(query))
 
 
-@cache
-def _insert_skipping_taken_phones(dialect: str) -> Insert:
-    """INSERT INTO clients … ON CONFLICT (phone) DO NOTHING in the dialect's own syntax."""
-    module = postgresql if dialect == "postgresql" else sqlite
+def _insert_skipping_taken_phones(session: AsyncSession, returning: tuple[Any, ...] = ()) -> Insert:
+    """INSERT INTO clients … ON CONFLICT (phone) DO NOTHING."""
     # The Core table, not the ORM entity: no objects in the session, no ORM bulk machinery.
-    statement = module.insert(Client.__table__).on_conflict_do_nothing(index_elements=["phone"])
-    return statement  # type: ignore[no-any-return]
-
-
-@cache
-def _add_statement(dialect: str) -> Insert:
-    return _insert_skipping_taken_phones(dialect).returning(*Client.__table__.c)
+    return dialects.insert_ignoring_conflicts(session, Client.__table__, ("phone",), returning)
 
 
 # A new client's columns as the CSV import gives them: phone, operator_code, tag, timezone.
 NewClient = tuple[str, str, str | None, str]
-_NEW_CLIENT_COLUMNS = ("phone", "operator_code", "tag", "timezone")
+_NEW_CLIENT_COLUMNS = {name: String() for name in ("phone", "operator_code", "tag", "timezone")}
 
 
 async def insert_new(session: AsyncSession, rows: Sequence[NewClient], now: datetime) -> set[str]:
@@ -145,30 +136,15 @@ async def insert_new(session: AsyncSession, rows: Sequence[NewClient], now: date
     """
     if not rows:
         return set()
-    dialect = session.get_bind().dialect.name
-    given = _rows_as_table(dialect, rows)
+    given = dialects.given_rows(session, _NEW_CLIENT_COLUMNS, rows)
     stamp = bindparam("now", now, type_=UTCDateTime())
-    statement = _insert_skipping_taken_phones(dialect).from_select(
+    statement = _insert_skipping_taken_phones(session).from_select(
         [*_NEW_CLIENT_COLUMNS, "created_at", "updated_at"],
         # The WHERE is SQLite's: without it, ON CONFLICT would parse as a join's ON.
-        select(*(given.c[name] for name in _NEW_CLIENT_COLUMNS), stamp, stamp).where(true()),
+        select(*given.values(), stamp, stamp).where(true()),
     )
     result = await session.execute(statement.returning(Client.__table__.c.phone))
     return set(result.scalars())
-
-
-def _rows_as_table(dialect: str, rows: Sequence[NewClient]) -> FromClause:
-    if dialect == "postgresql":
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        arrays = [bindparam(None, column, type_=postgresql.ARRAY(String())) for column in columns]
-        return func.unnest(*arrays).table_valued(*_NEW_CLIENT_COLUMNS).render_derived()
-    document = bindparam(None, json.dumps(rows), type_=String())
-    each = func.json_each(document).table_valued("value")
-    fields = [
-        func.json_extract(each.c.value, f"$[{index}]").label(name)
-        for index, name in enumerate(_NEW_CLIENT_COLUMNS)
-    ]
-    return select(*fields).subquery()
 
 
 async def search(

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import dialects
 from sms_sender.clients.models import Client
 from sms_sender.consent.models import ConsentEvent, Suppression, SuppressionKey
 
@@ -94,8 +94,7 @@ async def suppress(
     """Add suppression entries; a hash already listed keeps its first entry."""
     if not hashes:
         return
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = module.insert(Suppression).on_conflict_do_nothing(index_elements=["phone_hash"])
+    statement = dialects.insert_ignoring_conflicts(session, Suppression, ("phone_hash",))
     await session.execute(
         statement, [{"phone_hash": h, "opted_out_at": at, "source": source} for h in hashes]
     )

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import dialects
 from sms_sender.audit.actor import current_actor
 from sms_sender.clients.models import Client
 from sms_sender.consent import repository
@@ -335,7 +336,7 @@ async def _stop_sends(session: AsyncSession, client_ids: Sequence[int], now: dat
         in_flight = await reports_repository.count_sending_of_clients(session, client_ids)
         if not in_flight:
             return
-        if session.get_bind().dialect.name != "postgresql":
+        if dialects.writes_lock_whole_database(session):
             await asyncio.sleep(_call_start_bound() * 2)
             return
         if time.monotonic() >= deadline:

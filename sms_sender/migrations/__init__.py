@@ -9,6 +9,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sms_sender import dialects
+
 MIGRATIONS_DIR = Path(__file__).parent
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_ID = 7_735_001
@@ -24,10 +26,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision; safe when several processes start at once."""
     async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_ID}
-            )
+        await dialects.advisory_lock(connection, _MIGRATION_LOCK_ID)
         await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
 
 

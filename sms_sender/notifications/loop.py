@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sms_sender import __version__, metrics
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
-from sms_sender.db import begin_write, read_only
+from sms_sender.dialects import begin_write, read_only
 from sms_sender.notifications import render, repository, service
 from sms_sender.notifications.mail import Mailer, MailError
 from sms_sender.notifications.models import (

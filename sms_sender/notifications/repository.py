@@ -13,9 +13,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sms_sender import dialects
 from sms_sender.mailings.models import Mailing, MailingStatus
 from sms_sender.notifications.models import Notification, NotificationKind, NotificationStatus
 from sms_sender.notifications.schemas import FAILED_STATUSES, UNKNOWN_STATUS, MailingFigures
@@ -30,13 +30,10 @@ async def add_claims(
     """Insert the rows whose (kind, channel, claim) is free; (kind, channel, mailing) of each."""
     if not rows:
         return []
-    module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = (
-        module.insert(_table)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["kind", "channel", "claim"])
-        .returning(_table.c.kind, _table.c.channel, _table.c.mailing_id)
-    )
+    returning = (_table.c.kind, _table.c.channel, _table.c.mailing_id)
+    statement = dialects.insert_ignoring_conflicts(
+        connection, _table, ("kind", "channel", "claim"), returning
+    ).values(list(rows))
     return [(row.kind, row.channel, row.mailing_id) for row in await connection.execute(statement)]
 
 

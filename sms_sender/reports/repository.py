@@ -24,18 +24,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import (
-    ColumnElement,
-    Integer,
     case,
-    cast,
     delete,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import dialects
 from sms_sender.reports.lifecycle import CLIENT_DELETED, ENDED_BEFORE_SEND, MAILING_CANCELLED
 from sms_sender.reports.models import (
     UNSENT_REPORT_STATUSES,
@@ -106,10 +103,7 @@ async def hold_fan_out_lock(session: AsyncSession) -> None:
 
 
 async def _lock_fan_outs(session: AsyncSession, *, exclusive: bool) -> None:
-    if session.get_bind().dialect.name != "postgresql":
-        return  # SQLite: one writing transaction at a time already
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    await session.execute(text(f"SELECT {function}(:key)"), {"key": _FAN_OUT_LOCK_ID})
+    await dialects.advisory_lock(session, _FAN_OUT_LOCK_ID, shared=not exclusive)
 
 
 async def detach_client(session: AsyncSession, client_id: int, now: datetime) -> int:
@@ -204,25 +198,14 @@ async def sent_per_minute(
     """(minutes after ``since``, status, count) of these mailings' reports sent since then."""
     if not mailing_ids:
         return []
-    minute = _minutes_after(session.get_bind().dialect.name, since)
+    # Whole minutes from ``since`` to sent_at: sent_at >= since, so dividing rounds down.
+    minute = (dialects.epoch_seconds(session, Report.sent_at) - int(since.timestamp())) // 60
     rows = await session.execute(
         select(minute, Report.status, func.count())
         .where(Report.mailing_id.in_(list(mailing_ids)), Report.sent_at >= since)
         .group_by(minute, Report.status)
     )
     return [(int(bucket), status, count) for bucket, status, count in rows]
-
-
-def _minutes_after(dialect: str, since: datetime) -> ColumnElement[int]:
-    """Whole minutes from ``since`` to sent_at, in each database's own date arithmetic."""
-    start = int(since.timestamp())
-    if dialect == "postgresql":
-        seconds = func.extract("epoch", Report.sent_at) - start
-        return cast(func.floor(seconds / 60), Integer)
-    # SQLite keeps naive UTC text, which strftime('%s') reads as UTC; sent_at >= since, so
-    # integer division (truncating) is the floor.
-    seconds = cast(func.strftime("%s", Report.sent_at), Integer) - start
-    return cast(seconds / 60, Integer)
 
 
 async def cancel_unsent(session: AsyncSession, mailing_id: int, now: datetime) -> int:

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sms_sender.db import begin_write
+from sms_sender.dialects import begin_write
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.repository import Settlement
 from sms_sender.reports.models import Report, ReportStatus
