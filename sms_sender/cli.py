@@ -255,11 +255,19 @@ def demo() -> None:
 
 
 @token_app.command("create")
-def token_create(name: Annotated[str, typer.Argument(help="Who or what uses the token.")]) -> None:
+def token_create(
+    name: Annotated[str, typer.Argument(help="Who or what uses the token.")],
+    audit: Annotated[
+        bool, typer.Option("--audit", help="It may also read the audit log (GET /api/v1/audit).")
+    ] = False,
+) -> None:
     """Create a token; it is printed once, as the last line."""
     settings = _settings()
     token = _in_session(
-        settings, lambda session: auth_service.create_token(session, name, SystemClock().now())
+        settings,
+        lambda session: auth_service.create_token(
+            session, name, SystemClock().now(), reads_audit=audit
+        ),
     )
     typer.echo(f"token {name!r} created; keep it secret, it is not shown again:")
     typer.echo(token)
@@ -271,7 +279,8 @@ def token_list() -> None:
     tokens = _in_session(_settings(), auth_service.list_tokens)
     for token in tokens:
         state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
-        typer.echo(f"{token.name}\tcreated {token.created_at:%Y-%m-%d %H:%M}\t{state}")
+        rights = "api, audit log" if token.reads_audit else "api"
+        typer.echo(f"{token.name}\tcreated {token.created_at:%Y-%m-%d %H:%M}\t{state}\t{rights}")
 
 
 @token_app.command("revoke")

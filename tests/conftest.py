@@ -48,6 +48,7 @@ TABLES = (
     "mailing_report_counts",
     "client_facet_counts",
     "rate_limits",
+    "login_failures",
 )
 # Kept from test to test: the suppression key is stored once, by the migration.
 KEPT_TABLES = ("suppression_keys",)
@@ -227,6 +228,22 @@ async def client(app: FastAPI, token: str) -> AsyncIterator[httpx.AsyncClient]:
     """The app over ASGI, authenticated with a fresh token."""
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=headers
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def auditor(
+    app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over ASGI with a token that may read the audit log (named ``auditor``)."""
+    async with sessionmaker() as session:
+        created = await auth_service.create_token(session, "auditor", clock.now(), reads_audit=True)
+        await session.commit()
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {created}"}
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", headers=headers
     ) as client:

@@ -51,6 +51,18 @@ async def test_token_create_prints_the_token_last_and_stores_its_hash(
     assert "revoked" in (await cli("token", "list")).output
 
 
+async def test_only_a_token_created_with_audit_reads_the_audit_log(
+    cli: Cli, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    assert (await cli("token", "create", "crm")).exit_code == 0
+    assert (await cli("token", "create", "siem", "--audit")).exit_code == 0
+    async with sessionmaker() as session:
+        rights = dict((await session.execute(select(ApiToken.name, ApiToken.reads_audit))).all())
+    assert rights == {"crm": False, "siem": True}
+    listed = (await cli("token", "list")).output.splitlines()
+    assert [line.rsplit("\t", 1)[-1] for line in listed] == ["api", "api, audit log"]
+
+
 async def test_duplicate_token_name_fails_with_a_reason(cli: Cli) -> None:
     assert (await cli("token", "create", "ops")).exit_code == 0
     again = await cli("token", "create", "ops")

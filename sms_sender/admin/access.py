@@ -24,6 +24,7 @@ async def list_tokens(request: Request, user: Admin, session: ReadSessionDep) ->
         "tokens": await tokens.list_tokens(session),
         "created": None,
         "name": "",
+        "reads_audit": False,
         "errors": {},
     }
     return render(request, "tokens.html", context)
@@ -34,12 +35,21 @@ async def create_token(
     request: Request, user: Admin, session: SessionDep, clock: ClockDep
 ) -> Response:
     """The new token is in this one answer only; the database keeps its hash."""
-    name = str((await form_of(request)).get("name", "")).strip()
-    context: dict[str, object] = {"created": None, "name": name, "errors": {}}
+    values = await form_of(request)
+    name = str(values.get("name", "")).strip()
+    reads_audit = values.get("reads_audit") == "on"
+    context: dict[str, object] = {
+        "created": None,
+        "name": name,
+        "reads_audit": reads_audit,
+        "errors": {},
+    }
     try:
         if not name or len(name) > 100:
             raise InvalidInput.field(["name"], "name the token (1-100 characters), e.g. crm-sync")
-        context["created"] = await tokens.create_token(session, name, clock.now())
+        context["created"] = await tokens.create_token(
+            session, name, clock.now(), reads_audit=reads_audit
+        )
         status = 201
     except AppError as error:
         await session.rollback()

@@ -150,10 +150,10 @@ RUSSIAN: dict[str, str] = {
     ),
     # the audit log page (sms_sender.admin.audit)
     "Audit log": "Журнал действий",
-    "Who created, changed, paused, resumed, cancelled, resent, imported or deleted what, and "
-    "when. Newest first.": (
+    "Who created, changed, paused, resumed, cancelled, resent, imported or deleted what, who "
+    "signed in or failed to, and when. Newest first.": (
         "Кто что создал, изменил, приостановил, возобновил, отменил, отправил повторно, "
-        "импортировал или удалил, и когда. Сначала новые."
+        "импортировал или удалил, кто входил или не смог войти, и когда. Сначала новые."
     ),
     "Who": "Кто",
     "Action": "Действие",
@@ -174,6 +174,9 @@ RUSSIAN: dict[str, str] = {
     "imported": "импортировано",
     "revoked": "отозвано",
     "disabled": "отключено",
+    "signed_in": "вход",
+    "sign_in_failed": "неудачный вход",
+    "signed_out": "выход",
     "client": "клиент",
     "message": "сообщение",
     "mailing": "рассылка",
@@ -275,6 +278,8 @@ RUSSIAN: dict[str, str] = {
     "No messages yet.": "Сообщений пока нет.",
     "No reports match.": "Подходящих отчётов нет.",
     "No tokens yet.": "Токенов пока нет.",
+    "May read the audit log": "Может читать журнал действий",
+    "reads": "читает",
     "Nothing is scheduled.": "Ничего не запланировано.",
     "Operator code": "Код оператора",
     "Operator codes": "Коды операторов",

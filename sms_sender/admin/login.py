@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sms_sender.admin.i18n import LANGUAGE_COOKIE, Language, language_of, translator
 from sms_sender.admin.pages import PREFIX, ConsoleRoute, render
-from sms_sender.auth import sessions, users
+from sms_sender.auth import sessions, sign_ins, users
 from sms_sender.auth.endpoints import CurrentUser
 from sms_sender.auth.throttle import LoginThrottle
 from sms_sender.web import ClockDep, SessionDep
@@ -98,11 +98,12 @@ async def login(
             status_code=403,
         )
     throttle: LoginThrottle = request.app.state.login_throttle
-    address = request.client.host if request.client else "unknown"
+    address = address_of(request)
     now = clock.now()
-    wait = throttle.wait_needed(name, address, now)
+    wait = await throttle.wait_needed(session, name, address, now)
     if wait.total_seconds() > 0:
-        _log.warning("console sign-in refused: too many failures", user=name, address=address)
+        # Logged, not audited: a guesser would fill the audit log with these.
+        _log.warning("console sign-in refused: too many failures", address=address)
         seconds = str(math.ceil(wait.total_seconds()))
         return login_page(
             request,
@@ -113,8 +114,8 @@ async def login(
         )
     user = await users.authenticate(session, name, password)
     if user is None:
-        throttle.failed(name, address, now)
-        _log.info("console sign-in failed", user=name, address=address)
+        await throttle.failed(session, name, address, now)
+        await sign_ins.sign_in_failed(session, clock, name, "wrong name or password", address)
         return login_page(
             request,
             next_url=next_url,
@@ -122,7 +123,8 @@ async def login(
             hint=_("Check the spelling and the keyboard layout, then try again."),
             status_code=401,
         )
-    throttle.succeeded(name)
+    await throttle.succeeded(session, name)
+    await sign_ins.signed_in(session, clock, user, "password", address)
     response = RedirectResponse(next_url, status_code=303)
     await sessions.start_session(session, request, response, user, now)
     response.delete_cookie(LOGIN_COOKIE, path=f"{PREFIX}/login")
@@ -130,11 +132,18 @@ async def login(
 
 
 @router.post("/logout")
-async def logout(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+async def logout(
+    request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep
+) -> Response:
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
     await sessions.end_session(session, request, response)
-    _log.info("console sign-out", user_id=user.id, user=user.name)
+    await sign_ins.signed_out(session, clock, user, address_of(request))
     return response
+
+
+def address_of(request: Request) -> str:
+    """The client's address as the server sees it (a proxy's, behind one)."""
+    return request.client.host if request.client else "unknown"
 
 
 @router.get("/lang")

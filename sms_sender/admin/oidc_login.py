@@ -14,11 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from sms_sender.admin.i18n import language_of, translator
-from sms_sender.admin.login import login_page, safe_next
+from sms_sender.admin.login import address_of, login_page, safe_next
 from sms_sender.admin.pages import PREFIX, ConsoleRoute
 from sms_sender.audit.actor import Actor, bind_actor
 from sms_sender.audit.models import AuditSource
-from sms_sender.auth import sessions, users
+from sms_sender.auth import sessions, sign_ins, users
 from sms_sender.auth.oidc import CALLBACK_PATH, START_AGAIN, OidcClient, PendingLogin
 from sms_sender.auth.oidc_access import LoginRefused
 from sms_sender.errors import NotFound
@@ -71,17 +71,24 @@ async def finish_oidc_login(request: Request, session: SessionDep, clock: ClockD
     client = oidc_client_of(request)
     now = clock.now()
     pending = _pending(request)
+    method = f"oidc ({client.provider_name})"
+    email = None
     try:
         if pending is None:
             raise LoginRefused(START_AGAIN)
         redirect_uri = client.redirect_uri(str(request.base_url))
         identity = await client.finish(str(request.url), pending, redirect_uri, now)
+        # Only an address the provider verified names who failed, if it comes to that.
+        email = identity.email.lower() if identity.email_verified else None
         role = client.config.access.role_for(identity, client.provider_name)
         bind_actor(Actor(name=identity.email.lower(), source=AuditSource.ADMIN, clock=clock))
         user = await users.sign_in_from_oidc(session, identity.email.lower(), role, now)
     except LoginRefused as refused:
         _log.info("console sign-in through oidc refused", reason=str(refused))
+        why = f"{method} refused: {refused}"
+        await sign_ins.sign_in_failed(session, clock, email, why, address_of(request), vouched=True)
         return _refused(request, refused, pending.next_url if pending else PREFIX)
+    await sign_ins.signed_in(session, clock, user, method, address_of(request))
     response = RedirectResponse(pending.next_url, status_code=303)
     await sessions.start_session(session, request, response, user, now)
     response.delete_cookie(PENDING_COOKIE, path=CALLBACK_PATH)

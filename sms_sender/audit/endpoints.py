@@ -9,18 +9,23 @@ from fastapi import APIRouter, Depends, Query
 from sms_sender.audit import service
 from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.schemas import AuditEntryRead
+from sms_sender.auth.endpoints import require_audit_token
 from sms_sender.db import MAX_ID
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.web import SessionDep
 
-router = APIRouter(tags=["audit"])
+# Only tokens created to read it (``token create NAME --audit``): it tells who did what.
+router = APIRouter(tags=["audit"], dependencies=[Depends(require_audit_token)])
 
 
 @router.get(
     "/audit",
     summary="The audit log, newest first",
     description="Who created, changed, paused, resumed, cancelled, resent, imported or deleted "
-    "what, when, and from where (api, admin, cli). `next_cursor` leads to older entries.",
+    "what, who signed in to the console and who failed to, when, and from where (api, admin, "
+    "cli). `next_cursor` leads to older entries. Only a token created to read the audit log "
+    "(`sms-sender token create NAME --audit`, or the console's API tokens page) may; any other "
+    "gets 403.",
 )
 async def list_audit_entries(
     session: SessionDep,

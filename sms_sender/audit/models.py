@@ -20,6 +20,9 @@ class AuditAction(StrEnum):
     IMPORTED = "imported"
     REVOKED = "revoked"
     DISABLED = "disabled"
+    SIGNED_IN = "signed_in"
+    SIGN_IN_FAILED = "sign_in_failed"
+    SIGNED_OUT = "signed_out"
 
 
 class AuditTarget(StrEnum):

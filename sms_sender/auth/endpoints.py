@@ -31,33 +31,41 @@ async def require_token(
 ) -> None:
     """401 unless the bearer token is active (or was, within the RecentTokens window).
 
-    Sets ``request.state.token_name``: who asked, for the log lines of actions that need it.
+    Sets ``request.state.token_name``: who asked, for the log lines of actions that need it,
+    and ``request.state.token_holder`` (the name and the token's rights).
     The token's name is also the actor of whatever the request changes (the audit log).
     """
     state = request.app.state
-    name = request.scope.get(TOKEN_CHECKED)  # TokenBeforeBody checked it before the body
-    if name is None:
-        name = await check_token(state, credentials.credentials if credentials else None)
-    request.state.token_name = name
-    bind_actor(Actor(name=name, source=AuditSource.API, clock=state.clock))
+    holder = request.scope.get(TOKEN_CHECKED)  # TokenBeforeBody checked it before the body
+    if holder is None:
+        holder = await check_token(state, credentials.credentials if credentials else None)
+    request.state.token_name = holder.name
+    request.state.token_holder = holder
+    bind_actor(Actor(name=holder.name, source=AuditSource.API, clock=state.clock))
 
 
-async def check_token(state: State, token: str | None) -> str:
-    """The bearer-token rule, for the dependency and TokenBeforeBody: the token's name.
+async def require_audit_token(request: Request) -> None:
+    """403 unless the request's bearer token may read the audit log (after require_token)."""
+    service.require_audit_reader(request.state.token_holder)
+
+
+async def check_token(state: State, token: str | None) -> service.TokenHolder:
+    """The bearer-token rule, for the dependency and TokenBeforeBody: who holds the token.
 
     Unauthorized unless the token is active (or was, within the RecentTokens window).
     """
     recent: service.RecentTokens = state.recent_tokens
     now = state.clock.now()
     token_hash = service.hash_token(token) if token else ""
-    if token_hash and (name := recent.vouch(token_hash, now)) is not None:
-        return name
+    if token_hash and (holder := recent.vouch(token_hash, now)) is not None:
+        return holder
     # Its own read-only session: the request's unit of work (and, on SQLite, the write
     # lock) starts only when the handler first writes, not while a slow upload arrives.
     async with state.read_sessionmaker() as session:
-        name = (await service.authenticate(session, token)).name
-    recent.remember(token_hash, now, name)
-    return name
+        found = await service.authenticate(session, token)
+        holder = service.TokenHolder(found.name, reads_audit=found.reads_audit)
+    recent.remember(token_hash, now, holder)
+    return holder
 
 
 async def current_user(request: Request) -> User:

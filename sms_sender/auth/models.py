@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sms_sender.db import Base, BigId, UTCDateTime
@@ -22,6 +22,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The audit log tells who did what, so reading it is granted on purpose, never by default.
+    reads_audit: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
 
 
 class Role(StrEnum):
@@ -77,3 +79,18 @@ class UserSession(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LoginFailure(Base):
+    """Failed sign-ins in a row of one user name or one client address, shared by every process.
+
+    ``key`` is the SHA-256 of ``user:<name>`` or ``ip:<address>``: a name typed by mistake (a
+    password in the name field) is never stored readable. See :mod:`sms_sender.auth.throttle`.
+    """
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    next_allowed_at: Mapped[datetime] = mapped_column(UTCDateTime)

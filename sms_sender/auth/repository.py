@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sms_sender.auth.models import ApiToken, User, UserSession
+from sms_sender.auth.models import ApiToken, LoginFailure, User, UserSession
 
 
 async def add(session: AsyncSession, token: ApiToken) -> ApiToken:
@@ -91,3 +92,49 @@ async def delete_sessions_of(session: AsyncSession, user_id: int, now: datetime)
             (UserSession.user_id == user_id) | (UserSession.expires_at <= now)
         )
     )
+
+
+async def login_allowed_at(
+    session: AsyncSession, keys: list[str], counted_since: datetime
+) -> datetime | None:
+    """The latest moment any of ``keys`` must wait for, among failures not yet forgotten."""
+    return await session.scalar(
+        select(func.max(LoginFailure.next_allowed_at)).where(
+            LoginFailure.key.in_(keys), LoginFailure.last_failed_at > counted_since
+        )
+    )
+
+
+async def count_login_failure(
+    session: AsyncSession, key: str, now: datetime, forget_after: timedelta
+) -> int:
+    """Add one failure to ``key`` (starting again if the last is forgotten); the count now."""
+    insert = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
+    statement = insert(LoginFailure).values(
+        key=key, failures=1, last_failed_at=now, next_allowed_at=now
+    )
+    forgotten = LoginFailure.last_failed_at <= now - forget_after
+    statement = statement.on_conflict_do_update(
+        index_elements=[LoginFailure.key],
+        set_={
+            "failures": case((forgotten, 1), else_=LoginFailure.failures + 1),
+            "next_allowed_at": case((forgotten, now), else_=LoginFailure.next_allowed_at),
+            "last_failed_at": now,
+        },
+    ).returning(LoginFailure.failures)
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def delay_login(session: AsyncSession, key: str, allowed_at: datetime) -> None:
+    await session.execute(
+        update(LoginFailure).where(LoginFailure.key == key).values(next_allowed_at=allowed_at)
+    )
+
+
+async def clear_login_failures(session: AsyncSession, key: str) -> None:
+    await session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+
+
+async def forget_login_failures(session: AsyncSession, counted_since: datetime) -> None:
+    """Drop counts whose last failure is forgotten already (keeps the table small)."""
+    await session.execute(delete(LoginFailure).where(LoginFailure.last_failed_at <= counted_since))

@@ -4,23 +4,22 @@ After ``free_failures`` failures in a row, each further attempt must wait twice 
 last (1 s, 2 s, 4 s … up to ``max_delay``); an attempt during the wait is refused without
 looking at the password, so guessing gets slower and slower while a person who mistyped a few
 times barely notices. A success clears the name's count (not the address's: one address may try
-many names). Counts older than ``forget_after`` are dropped. Kept in this process's memory: with
-several API processes each slows down on its own, which still bounds the guessing rate.
+many names). Counts older than ``forget_after`` start again from zero.
+
+The counts live in the database (``login_failures``), so every API process and worker sharing
+it holds one slowdown: a guesser spread over processes goes no faster than against one. Each
+failure is one upsert per key in the sign-in's own transaction; the row lock of that upsert
+serialises concurrent failures of one key on PostgreSQL, and SQLite has one writer anyway.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
 from datetime import datetime, timedelta
 
-MAX_KEYS = 100_000
+from sqlalchemy.ext.asyncio import AsyncSession
 
-
-@dataclass
-class _Failures:
-    count: int
-    last_at: datetime
-    next_allowed_at: datetime
+from sms_sender.auth import repository
 
 
 class LoginThrottle:
@@ -35,36 +34,29 @@ class LoginThrottle:
         self.free = {"user": free_failures, "ip": free_failures_per_address}
         self.max_delay = max_delay
         self.forget_after = forget_after
-        self._failures: dict[tuple[str, str], _Failures] = {}
 
-    def wait_needed(self, name: str, address: str, now: datetime) -> timedelta:
+    async def wait_needed(
+        self, session: AsyncSession, name: str, address: str, now: datetime
+    ) -> timedelta:
         """How long until this name, from this address, may try again (zero: now)."""
-        waits = [timedelta(0)]
-        for key in (("user", name.strip().lower()), ("ip", address)):
-            failures = self._current(key, now)
-            if failures is not None and failures.next_allowed_at > now:
-                waits.append(failures.next_allowed_at - now)
-        return max(waits)
+        keys = [_key("user", name), _key("ip", address)]
+        allowed_at = await repository.login_allowed_at(session, keys, now - self.forget_after)
+        return max(timedelta(0), allowed_at - now) if allowed_at is not None else timedelta(0)
 
-    def failed(self, name: str, address: str, now: datetime) -> None:
-        if len(self._failures) >= MAX_KEYS:
-            self._failures.clear()
-        for key in (("user", name.strip().lower()), ("ip", address)):
-            failures = self._current(key, now) or _Failures(0, now, now)
-            failures.count += 1
-            failures.last_at = now
-            over = failures.count - self.free[key[0]]
+    async def failed(self, session: AsyncSession, name: str, address: str, now: datetime) -> None:
+        await repository.forget_login_failures(session, now - self.forget_after)
+        for kind, value in (("user", name), ("ip", address)):
+            key = _key(kind, value)
+            count = await repository.count_login_failure(session, key, now, self.forget_after)
+            over = count - self.free[kind]
             if over > 0:
-                delay = timedelta(seconds=2 ** (over - 1))
-                failures.next_allowed_at = now + min(delay, self.max_delay)
-            self._failures[key] = failures
+                delay = min(timedelta(seconds=2 ** min(over - 1, 30)), self.max_delay)
+                await repository.delay_login(session, key, now + delay)
 
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(("user", name.strip().lower()), None)
+    async def succeeded(self, session: AsyncSession, name: str) -> None:
+        await repository.clear_login_failures(session, _key("user", name))
 
-    def _current(self, key: tuple[str, str], now: datetime) -> _Failures | None:
-        failures = self._failures.get(key)
-        if failures is not None and now - failures.last_at > self.forget_after:
-            del self._failures[key]
-            return None
-        return failures
+
+def _key(kind: str, value: str) -> str:
+    normal = value.strip().lower() if kind == "user" else value
+    return hashlib.sha256(f"{kind}:{normal}".encode()).hexdigest()

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("clean_db")
 
 
 async def test_a_console_change_is_audited_as_the_user_and_shown_to_admins(
-    signed_in: SignedIn, client: httpx.AsyncClient, clock: FakeClock
+    signed_in: SignedIn, client: httpx.AsyncClient, auditor: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     console = await signed_in(Role.ADMIN)
     csrf = await page_csrf(console)
@@ -23,7 +23,7 @@ async def test_a_console_change_is_audited_as_the_user_and_shown_to_admins(
     via_api = await client.post("/api/v1/messages", json={"text": "From the API"})
     assert via_api.status_code == 201
 
-    entries = (await client.get("/api/v1/audit", params={"target": "message"})).json()["items"]
+    entries = (await auditor.get("/api/v1/audit", params={"target": "message"})).json()["items"]
     assert [(e["actor"], e["source"], e["action"]) for e in entries] == [
         ("tests", "api", "created"),
         ("user-admin", "admin", "created"),

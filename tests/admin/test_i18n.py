@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sms_sender.admin import i18n
 from sms_sender.admin.i18n import Language, from_accept_language
+from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.models import ReportStatus
 
@@ -32,6 +33,11 @@ def test_every_console_text_has_a_russian_translation() -> None:
 def test_every_status_shown_has_a_russian_name() -> None:
     statuses = {*ReportStatus, *MailingStatus}
     assert sorted(str(status) for status in statuses if status not in i18n.RUSSIAN) == []
+
+
+def test_every_audit_action_and_target_has_a_russian_name() -> None:
+    named = {*AuditAction, *AuditTarget}
+    assert sorted(str(name) for name in named if name not in i18n.RUSSIAN) == []
 
 
 def test_accept_language_honours_quality_values() -> None:

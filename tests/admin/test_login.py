@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import io
+import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sms_sender.app import create_app
+from sms_sender.audit.models import AuditEntry, AuditTarget
 from sms_sender.auth import users
-from sms_sender.auth.models import Role, UserSession
+from sms_sender.auth.models import LoginFailure, Role, UserSession
 from sms_sender.auth.sessions import SESSION_COOKIE
 from sms_sender.auth.throttle import LoginThrottle
-from tests.admin.conftest import MakeUser, SignedIn, csrf_of, page_csrf, sign_in
+from sms_sender.config import Settings
+from tests.admin.conftest import HTML, PASSWORD, MakeUser, SignedIn, csrf_of, page_csrf, sign_in
 from tests.conftest import FakeClock
+from tests.dispatch.test_logging import json_log_lines  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -147,22 +154,110 @@ async def test_repeated_failures_slow_down_sign_in(
     assert (await sign_in(browser_like, "olga")).status_code == 303
 
 
-def test_throttle_doubles_the_wait_per_user_and_limits_an_address() -> None:
+async def test_throttle_doubles_the_wait_per_user_and_limits_an_address(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     now = datetime(2030, 1, 1, tzinfo=UTC)
     throttle = LoginThrottle(free_failures=2, free_failures_per_address=4)
-    for _ in range(3):
-        throttle.failed("olga", "10.0.0.1", now)
-    assert throttle.wait_needed("olga", "10.0.0.9", now) == timedelta(seconds=1)
-    throttle.failed("olga", "10.0.0.2", now)
-    assert throttle.wait_needed("olga", "10.0.0.9", now) == timedelta(seconds=2)
-    assert throttle.wait_needed("ivan", "10.0.0.9", now) == timedelta(0)
-    throttle.failed("ivan", "10.0.0.1", now)  # fourth from the address: still free
-    throttle.failed("petr", "10.0.0.1", now)  # fifth: the address itself must wait now
-    assert throttle.wait_needed("somebody", "10.0.0.1", now) == timedelta(seconds=1)
-    throttle.succeeded("olga")
-    assert throttle.wait_needed("olga", "10.0.0.9", now) == timedelta(0)
-    later = now + timedelta(hours=1)
-    assert throttle.wait_needed("somebody", "10.0.0.1", later) == timedelta(0)
+    async with sessionmaker() as session:
+        for _ in range(3):
+            await throttle.failed(session, "olga", "10.0.0.1", now)
+        assert await throttle.wait_needed(session, "Olga ", "10.0.0.9", now) == timedelta(seconds=1)
+        await throttle.failed(session, "olga", "10.0.0.2", now)
+        assert await throttle.wait_needed(session, "olga", "10.0.0.9", now) == timedelta(seconds=2)
+        assert await throttle.wait_needed(session, "ivan", "10.0.0.9", now) == timedelta(0)
+        await throttle.failed(session, "ivan", "10.0.0.1", now)  # fourth from the address: free
+        await throttle.failed(session, "petr", "10.0.0.1", now)  # fifth: the address must wait
+        assert await throttle.wait_needed(session, "somebody", "10.0.0.1", now) == timedelta(
+            seconds=1
+        )
+        await throttle.succeeded(session, "olga")
+        assert await throttle.wait_needed(session, "olga", "10.0.0.9", now) == timedelta(0)
+        later = now + timedelta(hours=1)
+        assert await throttle.wait_needed(session, "somebody", "10.0.0.1", later) == timedelta(0)
+        # A failure after the count was forgotten starts again from one: free, no wait.
+        await throttle.failed(session, "petr", "10.0.0.1", later)
+        assert await throttle.wait_needed(session, "petr", "10.0.0.1", later) == timedelta(0)
+
+
+async def test_the_slowdown_holds_across_processes(
+    app: FastAPI,
+    browser_like: httpx.AsyncClient,
+    make_user: MakeUser,
+    settings: Settings,
+    clock: FakeClock,
+    clean_db: AsyncEngine,
+) -> None:
+    """Failures counted by one API process make another refuse: the count is in the database."""
+    await make_user("olga")
+    for _ in range(6):  # five free, the sixth sets a wait of 1 s
+        assert (await sign_in(browser_like, "olga", "guess")).status_code == 401
+    other = create_app(settings, clock=clock, db_engine=clean_db)
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=HTML
+        ) as elsewhere:
+            refused = await sign_in(elsewhere, "olga")
+            assert refused.status_code == 429
+            assert "Wait 1 seconds" in refused.text
+            clock.advance(seconds=1)
+            assert (await sign_in(elsewhere, "olga")).status_code == 303
+
+
+async def test_the_stored_slowdown_keeps_no_name_readable(
+    browser_like: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # A password typed in the name field must not end up readable in the database.
+    await sign_in(browser_like, "hunter2-secret", "guess")
+    async with sessionmaker() as session:
+        keys = (await session.scalars(select(LoginFailure.key))).all()
+    assert len(keys) == 2  # the name's count and the address's
+    assert all(re.fullmatch("[0-9a-f]{64}", key) for key in keys)
+
+
+async def test_sign_ins_and_sign_outs_are_audited_without_the_password(
+    browser_like: httpx.AsyncClient,
+    make_user: MakeUser,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    json_log_lines: io.StringIO,  # noqa: F811
+) -> None:
+    olga = await make_user("olga")
+    assert (await sign_in(browser_like, "olga", "wrong-password-1")).status_code == 401
+    assert (await sign_in(browser_like, "my-password-2", "x")).status_code == 401
+    assert (await sign_in(browser_like, "olga")).status_code == 303
+    logout = await browser_like.post(
+        "/admin/logout", data={"csrf_token": await page_csrf(browser_like)}
+    )
+    assert logout.status_code == 303
+    async with sessionmaker() as session:
+        entries = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.target == AuditTarget.USER, AuditEntry.action != "created")
+                .order_by(AuditEntry.id)
+            )
+        ).all()
+    assert [(e.actor, e.action, e.target_id, e.detail) for e in entries] == [
+        ("olga", "sign_in_failed", olga.id, "wrong name or password from 127.0.0.1"),
+        ("(unknown name)", "sign_in_failed", None, "wrong name or password from 127.0.0.1"),
+        ("olga", "signed_in", olga.id, "password from 127.0.0.1"),
+        ("olga", "signed_out", olga.id, "from 127.0.0.1"),
+    ]
+    assert {e.source for e in entries} == {"admin"}
+    lines = [json.loads(line) for line in json_log_lines.getvalue().splitlines() if line.strip()]
+    audit_lines = [line for line in lines if line.get("event") == "audit"]
+    assert [line["action"] for line in audit_lines][-4:] == [
+        "sign_in_failed",
+        "sign_in_failed",
+        "signed_in",
+        "signed_out",
+    ]
+    assert audit_lines[-1]["user_id"] == olga.id
+    everything = json_log_lines.getvalue()
+    assert "wrong-password-1" not in everything
+    assert "my-password-2" not in everything
+    assert PASSWORD not in everything
 
 
 async def test_passwords_are_stored_as_argon2_hashes(

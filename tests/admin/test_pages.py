@@ -274,8 +274,23 @@ async def test_a_token_is_shown_once_and_can_be_revoked(
     assert token not in (await client.get("/admin/tokens")).text
     api = {"Authorization": f"Bearer {token}"}
     assert (await anon_client.get("/api/v1/messages", headers=api)).status_code == 200
+    assert (await anon_client.get("/api/v1/audit", headers=api)).status_code == 403
     revoked = await client.post("/admin/tokens/crm/revoke", data={"csrf_token": csrf})
     assert revoked.status_code == 303
+
+
+async def test_an_admin_may_give_a_token_the_audit_log(
+    signed_in: SignedIn, anon_client: httpx.AsyncClient
+) -> None:
+    client = await signed_in(Role.ADMIN)
+    csrf = await page_csrf(client, "/admin/tokens")
+    created = await client.post(
+        "/admin/tokens", data={"csrf_token": csrf, "name": "siem", "reads_audit": "on"}
+    )
+    assert created.status_code == 201
+    token = created.text.split('id="new-token" value="')[1].split('"')[0]
+    api = {"Authorization": f"Bearer {token}"}
+    assert (await anon_client.get("/api/v1/audit", headers=api)).status_code == 200
 
 
 async def test_admin_creates_and_disables_users(signed_in: SignedIn) -> None:

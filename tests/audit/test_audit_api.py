@@ -29,6 +29,29 @@ async def _entries(client: httpx.AsyncClient, **params: Any) -> list[dict[str, A
     return items
 
 
+async def test_only_a_token_made_to_read_the_audit_log_may(
+    anon_client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    async with sessionmaker() as session:
+        plain = await auth_service.create_token(session, "crm-sync", clock.now())
+        reader = await auth_service.create_token(session, "siem", clock.now(), reads_audit=True)
+        await session.commit()
+    refused = await anon_client.get("/api/v1/audit", headers={"Authorization": f"Bearer {plain}"})
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "may not read the audit log" in refused.json()["detail"]
+    assert "--audit" in refused.json()["detail"]
+    # The same token still does everything else.
+    other = await anon_client.get("/api/v1/messages", headers={"Authorization": f"Bearer {plain}"})
+    assert other.status_code == 200
+    allowed = await anon_client.get("/api/v1/audit", headers={"Authorization": f"Bearer {reader}"})
+    assert allowed.status_code == 200, allowed.text
+    created = [entry["detail"] for entry in allowed.json()["items"]]
+    assert created == ["siem (reads the audit log)", "crm-sync"]
+
+
 async def test_api_changes_are_audited_with_the_token_name(
     client: httpx.AsyncClient, clock: FakeClock
 ) -> None:

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sms_sender.auth import service
-from sms_sender.auth.service import RecentTokens
+from sms_sender.auth.service import RecentTokens, TokenHolder
 from sms_sender.config import Settings
 from tests.conftest import FakeClock
 
@@ -104,14 +104,14 @@ async def test_without_a_token_cache_revocation_is_immediate(
 def test_recent_tokens_forget_on_a_clock_going_back_and_when_full() -> None:
     now = datetime(2030, 1, 1, tzinfo=UTC)
     recent = RecentTokens(timedelta(seconds=1), max_entries=2)
-    recent.remember("a", now, "token a")
-    assert recent.vouch("a", now + timedelta(milliseconds=999)) == "token a"
+    recent.remember("a", now, TokenHolder("token a"))
+    assert recent.vouch("a", now + timedelta(milliseconds=999)) == TokenHolder("token a")
     assert recent.vouch("a", now + timedelta(seconds=1)) is None
     assert recent.vouch("a", now - timedelta(milliseconds=1)) is None
-    recent.remember("b", now, "token b")
-    recent.remember("c", now, "token c")  # full: everything remembered so far is dropped
+    recent.remember("b", now, TokenHolder("token b"))
+    recent.remember("c", now, TokenHolder("token c", reads_audit=True))  # full: all dropped
     assert recent.vouch("a", now) is None
-    assert recent.vouch("c", now) == "token c"
+    assert recent.vouch("c", now) == TokenHolder("token c", reads_audit=True)
 
 
 async def test_tokens_are_stored_hashed(

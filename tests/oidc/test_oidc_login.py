@@ -80,9 +80,16 @@ async def test_a_user_lands_signed_in_with_the_role_of_their_group(
     assert user.password_hash is None
     assert user.last_login_at is not None
     async with sessionmaker() as session:
-        entry = await session.scalar(select(AuditEntry).where(AuditEntry.target == "user"))
-    assert entry is not None
-    assert (entry.action, entry.actor, entry.source) == ("created", email, "admin")
+        entries = (
+            await session.scalars(
+                select(AuditEntry).where(AuditEntry.target == "user").order_by(AuditEntry.id)
+            )
+        ).all()
+    assert [(e.action, e.actor, e.source, e.target_id) for e in entries] == [
+        ("created", email, "admin", user.id),
+        ("signed_in", email, "admin", user.id),
+    ]
+    assert entries[1].detail == "oidc (Test IdP) from 127.0.0.1"
 
 
 async def test_a_second_sign_in_finds_the_same_user(
@@ -114,6 +121,13 @@ async def test_a_person_who_may_not_sign_in_is_told_why(
     assert 'name="password"' in refused.text  # the sign-in page, to try another way
     assert (await browser.get("/admin")).status_code == 303  # still signed out
     assert await _users(sessionmaker) == []
+    async with sessionmaker() as session:
+        (entry,) = (await session.scalars(select(AuditEntry))).all()
+    assert (entry.action, entry.target, entry.target_id) == ("sign_in_failed", "user", None)
+    # An address the provider has not verified could be anybody's: not taken as the name.
+    assert entry.actor == ("(unknown name)" if login == "una" else reason.split()[0])
+    assert entry.detail is not None
+    assert entry.detail.startswith("oidc (Test IdP) refused: ")
 
 
 async def test_the_reason_is_given_in_the_browser_s_language(browser: httpx.AsyncClient) -> None:
