@@ -9,7 +9,7 @@ made for one database is made beside the other's (``tests/test_dialects.py`` fai
 - Writing (:func:`writer_turn`, :func:`begin_write`, :func:`writes_lock_whole_database`,
   :func:`advisory_lock`): SQLite lets one writer at a time into the whole file; PostgreSQL
   locks rows, so concurrent writers need explicit locks where they must not overlap.
-- Statements (:func:`insert_ignoring_conflicts`, :func:`given_rows`,
+- Statements (:func:`insert_ignoring_conflicts`, :func:`insert_or_update`, :func:`given_rows`,
   :func:`update_from_rows`, :func:`skip_locked`, :func:`planner_setting`, :func:`greatest`,
   :func:`epoch_seconds`, :func:`now_epoch_seconds`): the same meaning in each one's syntax.
 - Storage (:func:`stored_datetime`): SQLite has no time zone type.
@@ -232,6 +232,25 @@ def _insert_ignoring_conflicts(
     module = postgresql if on_postgresql else sqlite
     statement = module.insert(target).on_conflict_do_nothing(index_elements=list(conflict_on))
     return statement.returning(*returning) if returning else statement  # type: ignore[no-any-return]
+
+
+def insert_or_update(
+    bind: Bind,
+    target: Any,
+    values: Mapping[str, Any],
+    conflict_on: tuple[str, ...],
+    set_: Mapping[str, Any],
+) -> Insert:
+    """``INSERT … VALUES … ON CONFLICT (conflict_on) DO UPDATE SET …`` (an upsert).
+
+    In ``set_``, the target's columns are the row already there; both databases spell it the
+    same, from each dialect's own ``insert``.
+    """
+    module = postgresql if _postgresql(bind) else sqlite
+    statement = module.insert(target).values(**values)
+    return statement.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=list(conflict_on), set_=dict(set_)
+    )
 
 
 def given_rows(

@@ -4,10 +4,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.auth.models import ApiToken, LoginFailure, User, UserSession
+from sms_sender.dialects import insert_or_update
 
 
 async def add(session: AsyncSession, token: ApiToken) -> ApiToken:
@@ -109,13 +109,12 @@ async def count_login_failure(
     session: AsyncSession, key: str, now: datetime, forget_after: timedelta
 ) -> int:
     """Add one failure to ``key`` (starting again if the last is forgotten); the count now."""
-    insert = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
-    statement = insert(LoginFailure).values(
-        key=key, failures=1, last_failed_at=now, next_allowed_at=now
-    )
     forgotten = LoginFailure.last_failed_at <= now - forget_after
-    statement = statement.on_conflict_do_update(
-        index_elements=[LoginFailure.key],
+    statement = insert_or_update(
+        session,
+        LoginFailure,
+        {"key": key, "failures": 1, "last_failed_at": now, "next_allowed_at": now},
+        conflict_on=("key",),
         set_={
             "failures": case((forgotten, 1), else_=LoginFailure.failures + 1),
             "next_allowed_at": case((forgotten, now), else_=LoginFailure.next_allowed_at),
