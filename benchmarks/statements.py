@@ -83,7 +83,7 @@ async def run_statements(db: BenchDatabase, *, batch_size: int, rate: float) -> 
             async with engine.begin() as connection:
                 settled += await repository.settle(connection, settlements, owner=OWNER, now=now)
             async with engine.begin() as connection:
-                await repository.finish_completed(
+                await repository.finish_mailings(
                     connection, now, sorted({report.mailing_id for report in claimed})
                 )
             batches += 1

@@ -28,6 +28,7 @@ from sms_sender.consent.models import ConsentChange, ConsentEvent, Suppression
 from sms_sender.consent.rules import PhoneHasher, SkipReason
 from sms_sender.dispatch import ratelimit
 from sms_sender.errors import InvalidInput, NotFound
+from sms_sender.reports import lifecycle
 from sms_sender.reports import repository as reports_repository
 
 _log = structlog.get_logger(__name__)
@@ -330,8 +331,8 @@ async def _stop_sends(session: AsyncSession, client_ids: Sequence[int], now: dat
     """
     deadline = time.monotonic() + IN_FLIGHT_WAIT
     while True:
-        await reports_repository.skip_unsent_of_clients(
-            session, client_ids, SkipReason.OPTED_OUT, now
+        await reports_repository.close_unsent(
+            session, lifecycle.skipped(SkipReason.OPTED_OUT), client_ids=client_ids, now=now
         )
         in_flight = await reports_repository.count_sending_of_clients(session, client_ids)
         if not in_flight:

@@ -1,7 +1,7 @@
 """The delivery engine: starts mailings on time and sends their messages at most once.
 
-``DeliveryEngine`` (``engine``) is the face: it runs the ``scheduler`` (starts and ends mailings
-through sms_sender.mailings.service), the ``worker`` (claim, then ``handover`` and ``sending``,
+``DeliveryEngine`` (``engine``) is the face: it runs the ``scheduler`` (starts mailings through
+sms_sender.mailings.service, finishes them with ``repository.finish_mailings``), the ``worker`` (claim, then ``handover`` and ``sending``,
 then ``results``), the ``heartbeat`` (takes over a dead worker's leases), ``tracking`` (delivery
 status) and, when someone is to hear of it, the notifications loop. ``retry``, ``ratelimit``,
 ``window`` (send windows) and ``wakeups`` (stop and LISTEN/NOTIFY) are their parts; a report's

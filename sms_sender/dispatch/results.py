@@ -21,8 +21,10 @@ from sms_sender import metrics
 from sms_sender.clock import Clock
 from sms_sender.db import begin_write
 from sms_sender.dispatch import repository
-from sms_sender.dispatch.repository import Settlement
-from sms_sender.reports.models import ReportStatus
+from sms_sender.dispatch.repository import Settlement, fit
+from sms_sender.dispatch.scheduler import log_finished
+from sms_sender.reports import lifecycle
+from sms_sender.reports.models import ERROR_SIZE
 
 _log = structlog.get_logger(__name__)
 
@@ -112,7 +114,7 @@ class Results:
         # `sending` (neither has committed) and neither would finish it. Of two such checks,
         # the later one starts after both commits and sees every report settled.
         async with begin_write(self._database) as connection:
-            finished = await repository.finish_completed(connection, now, mailing_ids)
+            finished = await repository.finish_mailings(connection, now, mailing_ids)
         _log_settled(self._provider_name, batch)
         if written < len(batch):
             _log.warning(
@@ -121,15 +123,15 @@ class Results:
                 mailing_ids=mailing_ids,
                 skipped=len(batch) - written,
             )
-        for mailing_id in finished:
-            _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
+        log_finished(finished, now)
 
     async def _record(self, batch: Sequence[Settlement], now: datetime) -> int:
         """Write the batch in one transaction; a row the database refuses is failed on its own.
 
         Refused data (too long, a broken constraint) is a bug of one row, not an outage: the
         batch is halved until the row is alone, everything else is written, and that row is
-        failed with the database's reason, so the worker keeps going.
+        written with the database's reason instead (``unknown`` if the gateway accepted it or
+        may have it, else ``failed``: see lifecycle.unrecorded), so the worker keeps going.
         """
         try:
             return await self._record_together(batch, now)
@@ -141,7 +143,7 @@ class Results:
                 return await self._record(batch[:half], now) + await self._record(batch[half:], now)
             [refused] = batch
             _log.error(
-                "the database refused a result; the report fails instead",
+                "the database refused a result; recorded as unknown or failed instead",
                 mailing_id=refused.mailing_id,
                 report_id=refused.report_id,
                 exc_info=exc,
@@ -170,17 +172,17 @@ class Results:
 
 
 def _unrecordable(settlement: Settlement, error: Exception) -> Settlement:
-    """The settlement of a result the database refused: failed, with only our own reason."""
+    """The settlement of a result the database refused: unknown if the gateway may have it."""
     # The driver's first line says what was wrong ("value too long for type …"); asyncpg's
     # errors come prefixed with their class, which says nothing to an operator.
     said = str(getattr(error, "orig", error)).splitlines()[0].split(">: ", 1)[-1]
-    reason = f"the provider's answer could not be recorded: {said}"
+    status, reason = lifecycle.unrecorded(settlement.status, said)
     return Settlement(
         report_id=settlement.report_id,
         mailing_id=settlement.mailing_id,
         client_id=settlement.client_id,
-        status=ReportStatus.FAILED,
-        error=reason,
+        status=status,
+        error=fit(reason, ERROR_SIZE),
     )
 
 

@@ -72,22 +72,22 @@ class Scheduler:
             self._notifier.unsubscribe(CHANNEL_MAILINGS, wake)
 
     async def tick(self) -> datetime | None:
-        """Start what is due, end what is over, finish what is done; the next event's time.
+        """Start what is due, finish what is over (ended or done); the next event's time.
 
         Also closes any report left ``pending`` in a mailing that ended or was cancelled, so a
         finished mailing never keeps work that nothing would send.
         """
         await self._start_due()
-        await self._end_due()
         now = self._clock.now()
         async with begin_write(self._database) as connection:
+            finished = await repository.finish_mailings(connection, now)
             if closed := await repository.close_left_pending(connection, now):
                 _log.warning("closed reports left pending in ended mailings", count=closed)
-            for mailing_id in await repository.finish_completed(connection, now):
-                _log.info("mailing finished: nothing left to send", mailing_id=mailing_id)
             if time.monotonic() >= self._gauges_due_at:
                 await self._update_gauges(connection, now)
-            return await repository.next_mailing_event_at(connection)
+            next_event_at = await repository.next_mailing_event_at(connection)
+        log_finished(finished, now)
+        return next_event_at
 
     async def _update_gauges(self, connection: AsyncConnection, now: datetime) -> None:
         # Counting a big queue is not free: at most once per GAUGES_EVERY, whatever wakes us.
@@ -113,20 +113,17 @@ class Scheduler:
                 metrics.SCHEDULER_LAG.labels("start").observe(_lag(now, mailing.start_at))
                 _log.info("mailing started", mailing_id=mailing_id, reports=created)
 
-    async def _end_due(self) -> None:
-        async with self._reader.connect() as connection:
-            due = await repository.mailings_to_end(connection, self._clock.now())
-        for mailing_id in due:
-            turn = writer_turn(self._database)
-            async with turn, self._sessionmaker() as session, session.begin():
-                mailing = await session.get(Mailing, mailing_id)
-                now = self._clock.now()
-                if mailing is None:
-                    continue
-                expired = await mailings_service.finish_mailing(session, mailing, now)
-            if expired is not None:
-                metrics.SCHEDULER_LAG.labels("end").observe(_lag(now, mailing.end_at))
-                _log.info("mailing ended at end_at", mailing_id=mailing_id, expired=expired)
+
+def log_finished(finished: list[repository.Finished], now: datetime) -> None:
+    """A line for each mailing just finished; how late the ends were, as a metric."""
+    for mailing in finished:
+        if mailing.ended:
+            metrics.SCHEDULER_LAG.labels("end").observe(_lag(now, mailing.end_at))
+            _log.info(
+                "mailing ended at end_at", mailing_id=mailing.mailing_id, expired=mailing.expired
+            )
+        else:
+            _log.info("mailing finished: nothing left to send", mailing_id=mailing.mailing_id)
 
 
 def _lag(now: datetime, due_at: datetime) -> float:

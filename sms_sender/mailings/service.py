@@ -276,7 +276,9 @@ async def cancel(session: AsyncSession, mailing_id: int, now: datetime) -> Maili
     mailing.finished_at = now
     mailing.updated_at = now
     await session.flush()
-    await reports_repository.cancel_unsent(session, mailing.id, now)
+    await reports_repository.close_unsent(
+        session, lifecycle.CANCELLED_WITH_MAILING, mailing_ids=[mailing.id], now=now
+    )
     await record(session, AuditAction.CANCELLED, AuditTarget.MAILING, mailing.id)
     await notify(session, CHANNEL_MAILINGS)
     return mailing
@@ -335,26 +337,6 @@ async def start_mailing(session: AsyncSession, mailing: Mailing, now: datetime) 
     created = await _materialise(session, started, now)
     await notify(session, CHANNEL_MAILINGS)
     return created
-
-
-async def finish_mailing(session: AsyncSession, mailing: Mailing, now: datetime) -> int | None:
-    """Finish a mailing at its end (or once every report is final), expiring what is unsent.
-
-    For the engine's scheduler. Reports in ``sending`` are left to the worker that holds them.
-    Returns how many reports expired, or None when the mailing was already finished or
-    cancelled (another process got there first).
-    """
-    finished = await repository.change_status(
-        session,
-        mailing.id,
-        expected=UNFINISHED,
-        status=MailingStatus.FINISHED,
-        now=now,
-        finished_at=now,
-    )
-    if finished is None:
-        return None
-    return await reports_repository.expire_unsent(session, mailing.id, now)
 
 
 async def _materialise(session: AsyncSession, mailing: Mailing, now: datetime) -> int:

@@ -10,9 +10,12 @@ answer to "may this report go now?".
     (made) ─advertising without consent, opted out─▶ skipped   (the consent rules)
 
 Who applies these: the engine's worker (:mod:`sms_sender.dispatch`) for everything between a
-claim and its record, the mailings service for cancel, the end and resend-unknown, the clients
-service for a deleted client. The SQL that writes each transition lives in the repositories;
-the rules and the words come from here.
+claim and its record, the engine for a mailing's end (``dispatch.repository.finish_mailings``,
+the one statement that makes a mailing ``finished``), the mailings service for cancel and
+resend-unknown, the clients service for a deleted client, the consent service for an opt-out.
+The SQL that writes each transition lives in the repositories; reports never handed over close
+through one statement, ``reports.repository.close_unsent``, given a :class:`Closing`. The rules
+and the words come from here.
 
 "May this report go now?" has two halves, both asked right before a send:
 
@@ -39,12 +42,15 @@ from sms_sender.reports.models import (
 )
 
 __all__ = [
+    "CANCELLED_WITH_MAILING",
     "CLIENT_DELETED",
     "ENDED_BEFORE_SEND",
+    "EXPIRED_AT_END",
     "MAILING_CANCELLED",
     "UNSENT_REPORT_STATUSES",
     "WORKER_DIED",
     "Clearance",
+    "Closing",
     "ReportStatus",
     "Transition",
     "after_answer",
@@ -53,6 +59,8 @@ __all__ = [
     "not_sent",
     "outcome_unknown",
     "requeued_by",
+    "skipped",
+    "unrecorded",
 ]
 
 # -- reasons, as the report's `error` shows them ------------------------------------------------
@@ -68,6 +76,18 @@ def outcome_unknown(why: str) -> str:
     return f"outcome unknown ({why}); not sent again to avoid a duplicate"
 
 
+def unrecorded(status: ReportStatus, said: str) -> tuple[ReportStatus, str]:
+    """Status and error of a report whose result the database refused to store (``said``).
+
+    Accepted, or answered unclearly: the provider may have the message, so it is ``unknown``
+    (never sent again); otherwise it certainly was not sent and the report fails.
+    """
+    reason = f"the provider's answer could not be recorded: {said}"
+    if status in (ReportStatus.SENT, ReportStatus.UNKNOWN):
+        return ReportStatus.UNKNOWN, outcome_unknown(reason)
+    return ReportStatus.FAILED, reason
+
+
 def gave_up(attempts: int, error: str) -> str:
     return f"gave up after {attempts} attempts: {error}"
 
@@ -75,6 +95,26 @@ def gave_up(attempts: int, error: str) -> str:
 def requeued_by(who: str) -> str:
     """The error of an ``unknown`` report an operator queued again (resend-unknown)."""
     return f"queued again by {who} after an unknown outcome"
+
+
+# -- closing what was never sent ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """How reports never handed to a provider close: the final status and the reason it shows."""
+
+    status: ReportStatus
+    reason: str
+
+
+CANCELLED_WITH_MAILING = Closing(ReportStatus.CANCELLED, MAILING_CANCELLED)
+EXPIRED_AT_END = Closing(ReportStatus.EXPIRED, ENDED_BEFORE_SEND)
+
+
+def skipped(reason: str) -> Closing:
+    """Skipped by a consent rule (an opt-out), with that rule's reason."""
+    return Closing(ReportStatus.SKIPPED, str(reason))
 
 
 # -- may it go now? ----------------------------------------------------------------------------

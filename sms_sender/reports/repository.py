@@ -24,16 +24,18 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import (
+    Table,
     case,
     delete,
     func,
+    or_,
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from sms_sender import dialects
-from sms_sender.reports.lifecycle import CLIENT_DELETED, ENDED_BEFORE_SEND, MAILING_CANCELLED
+from sms_sender.reports.lifecycle import CLIENT_DELETED, Closing
 from sms_sender.reports.models import (
     UNSENT_REPORT_STATUSES,
     MailingReportCount,
@@ -46,23 +48,47 @@ from sms_sender.reports.models import (
 _FAN_OUT_LOCK_ID = 7_735_002
 # A mailing's reports in one status: the sum of its counter rows (kept by triggers).
 _COUNTED = func.sum(MailingReportCount.reports)
+# The table, for statements the engine runs on plain connections too (close_unsent).
+reports_table: Table = Report.__table__  # type: ignore[assignment]
 
 
-async def skip_unsent_of_clients(
-    session: AsyncSession, client_ids: Sequence[int], reason: str, now: datetime
+async def close_unsent(
+    executor: AsyncSession | AsyncConnection,
+    closing: Closing,
+    *,
+    now: datetime,
+    mailing_ids: Sequence[int] = (),
+    client_ids: Sequence[int] = (),
 ) -> int:
-    """Skip the clients' reports not yet handed to a provider (an opt-out stops them).
+    """Close the reports of these mailings or clients not yet handed to a provider; how many.
 
-    On PostgreSQL the rows stay locked until commit, so a worker's hand-over of one of them
-    waits for this transaction and then finds it skipped.
+    The one statement for a cancel (the mailing's), an end_at (the mailing's), an opt-out (the
+    clients'). Reports in ``sending`` are left to the worker holding them: it records what the
+    provider answered, since the message may already be on its way. On PostgreSQL the closed
+    rows stay locked until commit, so a worker's hand-over of one of them waits for this
+    transaction and then finds it closed.
     """
-    if not client_ids:
+    # Only the scopes given: an empty IN is a subquery the planner cannot see through.
+    scopes = [
+        column.in_(list(ids))
+        for column, ids in (
+            (reports_table.c.mailing_id, mailing_ids),
+            (reports_table.c.client_id, client_ids),
+        )
+        if ids
+    ]
+    if not scopes:
         return 0
-    result = await session.execute(
-        update(Report)
-        .where(Report.client_id.in_(list(client_ids)), Report.status.in_(UNSENT_REPORT_STATUSES))
-        .values(status=ReportStatus.SKIPPED.value, error=str(reason), updated_at=now)
-        .execution_options(synchronize_session=False)
+    result = await executor.execute(
+        update(reports_table)
+        .where(or_(*scopes), reports_table.c.status.in_(UNSENT_REPORT_STATUSES))
+        .values(
+            status=closing.status,
+            error=closing.reason,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -206,32 +232,6 @@ async def sent_per_minute(
         .group_by(minute, Report.status)
     )
     return [(int(bucket), status, count) for bucket, status, count in rows]
-
-
-async def cancel_unsent(session: AsyncSession, mailing_id: int, now: datetime) -> int:
-    """Cancel the reports of a cancelled mailing not yet handed to a provider.
-
-    Reports in ``sending`` are left to the worker holding them: it records what the provider
-    answered, since the message may already be on its way.
-    """
-    return await _close_unsent(session, mailing_id, ReportStatus.CANCELLED, MAILING_CANCELLED, now)
-
-
-async def expire_unsent(session: AsyncSession, mailing_id: int, now: datetime) -> int:
-    """Expire the reports of a mailing that reached end_at before they could be sent."""
-    return await _close_unsent(session, mailing_id, ReportStatus.EXPIRED, ENDED_BEFORE_SEND, now)
-
-
-async def _close_unsent(
-    session: AsyncSession, mailing_id: int, status: ReportStatus, reason: str, now: datetime
-) -> int:
-    result = await session.execute(
-        update(Report)
-        .where(Report.mailing_id == mailing_id, Report.status.in_(UNSENT_REPORT_STATUSES))
-        .values(status=status, error=reason, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def make_waiting_due(session: AsyncSession, mailing_id: int, now: datetime) -> int:

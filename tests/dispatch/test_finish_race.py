@@ -39,18 +39,18 @@ async def test_two_workers_settling_the_last_reports_together_finish_the_mailing
     # waits a second at most.
     asking: list[str] = []
     both_asking = asyncio.Event()
-    finish_completed = repository.finish_completed
+    finish_mailings = repository.finish_mailings
 
-    async def finish_when_both_ask(*args: Any, **kwargs: Any) -> list[int]:
+    async def finish_when_both_ask(*args: Any, **kwargs: Any) -> list[repository.Finished]:
         asking.append("one more")
         if len(asking) == 2:
             both_asking.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1):
                 await both_asking.wait()
-        return await finish_completed(*args, **kwargs)
+        return await finish_mailings(*args, **kwargs)
 
-    monkeypatch.setattr(repository, "finish_completed", finish_when_both_ask)
+    monkeypatch.setattr(repository, "finish_mailings", finish_when_both_ask)
 
     writers = [
         Results(

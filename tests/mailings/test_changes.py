@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from sms_sender.mailings import service
+from sms_sender.dispatch import repository
 from sms_sender.reports.models import Report, ReportStatus
 from tests.conftest import FakeClock
 from tests.mailings.factories import (
@@ -199,7 +199,7 @@ async def test_invalid_edit_is_422_and_changes_nothing(
 
 
 async def test_finished_and_cancelled_mailings_cannot_be_edited(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock, running: dict[str, Any]
+    client: httpx.AsyncClient, clean_db: AsyncEngine, clock: FakeClock, running: dict[str, Any]
 ) -> None:
     assert (await _post(client, running, "cancel")).status_code == 200
     _conflict(
@@ -208,9 +208,9 @@ async def test_finished_and_cancelled_mailings_cannot_be_edited(
     )
 
     other = await create_mailing(client, mailing_body(running["message_id"], clock.now()))
-    mailing = await service.get(session, other["id"])
-    assert await service.finish_mailing(session, mailing, clock.now()) is not None
-    await session.commit()
+    clock.advance(hours=3)  # past its end
+    async with clean_db.begin() as connection:
+        assert [f.mailing_id for f in await repository.finish_mailings(connection, clock.now())]
     _conflict(await _patch(client, other, {"send_window": None}), "finished")
 
 

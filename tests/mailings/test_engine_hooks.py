@@ -1,4 +1,4 @@
-"""The functions the engine's scheduler calls: start_mailing and finish_mailing."""
+"""What the engine's scheduler does to mailings: start_mailing, and finish_mailings at the end."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender.db import CHANNEL_REPORTS, Notifier
+from sms_sender.dispatch import repository
 from sms_sender.mailings import service
 from sms_sender.mailings.models import Mailing, MailingStatus
 from sms_sender.reports.models import ReportStatus
@@ -87,9 +88,10 @@ async def test_start_mailing_leaves_a_paused_mailing_alone(
     assert (await _load(sessionmaker, scheduled["id"])).status == MailingStatus.PAUSED
 
 
-async def test_finish_mailing_expires_what_was_not_sent(
+async def test_finishing_at_the_end_expires_what_was_not_sent(
     sessionmaker: async_sessionmaker[AsyncSession],
     session: AsyncSession,
+    clean_db: AsyncEngine,
     clock: FakeClock,
     scheduled: dict[str, Any],
 ) -> None:
@@ -102,15 +104,47 @@ async def test_finish_mailing_expires_what_was_not_sent(
     await set_report_status(session, [in_flight.id], ReportStatus.SENDING)
     clock.advance(hours=2)
 
-    async with sessionmaker() as scheduler_session:
-        assert await service.finish_mailing(scheduler_session, mailing, clock.now()) == 1
-        assert await service.finish_mailing(scheduler_session, mailing, clock.now()) is None
-        await scheduler_session.commit()
+    async with clean_db.begin() as connection:
+        [finished] = await repository.finish_mailings(connection, clock.now())
+        assert await repository.finish_mailings(connection, clock.now()) == []
+    assert (finished.mailing_id, finished.ended, finished.expired) == (mailing.id, True, 1)
 
     statuses = {report.id: report.status for report in await reports_of(session, mailing.id)}
     assert statuses == {unsent.id: ReportStatus.EXPIRED, in_flight.id: ReportStatus.SENDING}
-    finished = await _load(sessionmaker, mailing.id)
-    assert (finished.status, finished.finished_at) == (MailingStatus.FINISHED, clock.now())
+    stored = await _load(sessionmaker, mailing.id)
+    assert (stored.status, stored.finished_at) == (MailingStatus.FINISHED, clock.now())
+
+
+async def test_a_mailing_finishes_early_only_when_running_with_every_report_final(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    clean_db: AsyncEngine,
+    clock: FakeClock,
+    scheduled: dict[str, Any],
+) -> None:
+    clock.advance(minutes=10)
+    async with sessionmaker() as scheduler_session:
+        mailing = await service.get(scheduler_session, scheduled["id"])
+        await service.start_mailing(scheduler_session, mailing, clock.now())
+        await scheduler_session.commit()
+    first, second = await reports_of(session, scheduled["id"])
+    await set_report_status(session, [first.id], ReportStatus.SENT)
+    await set_report_status(session, [second.id], ReportStatus.SENDING)
+    async with clean_db.begin() as connection:
+        assert await repository.finish_mailings(connection, clock.now()) == []  # one in flight
+
+    await set_report_status(session, [second.id], ReportStatus.FAILED)
+    await service.pause(session, scheduled["id"], clock.now())
+    await session.commit()
+    async with clean_db.begin() as connection:
+        assert await repository.finish_mailings(connection, clock.now()) == []  # paused
+
+    await service.resume(session, scheduled["id"], clock.now())
+    await session.commit()
+    async with clean_db.begin() as connection:
+        [finished] = await repository.finish_mailings(connection, clock.now(), [mailing.id])
+    assert (finished.ended, finished.expired) == (False, 0)
+    assert (await _load(sessionmaker, mailing.id)).status == MailingStatus.FINISHED
 
 
 async def test_new_send_window_makes_waiting_first_attempts_due_now(

@@ -1,17 +1,19 @@
-"""The scheduler's statements: which mailings start, end or are done, and when to look next."""
+"""The scheduler's statements: which mailings start, which are finished, and when to look next."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sms_sender.dispatch.repository._rows import mailings, reports
 from sms_sender.mailings.models import MailingStatus
-from sms_sender.reports.lifecycle import ENDED_BEFORE_SEND, MAILING_CANCELLED
+from sms_sender.reports.lifecycle import CANCELLED_WITH_MAILING, EXPIRED_AT_END
 from sms_sender.reports.models import ReportStatus
+from sms_sender.reports.repository import close_unsent
 
 
 async def mailings_to_start(connection: AsyncConnection, now: datetime) -> list[int]:
@@ -20,15 +22,6 @@ async def mailings_to_start(connection: AsyncConnection, now: datetime) -> list[
         mailings.c.status == MailingStatus.SCHEDULED, mailings.c.start_at <= now
     )
     return list(await connection.scalars(query.order_by(mailings.c.start_at)))
-
-
-async def mailings_to_end(connection: AsyncConnection, now: datetime) -> list[int]:
-    """Running or paused mailings whose end_at has come."""
-    query = select(mailings.c.id).where(
-        mailings.c.status.in_((MailingStatus.RUNNING, MailingStatus.PAUSED)),
-        mailings.c.end_at <= now,
-    )
-    return list(await connection.scalars(query.order_by(mailings.c.end_at)))
 
 
 async def next_mailing_event_at(connection: AsyncConnection) -> datetime | None:
@@ -52,10 +45,26 @@ async def count_running(connection: AsyncConnection) -> int:
     return int(await connection.scalar(query) or 0)
 
 
-async def finish_completed(
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A mailing just finished: at its end (``expired``: its unsent reports closed) or done."""
+
+    mailing_id: int
+    end_at: datetime
+    ended: bool  # end_at came; else every report was final before it
+    expired: int
+
+
+async def finish_mailings(
     connection: AsyncConnection, now: datetime, mailing_ids: Sequence[int] | None = None
-) -> list[int]:
-    """Finish running mailings with nothing left to send (of ``mailing_ids``, or any)."""
+) -> list[Finished]:
+    """Finish the mailings that are over (of ``mailing_ids``, or any); the one place that does.
+
+    A mailing is over when it is running with nothing left to send, or running or paused and
+    its end_at has come. The reports of the latter never handed to a provider expire in the
+    same transaction; those in ``sending`` are left to the worker that holds them. Safe when
+    several processes race: the status is a compare-and-set.
+    """
     unsent = (
         select(reports.c.id)
         .where(
@@ -64,15 +73,30 @@ async def finish_completed(
         )
         .exists()
     )
-    statement = update(mailings).where(mailings.c.status == MailingStatus.RUNNING, ~unsent)
+    active = (MailingStatus.RUNNING, MailingStatus.PAUSED)
+    done = or_(
+        and_(mailings.c.status == MailingStatus.RUNNING, ~unsent),
+        and_(mailings.c.status.in_(active), mailings.c.end_at <= now),
+    )
+    statement = update(mailings).where(done)
     if mailing_ids is not None:
         statement = statement.where(mailings.c.id.in_(list(mailing_ids)))
-    finished = await connection.scalars(
+    rows = await connection.execute(
         statement.values(status=MailingStatus.FINISHED, finished_at=now, updated_at=now).returning(
-            mailings.c.id
+            mailings.c.id, mailings.c.end_at
         )
     )
-    return list(finished)
+    finished: list[Finished] = []
+    for mailing_id, end_at in rows.all():
+        ended = end_at <= now
+        # One statement per mailing that ended: a handful at a time, and each count is logged.
+        expired = (
+            await close_unsent(connection, EXPIRED_AT_END, mailing_ids=[mailing_id], now=now)
+            if ended
+            else 0
+        )
+        finished.append(Finished(mailing_id, end_at, ended, expired))
+    return finished
 
 
 # How long after its end a mailing is still looked at for reports left pending (see below).
@@ -99,24 +123,10 @@ async def close_left_pending(connection: AsyncConnection, now: datetime) -> int:
         ended.setdefault(status, []).append(mailing_id)
     closed = 0
     for status, mailing_ids in ended.items():
-        if status == MailingStatus.CANCELLED:
-            closing, reason = ReportStatus.CANCELLED, MAILING_CANCELLED
-        else:
-            closing, reason = ReportStatus.EXPIRED, ENDED_BEFORE_SEND
         # The ids as a list, not a subquery: the planner then probes the (mailing_id, status)
         # index per mailing instead of reading every pending report of the running ones.
-        result = await connection.execute(
-            update(reports)
-            .where(reports.c.mailing_id.in_(mailing_ids), reports.c.status == ReportStatus.PENDING)
-            .values(
-                status=closing,
-                error=reason,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-        )
-        closed += int(result.rowcount)
+        closing = CANCELLED_WITH_MAILING if status == MailingStatus.CANCELLED else EXPIRED_AT_END
+        closed += await close_unsent(connection, closing, mailing_ids=mailing_ids, now=now)
     return closed
 
 
