@@ -1,12 +1,13 @@
 """The delivery engine: starts mailings on time and sends their messages at most once.
 
 ``DeliveryEngine`` (``engine``) is the face: it runs the ``scheduler`` (starts mailings through
-sms_sender.mailings.service, finishes them with ``repository.finish_mailings``), the ``worker`` (claim, then ``handover`` and ``sending``,
-then ``results``), the ``heartbeat`` (takes over a dead worker's leases), ``tracking`` (delivery
-status) and, when someone is to hear of it, the notifications loop. ``retry``, ``ratelimit``,
-``window`` (send windows) and ``wakeups`` (stop and LISTEN/NOTIFY) are their parts; a report's
-statuses and transitions are sms_sender.reports.lifecycle; ``repository`` holds all of the
-engine's SQL. Nothing here imports the web layer (an import-linter contract, docs/architecture.md).
+sms_sender.mailings.service, finishes them with ``repository.finish_mailings``), the ``worker``
+(claim, then ``handover`` and ``sending``, then ``results``), the ``heartbeat`` (takes over a
+dead worker's leases), ``tracking`` (delivery status) and, when someone is to hear of it, the
+notifications loop. ``retry``, ``ratelimit``, ``window`` (send windows) and ``wakeups`` (stop
+and LISTEN/NOTIFY) are their parts; a report's statuses and transitions are
+sms_sender.reports.lifecycle; ``repository`` holds all of the engine's SQL. Nothing here
+imports the web layer (an import-linter contract, docs/architecture.md).
 """
 
 from sms_sender.dispatch.engine import DeliveryEngine, EngineTuning
