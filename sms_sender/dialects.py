@@ -13,6 +13,8 @@ made for one database is made beside the other's (``tests/test_dialects.py`` fai
   :func:`update_from_rows`, :func:`skip_locked`, :func:`planner_setting`, :func:`greatest`,
   :func:`epoch_seconds`, :func:`now_epoch_seconds`): the same meaning in each one's syntax.
 - Storage (:func:`stored_datetime`): SQLite has no time zone type.
+- Triggers (:func:`row_trigger_dropped`): SQLite's counting triggers run once per row,
+  PostgreSQL's once per statement.
 - Wake-ups (:func:`notify_other_processes`, :func:`listens_across_processes`): PostgreSQL's
   LISTEN/NOTIFY reaches other processes; SQLite has nothing of the kind, they poll.
 
@@ -380,6 +382,36 @@ def stored_datetime(dialect: Dialect, value: datetime) -> datetime:
     """An aware UTC datetime as the column stores it: naive UTC text on SQLite, which sorts
     correctly and has no time zone type; PostgreSQL's ``timestamptz`` takes it as it is."""
     return value if _postgresql(dialect) else value.replace(tzinfo=None)
+
+
+# --- Triggers ------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def row_trigger_dropped(session: AsyncSession, trigger: str) -> AsyncIterator[bool]:
+    """SQLite: ``trigger`` is gone inside the block and back after it; yields True.
+
+    Dropped, then created again from its own stored definition, in the caller's transaction:
+    SQLite changes its schema transactionally and lets one transaction write at a time, so no
+    other writer ever runs without the trigger, and a rollback brings it back. It comes back
+    after a failed block too, for a caller that goes on with the transaction. For a bulk
+    statement that does the trigger's work once instead of once per row.
+    PostgreSQL: nothing is dropped (its counting triggers run once per statement); yields False.
+    """
+    if _postgresql(session):
+        yield False
+        return
+    definition = await session.scalar(
+        text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :name"),
+        {"name": trigger},
+    )
+    if definition is None:
+        raise RuntimeError(f"the trigger {trigger} is missing")
+    await session.execute(text(f"DROP TRIGGER {trigger}"))
+    try:
+        yield True
+    finally:
+        await session.execute(text(definition))
 
 
 # --- Wake-ups ------------------------------------------------------------------------------

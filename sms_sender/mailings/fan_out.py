@@ -86,7 +86,8 @@ async def materialise(
     )
     # Before the INSERT, not in it: its snapshot must be taken once the lock is ours.
     await reports_repository.hold_fan_out_lock(session)
-    result = await session.execute(statement)
+    async with reports_repository.counted_at_the_end(session):
+        result = await session.execute(statement)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

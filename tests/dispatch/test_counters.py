@@ -12,14 +12,16 @@ import asyncio
 from collections import Counter
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sms_sender.clients import repository as clients_repository
 from sms_sender.clients import service as clients_service
 from sms_sender.clients.models import Client, ClientFacetCount
-from sms_sender.consent.rules import PhoneHasher
+from sms_sender.consent.rules import MailingPurpose, PhoneHasher
 from sms_sender.dispatch import repository as dispatch_repository
+from sms_sender.mailings import fan_out
 from sms_sender.mailings import service as mailings_service
 from sms_sender.providers.fake import FakeProvider, accept
 from sms_sender.reports import repository as reports_repository
@@ -129,3 +131,67 @@ async def test_counters_equal_a_full_count_after_racing_changes(
         assert sum(counted[mailing_ids[0]].values()) == CLIENTS
         assert await _facets(session) == await _full_facets(session)
         assert await clients_repository.distinct_tags(session) == ["gold", "moved", "new", "silver"]
+
+
+async def _add_report_by_hand(session: AsyncSession, mailing_id: int, clock: FakeClock) -> None:
+    """A report made by another statement than a fan-out's, which the triggers must count."""
+    now = clock.now()
+    await session.execute(
+        insert(Report).values(
+            mailing_id=mailing_id,
+            client_id=None,
+            phone="79990000000",
+            text="by hand",
+            timezone="UTC",
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+async def test_a_fan_out_is_counted_and_so_is_every_report_made_after_it(
+    arrange: Arrange, sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    await arrange.clients(
+        [ClientSpec(phone, tag=TAGS[index % 3]) for index, phone in enumerate(phones(30))]
+    )
+    first = await arrange.mailing()
+    second = await arrange.mailing(tags=["gold"])
+    async with sessionmaker() as session, session.begin():
+        await _add_report_by_hand(session, first, clock)
+
+    async with sessionmaker() as session:
+        counted = await _counted(session, [first, second])
+        assert counted == await _full_count(session, [first, second])
+        assert counted == {first: Counter(pending=31), second: Counter(pending=10)}
+
+
+async def test_a_failed_fan_out_leaves_reports_counted(
+    arrange: Arrange, sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    await arrange.many_clients(5)
+    mailing_id = await arrange.mailing()
+    async with sessionmaker() as session:
+        with pytest.raises(IntegrityError):  # its reports exist: the UNIQUE refuses the second
+            await fan_out.materialise(
+                session,
+                mailing_id=mailing_id,
+                text="again",
+                operator_codes=[],
+                tags=[],
+                purpose=MailingPurpose.SERVICE,
+                now=clock.now(),
+            )
+        if session.get_bind().dialect.name == "postgresql":
+            await session.rollback()  # a failed statement ends PostgreSQL's transaction
+        # SQLite's goes on: a caller that carries on and commits must not lose the counting.
+        await _add_report_by_hand(session, mailing_id, clock)
+        await session.commit()
+
+    async with sessionmaker() as session:
+        counted = await _counted(session, [mailing_id])
+        assert counted == await _full_count(session, [mailing_id])
+        assert counted == {mailing_id: Counter(pending=6)}
