@@ -24,7 +24,7 @@ from sms_sender.auth import service as auth_service
 from sms_sender.auth import users as auth_users
 from sms_sender.auth.models import Role, User
 from sms_sender.auth.oidc_access import OidcConfigurationError
-from sms_sender.clients.csv_import import import_clients, read_lines
+from sms_sender.clients.csv_import import import_clients
 from sms_sender.clients.schemas import ImportResult
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings, describe_errors
@@ -40,6 +40,7 @@ from sms_sender.notifications import render
 from sms_sender.notifications import service as notifications_service
 from sms_sender.notifications.mail import Mailer, MailError
 from sms_sender.notifications.schemas import DailyReport
+from sms_sender.text_lines import read_lines
 
 app = typer.Typer(
     help="sms-sender: SMS mailings that start on time, stop at their end and never repeat.",

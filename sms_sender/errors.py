@@ -24,6 +24,11 @@ from pydantic import BaseModel, Field
 PROBLEM_JSON = "application/problem+json"
 
 
+def shown(value: str, limit: int = 40) -> str:
+    """The value quoted for an error message, cut short so a huge input makes a short message."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
 class AppError(Exception):
     status_code = 400
     title = "Bad request"

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
+from sms_sender import text_lines
 from sms_sender.admin.forms import blank_to_none, cursor_of, form_of, next_cursor_of, parse
 from sms_sender.admin.pages import PREFIX, ConsoleRoute, field_errors, is_zone, render, zone_of
 from sms_sender.auth.endpoints import CurrentUser, Operator
@@ -109,7 +110,7 @@ async def import_clients(
             raise InvalidInput.field(["file"], "choose a CSV file to import")
         return await csv_import.import_clients(
             session,
-            csv_import.read_lines(_chunks_of(upload)),
+            text_lines.read_lines(_chunks_of(upload)),
             default_timezone=settings.default_timezone,
             hasher=hasher,
             now=clock.now(),

@@ -1,6 +1,6 @@
 """Bulk import of clients from CSV, streamed: memory stays flat whatever the size of the file.
 
-The bytes are split into lines as they are read (:func:`read_lines`); each line is checked on
+The bytes are split into lines as they are read (``text_lines.read_lines``); each line is checked on
 its own and the valid rows are inserted a batch at a time, one statement per batch, skipping
 phones already taken (:func:`import_clients`). A record is one line: quoted cells may hold
 commas but not line breaks, which no valid client field contains. The API reads from the
@@ -14,7 +14,6 @@ import asyncio
 import csv
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.service import record
 from sms_sender.clients import repository
-from sms_sender.clients.schemas import ClientCreate, ImportResult, RowError, shown
+from sms_sender.clients.schemas import ClientCreate, ImportResult, RowError
 from sms_sender.clients.service import ClientFields, given_consent, with_defaults
 from sms_sender.consent.rules import PhoneHasher
 from sms_sender.consent.service import GivenConsent, record_imported_consents, suppress_new_clients
-from sms_sender.errors import InvalidInput
+from sms_sender.errors import InvalidInput, shown
+from sms_sender.text_lines import each
 
 HEADER = ("phone", "operator_code", "tag", "timezone")
 # Optional: a file may also say when and where each client agreed to advertising.
@@ -35,29 +35,6 @@ HEADER_WITH_CONSENT = (*HEADER, "consent_at", "consent_source")
 # bounds the memory a batch holds and the work between two reads of the request body.
 BATCH_ROWS = 1000
 MAX_REPORTED_ERRORS = 1000
-# The longest valid row is under 200 bytes; a far longer line means this is not the right file.
-MAX_LINE_BYTES = 64 * 1024
-
-T = TypeVar("T")
-
-
-async def read_lines(chunks: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIterator[str]:
-    """Split a UTF-8 byte stream into lines, without their line breaks.
-
-    A line that is not UTF-8 or absurdly long raises InvalidInput naming its line number.
-    Splitting bytes at ``\\n`` is safe: in UTF-8 that byte is never part of another character.
-    """
-    partial = b""
-    number = 0
-    async for chunk in _aiter(chunks):
-        *complete, partial = (partial + chunk).split(b"\n")
-        for raw in complete:
-            number += 1
-            yield _decode(raw, number)
-        if len(partial) > MAX_LINE_BYTES:
-            raise _line_error(number + 1, f"is longer than {MAX_LINE_BYTES} bytes; is it a CSV?")
-    if partial:
-        yield _decode(partial, number + 1)
 
 
 async def check_lines(lines: AsyncIterable[str]) -> None:
@@ -313,30 +290,7 @@ def _header_cells(line: str) -> list[str]:
 async def _numbered(lines: AsyncIterable[str] | Iterable[str]) -> AsyncIterator[tuple[int, str]]:
     """Lines numbered from 1, without line breaks, and without the BOM some editors write."""
     number = 0
-    async for line in _aiter(lines):
+    async for line in each(lines):
         number += 1
         text = line.rstrip("\r\n")
         yield number, text.removeprefix("\ufeff") if number == 1 else text
-
-
-async def _aiter(items: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
-
-
-def _decode(raw: bytes, number: int) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise _line_error(
-            number, f"is not UTF-8 (byte {error.start + 1}); save the file as UTF-8 and retry"
-        ) from None
-
-
-def _line_error(number: int, problem: str) -> InvalidInput:
-    message = f"line {number} {problem}"
-    return InvalidInput(message, errors=[{"loc": ["body"], "msg": message, "line": number}])

@@ -1,4 +1,5 @@
-"""HTTP routes of the client directory: CRUD, the tags facet and the CSV import."""
+"""HTTP routes of the client directory: CRUD, the tags facet, the CSV import, and a client's
+opt-out and consent history (rules in ``sms_sender.consent``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sms_sender import text_lines
 from sms_sender.clients import csv_import, service, upload
 from sms_sender.clients.schemas import (
     ClientCreate,
@@ -17,7 +19,9 @@ from sms_sender.clients.schemas import (
     OperatorCode,
     TagText,
 )
+from sms_sender.consent import service as consent_service
 from sms_sender.consent.dependencies import PhoneHasherDep
+from sms_sender.consent.schemas import ConsentEventRead, OptOutRequest
 from sms_sender.db import MAX_ID
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.web import CallerDep, ClockDep, SessionDep, SettingsDep
@@ -131,11 +135,11 @@ async def import_clients(
     async with upload.received_csv(request, settings.upload_read_timeout) as csv_file:
         # A file that is not UTF-8, has an absurd line or a wrong header is refused whole,
         # before the first batch is written (batches are committed one by one).
-        await csv_import.check_lines(csv_import.read_lines(upload.chunks_of(csv_file)))
+        await csv_import.check_lines(text_lines.read_lines(upload.chunks_of(csv_file)))
         await csv_file.seek(0)
         return await csv_import.import_clients(
             session,
-            csv_import.read_lines(upload.chunks_of(csv_file)),
+            text_lines.read_lines(upload.chunks_of(csv_file)),
             default_timezone=settings.default_timezone,
             hasher=hasher,
             now=clock.now(),
@@ -201,3 +205,51 @@ async def delete_client(
 ) -> Response:
     await service.delete(session, client_id, hasher=hasher, now=clock.now())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/clients/{client_id:int}/opt-out",
+    tags=["consent"],
+    summary="Opt a client out: nothing more is sent to it",
+    description="Stops every later message to the client, service ones included: its unsent "
+    "reports become `skipped` (error `opted_out`) and no send starts after this answers. The "
+    "phone goes on the suppression list, so deleting and re-importing the client keeps it "
+    "opted out; only a consent given later ends it. Already opted out: unchanged, 200.",
+)
+async def opt_out_client(
+    client_id: ClientId,
+    session: SessionDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
+    payload: OptOutRequest | None = None,
+) -> ClientRead:
+    client = await service.get(session, client_id)
+    source = payload.source if payload else None
+    await consent_service.opt_out_clients(
+        session, [client.id], source=source, actor=actor, hasher=hasher, now=clock.now()
+    )
+    await session.refresh(client)
+    return ClientRead.model_validate(client)
+
+
+@router.get(
+    "/clients/{client_id:int}/consent-history",
+    tags=["consent"],
+    summary="A client's consent and opt-out changes, oldest first",
+    description="Every change of consent or opt-out, with when, where from and who made it: "
+    "the proof of consent the advertising law asks the sender to keep.",
+)
+async def read_consent_history(
+    client_id: ClientId,
+    session: SessionDep,
+    page: Annotated[PageRequest, Depends(page_request)],
+) -> Page[ConsentEventRead]:
+    client = await service.get(session, client_id)
+    events = await consent_service.history_page(
+        session, client, after_id=page.after_id, limit=page.limit
+    )
+    return Page[ConsentEventRead](
+        items=[ConsentEventRead.model_validate(event) for event in events[: page.limit]],
+        next_cursor=next_cursor([event.id for event in events], page.limit),
+    )

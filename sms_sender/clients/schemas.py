@@ -20,34 +20,14 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from sms_sender.errors import shown
+from sms_sender.phones import Phone
 from sms_sender.timestamps import UtcDatetime
 
 # [0-9], not \d: \d also matches other scripts' digits, such as Arabic-Indic ones.
-_PHONE = re.compile(r"7[0-9]{10}")
 _OPERATOR_CODE = re.compile(r"[0-9]{3}")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 TAG_MAX_LENGTH = 64
-
-
-def shown(value: str, limit: int = 40) -> str:
-    """The value quoted for an error message, cut short so a huge input makes a short message."""
-    return repr(value if len(value) <= limit else value[:limit] + "…")
-
-
-def _phone_from_json_number(value: Any) -> Any:
-    """Accept 79001234567 as well as "79001234567": a phone starting with 7 loses no zeros."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _check_phone(value: str) -> str:
-    if not _PHONE.fullmatch(value):
-        raise ValueError(
-            "must be 11 digits starting with 7, like 79001234567 "
-            f"(no +, spaces or dashes); got {shown(value)}"
-        )
-    return value
 
 
 def _check_operator_code(value: str) -> str:
@@ -80,17 +60,6 @@ def _blank_tag_is_no_tag(value: Any) -> Any:
     return None if value == "" else value
 
 
-Phone = Annotated[
-    str,
-    BeforeValidator(_phone_from_json_number),
-    AfterValidator(_check_phone),
-    Field(
-        description="11 digits starting with 7 (`7XXXXXXXXXX`); unique in the directory. "
-        "A JSON number is accepted too.",
-        examples=["79001234567"],
-        json_schema_extra={"pattern": "^7[0-9]{10}$"},
-    ),
-]
 OperatorCode = Annotated[
     str,
     AfterValidator(_check_operator_code),

@@ -1,5 +1,6 @@
-"""HTTP routes of consent: opt-outs (by client, by phone, a stop list), the audit history, and
-the inbound webhook through which a gateway forwards replies such as STOP."""
+"""HTTP routes of consent: opt-outs by phone and by stop list, and the inbound webhook through
+which a gateway forwards replies such as STOP. A client's own opt-out and consent history are
+client routes (``clients/endpoints.py``) that call this package's service."""
 
 from __future__ import annotations
 
@@ -10,22 +11,16 @@ import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import APIKeyHeader
 
-from sms_sender.clients import service as clients_service
-from sms_sender.clients.endpoints import ClientId
-from sms_sender.clients.schemas import ClientRead
 from sms_sender.consent import service, stop_list
 from sms_sender.consent.dependencies import PhoneHasherDep
 from sms_sender.consent.schemas import (
-    ConsentEventRead,
     InboundMessage,
     InboundResult,
-    OptOutRequest,
     PhoneOptOut,
     PhoneOptOutRequest,
     StopListResult,
 )
 from sms_sender.errors import Forbidden, Unauthorized
-from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.web import CallerDep, ClockDep, SessionDep, SettingsDep
 
 _log = structlog.get_logger(__name__)
@@ -34,31 +29,6 @@ router = APIRouter(tags=["consent"])
 # As large as the client import's body may be (SMS_SENDER_MAX_IMPORT_BYTES; app.py).
 STOP_LIST_PATH = "/clients/opt-out/import"
 INBOUND_ACTOR = "inbound webhook"
-
-
-@router.post(
-    "/clients/{client_id:int}/opt-out",
-    summary="Opt a client out: nothing more is sent to it",
-    description="Stops every later message to the client, service ones included: its unsent "
-    "reports become `skipped` (error `opted_out`) and no send starts after this answers. The "
-    "phone goes on the suppression list, so deleting and re-importing the client keeps it "
-    "opted out; only a consent given later ends it. Already opted out: unchanged, 200.",
-)
-async def opt_out_client(
-    client_id: ClientId,
-    session: SessionDep,
-    clock: ClockDep,
-    hasher: PhoneHasherDep,
-    actor: CallerDep,
-    payload: OptOutRequest | None = None,
-) -> ClientRead:
-    client = await clients_service.get(session, client_id)
-    source = payload.source if payload else None
-    await service.opt_out_clients(
-        session, [client.id], source=source, actor=actor, hasher=hasher, now=clock.now()
-    )
-    await session.refresh(client)
-    return ClientRead.model_validate(client)
 
 
 @router.post(
@@ -107,25 +77,6 @@ async def import_stop_list(
 ) -> StopListResult:
     return await stop_list.import_stop_list(
         session, request, source=source, actor=actor, hasher=hasher, now=clock.now()
-    )
-
-
-@router.get(
-    "/clients/{client_id:int}/consent-history",
-    summary="A client's consent and opt-out changes, oldest first",
-    description="Every change of consent or opt-out, with when, where from and who made it: "
-    "the proof of consent the advertising law asks the sender to keep.",
-)
-async def read_consent_history(
-    client_id: ClientId,
-    session: SessionDep,
-    page: Annotated[PageRequest, Depends(page_request)],
-) -> Page[ConsentEventRead]:
-    client = await clients_service.get(session, client_id)
-    events = await service.history_page(session, client, after_id=page.after_id, limit=page.limit)
-    return Page[ConsentEventRead](
-        items=[ConsentEventRead.model_validate(event) for event in events[: page.limit]],
-        next_cursor=next_cursor([event.id for event in events], page.limit),
     )
 
 

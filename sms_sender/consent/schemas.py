@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from sms_sender.clients.schemas import Phone
 from sms_sender.consent.models import SOURCE_MAX_LENGTH, ConsentChange
+from sms_sender.phones import Phone
 
 Source = Annotated[
     str,

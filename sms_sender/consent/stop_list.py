@@ -8,12 +8,12 @@ from fastapi import Query, Request
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sms_sender.clients.csv_import import read_lines
-from sms_sender.clients.schemas import Phone, shown
 from sms_sender.consent import service
 from sms_sender.consent.rules import PhoneHasher
 from sms_sender.consent.schemas import StopListResult
-from sms_sender.errors import InvalidInput, UnsupportedMediaType
+from sms_sender.errors import InvalidInput, UnsupportedMediaType, shown
+from sms_sender.phones import Phone
+from sms_sender.text_lines import read_lines
 
 BATCH_PHONES = 1000
 MAX_REPORTED_ERRORS = 1000

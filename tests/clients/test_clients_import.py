@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from sms_sender import text_lines
 from sms_sender.clients import csv_import
 from sms_sender.consent.service import hasher_for
 from sms_sender.errors import InvalidInput
@@ -202,7 +203,7 @@ async def test_a_bad_byte_after_several_batches_imports_nothing(
 
 
 async def test_a_line_without_end_is_422(client: httpx.AsyncClient) -> None:
-    body = HEADER + "\n" + "7" * (csv_import.MAX_LINE_BYTES + 10)
+    body = HEADER + "\n" + "7" * (text_lines.MAX_LINE_BYTES + 10)
     response = await client.post(IMPORT, content=body, headers={"Content-Type": "text/csv"})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("line 2 is longer than")
@@ -307,7 +308,7 @@ async def test_the_service_takes_plain_lines_for_the_cli(
 
 
 async def _collect(chunks: list[bytes]) -> list[str]:
-    return [line async for line in csv_import.read_lines(chunks)]
+    return [line async for line in text_lines.read_lines(chunks)]
 
 
 async def test_read_lines_joins_characters_and_line_ends_split_across_chunks() -> None:
