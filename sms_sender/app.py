@@ -67,16 +67,17 @@ def create_app(
 ) -> FastAPI:
     """The API application; ``with_delivery`` runs the delivery engine in the same process.
 
-    ``db_engine`` lets tests share one engine; otherwise the lifespan creates and disposes one.
+    ``db_engine`` (SQLAlchemy's) lets tests share one database; otherwise the lifespan creates
+    and disposes one.
     """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = db_engine or create_engine(settings.database_url)
-        app.state.db_engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine, app.state.notifier)
-        app.state.read_sessionmaker = create_sessionmaker(read_only(engine), app.state.notifier)
+        database = db_engine or create_engine(settings.database_url)
+        app.state.db_engine = database
+        app.state.sessionmaker = create_sessionmaker(database, app.state.notifier)
+        app.state.read_sessionmaker = create_sessionmaker(read_only(database), app.state.notifier)
         try:
             if with_delivery:
                 async with _delivery_in_background(app):
@@ -85,7 +86,7 @@ def create_app(
                 yield
         finally:
             if db_engine is None:
-                await engine.dispose()
+                await database.dispose()
 
     app = FastAPI(
         title="sms-sender",

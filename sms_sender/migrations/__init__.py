@@ -23,15 +23,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade_to_head(engine: AsyncEngine) -> None:
+async def upgrade_to_head(database: AsyncEngine) -> None:
     """Bring the schema to the newest revision; safe when several processes start at once."""
-    async with engine.begin() as connection:
+    async with database.begin() as connection:
         await dialects.advisory_lock(connection, _MIGRATION_LOCK_ID)
         await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
-    async with engine.connect() as connection:
+async def current_revision(database: AsyncEngine) -> str | None:
+    async with database.connect() as connection:
         exists = await connection.run_sync(
             lambda sync: sync.dialect.has_table(sync, "alembic_version")
         )

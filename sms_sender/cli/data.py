@@ -1,0 +1,56 @@
+"""Filling the directory: ``import`` (a client CSV) and ``demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sms_sender.cli._common import in_session, settings_from_env
+from sms_sender.clients.csv_import import import_clients
+from sms_sender.clients.schemas import ImportResult
+from sms_sender.clock import SystemClock
+from sms_sender.consent.service import hasher_for
+from sms_sender.demo import load_demo
+from sms_sender.text_lines import read_lines
+
+
+def import_csv(
+    path: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="CSV: phone,operator_code,tag,timezone"),
+    ],
+) -> None:
+    """Import clients from a CSV file; bad rows are reported by line, good rows are kept."""
+    settings = settings_from_env()
+
+    async def work(session: AsyncSession) -> ImportResult:
+        with path.open("rb") as csv_file:
+            return await import_clients(
+                session,
+                read_lines(csv_file),
+                default_timezone=settings.default_timezone,
+                hasher=await hasher_for(session, settings.suppression_key.get_secret_value()),
+                now=SystemClock().now(),
+            )
+
+    result = in_session(settings, work)
+    for error in result.errors:
+        typer.echo(f"line {error.line}: {error.error}", err=True)
+    if result.errors_truncated:
+        typer.echo(f"… and {result.failed - len(result.errors)} more bad rows", err=True)
+    typer.echo(f"imported {result.imported} clients, {result.failed} rows rejected")
+
+
+def demo() -> None:
+    """Fill a demo directory, two messages and two mailings, to see the whole flow at once."""
+    settings = settings_from_env()
+
+    async def work(session: AsyncSession) -> str:
+        key = settings.suppression_key.get_secret_value()
+        return await load_demo(session, SystemClock().now(), await hasher_for(session, key))
+
+    summary = in_session(settings, work)
+    typer.echo(summary)
