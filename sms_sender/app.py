@@ -25,7 +25,7 @@ from sms_sender.admin.clients import IMPORT_PATH as CONSOLE_IMPORT_PATH
 from sms_sender.api_docs import install_api_docs
 from sms_sender.audit.actor import SYSTEM, acting_as
 from sms_sender.audit.endpoints import router as audit_router
-from sms_sender.auth.endpoints import require_token
+from sms_sender.auth.endpoints import require_audit_token, require_token
 from sms_sender.auth.service import RecentTokens
 from sms_sender.auth.token_first import TokenBeforeBody
 from sms_sender.clients.endpoints import IMPORT_PATH, IMPORT_SETTING
@@ -133,7 +133,9 @@ def create_app(
         prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=PROBLEM_RESPONSES
     )
     for router in api_routers:
-        api.include_router(router)
+        # The audit log tells who did what: only tokens made to read it (token create --audit).
+        guards = [Depends(require_audit_token)] if router is audit_router else []
+        api.include_router(router, dependencies=guards)
     app.include_router(api)
     # Gateways authenticate with a shared secret header, not a bearer token.
     app.include_router(inbound_router, prefix="/api/v1", responses=PROBLEM_RESPONSES)
