@@ -20,11 +20,6 @@ from sqlalchemy.types import TypeDecorator
 
 from sms_sender import dialects
 
-# Until the engine's modules import them from sms_sender.dialects.
-begin_write = dialects.begin_write
-read_only = dialects.read_only
-writer_turn = dialects.writer_turn
-
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -42,11 +42,13 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    any_,
     bindparam,
     cast,
     column,
     event,
     func,
+    select,
     text,
     update,
 )
@@ -298,6 +300,22 @@ def given_rows(
     }
 
 
+def among(bind: Bind, id_column: ColumnElement[int], ids: Collection[int]) -> ColumnElement[bool]:
+    """``id_column IN ids`` as one parameter, so the statement is the same for any count.
+
+    An ``IN (…)`` list is a different statement for every length: compiled again by
+    SQLAlchemy, and on PostgreSQL prepared again (a round trip) once the driver's statement
+    cache has rolled over. PostgreSQL takes an array (``= ANY(:ids)``), SQLite a JSON array
+    (``IN (SELECT value FROM json_each(:ids))``).
+    """
+    if _postgresql(bind):
+        return id_column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(BigInteger())))
+    given = func.json_each(bindparam(None, json.dumps(list(ids)), type_=String())).table_valued(
+        "value"
+    )
+    return id_column.in_(select(given.c.value))
+
+
 RowValues = Callable[[Mapping[str, ColumnElement[Any]]], dict[str, Any]]
 
 
@@ -348,7 +366,9 @@ async def planner_setting(connection: AsyncConnection, name: str, value: str) ->
         await connection.execute(text(f"SET LOCAL {name} = {value}"))
 
 
-def greatest(bind: Bind, *values: ColumnElement[Any]) -> ColumnElement[Any]:
+def greatest(
+    bind: Bind, *values: ColumnElement[Any] | QueryableAttribute[Any]
+) -> ColumnElement[Any]:
     """The largest of the values: ``greatest(…)`` on PostgreSQL, the scalar ``max(…)`` on SQLite."""
     return func.greatest(*values) if _postgresql(bind) else func.max(*values)
 
@@ -412,6 +432,33 @@ async def row_trigger_dropped(session: AsyncSession, trigger: str) -> AsyncItera
         yield True
     finally:
         await session.execute(text(definition))
+
+
+async def fold_counter(connection: AsyncConnection, table: str, key: str, count: str) -> int:
+    """Sum each key's rows of a counter table into one row and drop keys summing to zero.
+
+    PostgreSQL: one statement (a DELETE … RETURNING inside the INSERT), exact under concurrency:
+    it takes only rows its snapshot saw, a concurrent fold skips rows this one deleted, and
+    readers see either the rows or their sum, never both. SQLite cannot put a DELETE in a
+    WITH, and its counting triggers keep one row per key, so only the zero rows go. How many
+    rows went.
+    """
+    if _postgresql(connection):
+        statement = f"""
+            WITH crowded AS (
+                SELECT {key} FROM {table} GROUP BY {key}
+                HAVING count(*) > 1 OR sum({count}) = 0
+            ), folded AS (
+                DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM crowded)
+                RETURNING {key}, {count}
+            )
+            INSERT INTO {table} ({key}, {count})
+            SELECT {key}, sum({count}) FROM folded GROUP BY {key} HAVING sum({count}) <> 0
+        """
+    else:
+        statement = f"DELETE FROM {table} WHERE {count} = 0"
+    result = await connection.execute(text(statement))
+    return int(result.rowcount)
 
 
 # --- Wake-ups ------------------------------------------------------------------------------

@@ -17,15 +17,6 @@ ALLOWED = {PACKAGE / "dialects.py"}
 FROZEN = PACKAGE / "migrations"
 # Asking which database this is, or importing one database's own statements.
 DIALECT_BRANCH = re.compile(r"dialect\.name|\bsqlalchemy\.dialects\b|get_backend_name\(")
-# The engine's modules still to move onto sms_sender.dialects (being reworked on another
-# branch); this list only shrinks.
-NOT_YET_MOVED = {
-    "dispatch/engine.py",
-    "dispatch/ratelimit.py",
-    "dispatch/repository/_counts.py",
-    "dispatch/repository/_rows.py",
-    "dispatch/repository/_work.py",
-}
 
 
 def _branching_modules() -> dict[str, list[str]]:
@@ -45,13 +36,9 @@ def _branching_modules() -> dict[str, list[str]]:
 
 def test_only_the_dialects_module_branches_on_the_database() -> None:
     found = _branching_modules()
-    new = {module: lines for module, lines in found.items() if module not in NOT_YET_MOVED}
-    assert not new, (
+    assert not found, (
         "branch on the database only in sms_sender/dialects.py (add a named operation there): "
-        f"{new}"
-    )
-    assert set(found) == NOT_YET_MOVED, (
-        f"moved already, take off NOT_YET_MOVED: {NOT_YET_MOVED - set(found)}"
+        f"{found}"
     )
 
 

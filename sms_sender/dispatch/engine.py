@@ -21,6 +21,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sms_sender import dialects
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier
@@ -115,7 +116,7 @@ class DeliveryEngine:
         )
         self.listener = (
             PostgresListener(settings.database_url, notifier)
-            if database.dialect.name == "postgresql"
+            if dialects.listens_across_processes(database)
             else None
         )
 

@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sms_sender.clock import Clock
-from sms_sender.db import begin_write, writer_turn
+from sms_sender.dialects import begin_write, writer_turn
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.ratelimit import PROMPT, RateLimiter, Reservation
 from sms_sender.dispatch.repository import ClaimedReport, MailingTerms

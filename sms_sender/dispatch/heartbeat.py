@@ -31,7 +31,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.clock import Clock
-from sms_sender.db import begin_write
+from sms_sender.dialects import begin_write
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.wakeups import wait_or_stop
 

@@ -32,14 +32,13 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, ColumnElement, Double, bindparam, cast, func, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BindParameter, Double, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sms_sender import dialects
 from sms_sender.dispatch.models import RateLimit
 
 SEND_LIMIT = "send"
-_UNIX_EPOCH_JULIAN_DAY = 2440587.5
 # How far ahead one reservation may reach: it bounds both a group's size and how long a
 # report marked ``sending`` may wait for its slot.
 GROUP_SECONDS = 0.1
@@ -80,23 +79,24 @@ class RateLimiter:
 
     async def ensure_row(self, connection: AsyncConnection) -> None:
         """Create the limiter's row if this database has none yet (idempotent)."""
-        module = postgresql if connection.dialect.name == "postgresql" else sqlite
         await connection.execute(
-            module.insert(RateLimit)
-            .values(name=self.name, next_slot_at=0.0)
-            .on_conflict_do_nothing(index_elements=[RateLimit.name])
+            dialects.insert_ignoring_conflicts(connection, RateLimit, ("name",)).values(
+                name=self.name, next_slot_at=0.0
+            )
         )
 
     async def reserve(self, connection: AsyncConnection, count: int) -> Reservation:
         """Reserve ``count`` slots, in the caller's transaction (commit it promptly)."""
         span: BindParameter[float] = bindparam("span", count / self.rate, type_=Double())
-        now = _database_now(connection)
-        later = func.greatest if connection.dialect.name == "postgresql" else func.max
+        # By the database's clock, read by the statement itself, not passed in, so time spent
+        # waiting for the row's lock does not count as time already waited.
+        now = dialects.now_epoch_seconds(connection)
+        later = dialects.greatest(connection, RateLimit.next_slot_at, now)
         reserved = (
             await connection.execute(
                 update(RateLimit)
                 .where(RateLimit.name == self.name)
-                .values(next_slot_at=later(RateLimit.next_slot_at, now) + span)
+                .values(next_slot_at=later + span)
                 .returning(RateLimit.next_slot_at - span, RateLimit.next_slot_at - span - now)
             )
         ).one_or_none()
@@ -111,15 +111,3 @@ async def wait_for_slot(slot_at: float) -> None:
     delay = slot_at - time.monotonic()
     if delay > 0:
         await asyncio.sleep(delay)
-
-
-def _database_now(connection: AsyncConnection) -> ColumnElement[float]:
-    """Seconds since the Unix epoch by the database's clock, read once per statement.
-
-    Read by the statement itself, not passed in, so time spent waiting for the row's lock
-    does not count as time already waited.
-    """
-    if connection.dialect.name == "postgresql":
-        return cast(func.extract("epoch", func.statement_timestamp()), Double())
-    # SQLite's 'now' has millisecond resolution and is the same throughout one statement.
-    return (func.julianday("now") - _UNIX_EPOCH_JULIAN_DAY) * 86400.0

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
-from sms_sender.db import begin_write
+from sms_sender.dialects import begin_write
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.repository import Settlement, fit
 from sms_sender.dispatch.scheduler import log_finished

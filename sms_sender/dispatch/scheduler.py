@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
-from sms_sender.db import CHANNEL_MAILINGS, Notifier, begin_write, read_only, writer_turn
+from sms_sender.db import CHANNEL_MAILINGS, Notifier
+from sms_sender.dialects import begin_write, read_only, writer_turn
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.wakeups import RETRY_AFTER_ERROR, set_when, wait_or_stop
 from sms_sender.mailings import service as mailings_service

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
-from sms_sender.db import begin_write, read_only
+from sms_sender.dialects import begin_write, read_only
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.repository import AwaitingDelivery
 from sms_sender.dispatch.wakeups import set_when

@@ -31,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
-from sms_sender.db import CHANNEL_REPORTS, Notifier, begin_write, read_only
+from sms_sender.db import CHANNEL_REPORTS, Notifier
+from sms_sender.dialects import begin_write, read_only
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.handover import HandOver
 from sms_sender.dispatch.heartbeat import new_worker_id

@@ -9,13 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, func, or_, select, text, update
+from sqlalchemy import BigInteger, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sms_sender import dialects
 from sms_sender.consent.rules import SkipReason
 from sms_sender.db import UTCDateTime
+from sms_sender.dialects import among
 from sms_sender.dispatch.repository._rows import (
-    among,
     client_opted_out,
     mailings,
     of_mailing,
@@ -71,12 +72,11 @@ async def claim(
         .order_by(reports.c.next_attempt_at)
         .limit(limit)
     )
-    if connection.dialect.name == "postgresql":
-        due = due.with_for_update(of=reports, skip_locked=True)
-        # Read the due queue in order through ix_reports_due and stop after ``limit``. Right
-        # after a mailing of a million reports is made, before autovacuum has analysed them,
-        # the planner would otherwise fetch and sort every pending report of the mailing.
-        await connection.execute(text("SET LOCAL enable_sort = off"))
+    due = dialects.skip_locked(due, connection, of=reports)
+    # PostgreSQL: read the due queue in order through ix_reports_due and stop after ``limit``.
+    # Right after a mailing of a million reports is made, before autovacuum has analysed them,
+    # the planner would otherwise fetch and sort every pending report of the mailing.
+    await dialects.planner_setting(connection, "enable_sort", "off")
     due_ids = due.cte("due")
     rows = await connection.execute(
         update(reports)
