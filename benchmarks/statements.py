@@ -22,7 +22,7 @@ from sms_sender.db import create_engine
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.ratelimit import RateLimiter
 from sms_sender.dispatch.repository import Settlement
-from sms_sender.dispatch.runtime import WORKER_ENGINE_OPTIONS
+from sms_sender.dispatch.runtime import WORKER_DATABASE_OPTIONS
 from sms_sender.reports.models import ReportStatus
 
 OWNER = "statements-only"
@@ -41,7 +41,7 @@ async def run_statements(db: BenchDatabase, *, batch_size: int, rate: float) -> 
     """Claim, hand over and settle every due report, one batch at a time, as fast as possible."""
     clock = SystemClock()
     limiter = RateLimiter(rate)
-    engine = create_engine(db.url, **WORKER_ENGINE_OPTIONS)
+    engine = create_engine(db.url, **WORKER_DATABASE_OPTIONS)
     settled = batches = 0
     try:
         async with engine.begin() as connection:

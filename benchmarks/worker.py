@@ -18,7 +18,7 @@ from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
 from sms_sender.dispatch.engine import DeliveryEngine
-from sms_sender.dispatch.runtime import WORKER_ENGINE_OPTIONS
+from sms_sender.dispatch.runtime import WORKER_DATABASE_OPTIONS
 from sms_sender.logging import configure_logging
 from sms_sender.providers import NO_TEXT_LIMITS, OutgoingMessage, SendResult
 
@@ -38,7 +38,7 @@ class InstantProvider:
 async def run() -> None:
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    engine = create_engine(settings.database_url, **WORKER_ENGINE_OPTIONS)
+    engine = create_engine(settings.database_url, **WORKER_DATABASE_OPTIONS)
     notifier = Notifier()
     stop = _stop_on_signals()
     try:

@@ -36,7 +36,7 @@ from sms_sender.consent.endpoints import STOP_LIST_PATH, inbound_router, inbound
 from sms_sender.consent.endpoints import router as consent_router
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
 from sms_sender.dialects import read_only
-from sms_sender.dispatch.runtime import configured_engine
+from sms_sender.dispatch.runtime import delivery_engine
 from sms_sender.errors import Problem
 from sms_sender.limits import BodyLimit, Limit
 from sms_sender.mailings.endpoints import router as mailings_router
@@ -172,7 +172,7 @@ async def _delivery_in_background(app: FastAPI) -> AsyncIterator[None]:
     sent would hide the failure from whoever watches the process.
     """
     state = app.state
-    async with configured_engine(
+    async with delivery_engine(
         state.settings, state.sessionmaker, state.notifier, state.clock
     ) as delivery:
         stop = asyncio.Event()

@@ -16,7 +16,7 @@ from sms_sender.cli._common import Host, Port, run_event_loop, settings_from_env
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
-from sms_sender.dispatch.runtime import WORKER_ENGINE_OPTIONS, configured_engine
+from sms_sender.dispatch.runtime import WORKER_DATABASE_OPTIONS, delivery_engine
 from sms_sender.migrations import upgrade_to_head
 
 
@@ -93,7 +93,7 @@ def worker(
         prometheus_client.start_http_server(metrics_port, addr=metrics_host)
 
     async def run() -> None:
-        database = create_engine(settings.database_url, **WORKER_ENGINE_OPTIONS)
+        database = create_engine(settings.database_url, **WORKER_DATABASE_OPTIONS)
         try:
             await upgrade_to_head(database)
             notifier = Notifier()
@@ -102,9 +102,7 @@ def worker(
             loop = asyncio.get_running_loop()
             for stop_signal in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(stop_signal, stop.set)
-            async with configured_engine(
-                settings, sessionmaker, notifier, SystemClock()
-            ) as delivery:
+            async with delivery_engine(settings, sessionmaker, notifier, SystemClock()) as delivery:
                 await delivery.run(stop)
         finally:
             await database.dispose()

@@ -15,19 +15,19 @@ from sms_sender.dispatch.engine import DeliveryEngine
 from sms_sender.providers.registry import build_provider, gateway_sessions
 
 # A worker retries any unit of work that lost the database (repository.UNAVAILABLE), so its own
-# engine skips the ping SQLAlchemy makes at every checkout: with asyncpg that is three round
-# trips (BEGIN, ";", ROLLBACK) before each transaction, a tenth of a worker's time.
-WORKER_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": False}
+# SQLAlchemy engine skips the ping made at every checkout: with asyncpg that is three round trips
+# (BEGIN, ";", ROLLBACK) before each transaction, a tenth of a worker's time.
+WORKER_DATABASE_OPTIONS: dict[str, Any] = {"pool_pre_ping": False}
 
 
 @asynccontextmanager
-async def configured_engine(
+async def delivery_engine(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
     notifier: Notifier,
     clock: Clock,
 ) -> AsyncIterator[DeliveryEngine]:
-    """The engine for ``settings.provider``; its gateway sessions close when the block ends."""
+    """The delivery engine for ``settings.provider``; its gateway sessions close with the block."""
     async with gateway_sessions(settings) as sessions:
         yield DeliveryEngine(
             settings=settings,

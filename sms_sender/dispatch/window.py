@@ -20,12 +20,17 @@ _log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class SendWindow:
+class DailyWindow:
+    """A mailing's send window as the engine checks it: two minute-of-day marks, local time.
+
+    The API's shape of it, with "HH:MM" strings, is ``mailings.schemas.SendWindow``.
+    """
+
     start_minute: int
     end_minute: int
 
     @classmethod
-    def of(cls, start_minute: int | None, end_minute: int | None) -> SendWindow | None:
+    def of(cls, start_minute: int | None, end_minute: int | None) -> DailyWindow | None:
         """The window of a mailing's two columns; None (send any time) when unset."""
         if start_minute is None or end_minute is None:
             return None
@@ -86,4 +91,4 @@ def zone_named(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-__all__ = ["SendWindow", "zone_named"]
+__all__ = ["DailyWindow", "zone_named"]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
 from sms_sender.dispatch.engine import DeliveryEngine
-from sms_sender.dispatch.runtime import WORKER_ENGINE_OPTIONS
+from sms_sender.dispatch.runtime import WORKER_DATABASE_OPTIONS
 from sms_sender.providers.fake import FakeProvider, accept, hang
 from sms_sender.reports.models import Report, ReportStatus
 from tests.conftest import FakeClock
@@ -180,7 +180,7 @@ async def test_the_engine_rides_out_lost_database_connections(
     provider = FakeProvider(default=accept(delay=0.002))
     # As `sms-sender worker` builds it: no ping before each transaction.
     url = clean_db.url.render_as_string(hide_password=False)
-    database = create_engine(url, **WORKER_ENGINE_OPTIONS)
+    database = create_engine(url, **WORKER_DATABASE_OPTIONS)
     worker = make_engine(
         provider,
         concurrency=5,

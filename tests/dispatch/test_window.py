@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sms_sender.dispatch.window import SendWindow
+from sms_sender.dispatch.window import DailyWindow
 
-NINE_TO_SIX = SendWindow(9 * 60, 18 * 60)
-NIGHT = SendWindow(22 * 60, 6 * 60)  # wraps midnight
+NINE_TO_SIX = DailyWindow(9 * 60, 18 * 60)
+NIGHT = DailyWindow(22 * 60, 6 * 60)  # wraps midnight
 
 
 def utc(*parts: int) -> datetime:
@@ -36,7 +36,7 @@ def utc(*parts: int) -> datetime:
     ],
 )
 def test_next_opening(
-    window: SendWindow, now: datetime, zone: str, opens_at: datetime | None
+    window: DailyWindow, now: datetime, zone: str, opens_at: datetime | None
 ) -> None:
     assert window.next_opening(now, zone) == opens_at
 
@@ -49,16 +49,16 @@ def test_the_same_local_hours_on_both_sides_of_a_dst_change() -> None:
 
 def test_a_window_opening_inside_the_skipped_hour_opens_at_the_jump() -> None:
     # 2030-03-31 in Berlin: 02:00 CET jumps to 03:00 CEST at 01:00 UTC; 02:30 never happens.
-    window = SendWindow(2 * 60 + 30, 6 * 60)
+    window = DailyWindow(2 * 60 + 30, 6 * 60)
     assert window.next_opening(utc(2030, 3, 31, 0, 10), "Europe/Berlin") == utc(2030, 3, 31, 1)
 
 
 def test_an_ambiguous_opening_takes_its_first_occurrence() -> None:
     # 2030-10-27 in Berlin: 02:30 happens twice; the window opens at the first (00:30 UTC).
-    window = SendWindow(2 * 60 + 30, 6 * 60)
+    window = DailyWindow(2 * 60 + 30, 6 * 60)
     assert window.next_opening(utc(2030, 10, 26, 23), "Europe/Berlin") == utc(2030, 10, 27, 0, 30)
 
 
 def test_no_window_columns_means_no_window() -> None:
-    assert SendWindow.of(None, None) is None
-    assert SendWindow.of(540, 1080) == NINE_TO_SIX
+    assert DailyWindow.of(None, None) is None
+    assert DailyWindow.of(540, 1080) == NINE_TO_SIX

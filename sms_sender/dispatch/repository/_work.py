@@ -23,7 +23,7 @@ from sms_sender.dispatch.repository._rows import (
     reports,
     update_each,
 )
-from sms_sender.dispatch.window import SendWindow
+from sms_sender.dispatch.window import DailyWindow
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.models import ReportStatus
 
@@ -46,7 +46,7 @@ class MailingTerms:
     """What a worker must respect when sending a mailing's reports."""
 
     end_at: datetime
-    window: SendWindow | None
+    window: DailyWindow | None
 
 
 async def claim(
@@ -108,7 +108,7 @@ async def mailing_terms(
         ).where(among(connection, mailings.c.id, mailing_ids))
     )
     return {
-        mailing_id: MailingTerms(end_at, SendWindow.of(window_start, window_end))
+        mailing_id: MailingTerms(end_at, DailyWindow.of(window_start, window_end))
         for mailing_id, end_at, window_start, window_end in rows
     }
 
@@ -162,7 +162,7 @@ async def hand_over(
         )
     )
     return {
-        report_id: MailingTerms(end_at, SendWindow.of(window_start, window_end))
+        report_id: MailingTerms(end_at, DailyWindow.of(window_start, window_end))
         for report_id, end_at, window_start, window_end in rows
     }
 
