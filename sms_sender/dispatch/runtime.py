@@ -15,8 +15,9 @@ from sms_sender.dispatch.engine import DeliveryEngine
 from sms_sender.providers.registry import build_provider, gateway_sessions
 
 # A worker retries any unit of work that lost the database (repository.UNAVAILABLE), so its own
-# SQLAlchemy engine skips the ping made at every checkout: with asyncpg that is three round trips
-# (BEGIN, ";", ROLLBACK) before each transaction, a tenth of a worker's time.
+# database pool (SQLAlchemy's AsyncEngine) skips the ping made at every checkout: with asyncpg
+# that is three round trips (BEGIN, ";", ROLLBACK) before each transaction, a tenth of a
+# worker's time.
 WORKER_DATABASE_OPTIONS: dict[str, Any] = {"pool_pre_ping": False}
 
 
