@@ -1,9 +1,10 @@
-"""Mailing rules: what may be created, edited, paused, resumed, cancelled or deleted, and when.
+"""Mailing rules: what may be created, read, edited or deleted, and when.
 
-Status changes take the mailing's row lock (:func:`repository.get_for_change`) or are
-compare-and-set updates, so a user's action and the engine's scheduler cannot both win.
-Nothing here commits; wake-ups for the engine are queued with :func:`notify` and fire after
-the caller's commit.
+The status changes (start, pause, resume, cancel, resend) are in ``_control.py`` and this
+module is their face: callers ask ``mailings.service`` for both. Changes take the mailing's
+row lock (:func:`repository.get_for_change`) or are compare-and-set updates, so a user's action
+and the engine's scheduler cannot both win. Nothing here commits; wake-ups for the engine are
+queued with :func:`notify` and fire after the caller's commit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from sms_sender.consent.rules import MailingPurpose
 from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, notify
 from sms_sender.errors import Conflict, InvalidInput, NotFound
 from sms_sender.mailings import fan_out, repository
+from sms_sender.mailings._control import (
+    UNFINISHED,
+    cancel,
+    get_for_change,
+    pause,
+    resend_unknown,
+    resume,
+    start_if_due,
+    start_mailing,
+)
 from sms_sender.mailings.models import (
     ACTIVE_MAILING_STATUSES,
     Mailing,
@@ -38,15 +49,12 @@ from sms_sender.mailings.schemas import (
     time_to_minutes,
 )
 from sms_sender.providers.base import NO_TEXT_LIMITS, TextLimits
-from sms_sender.reports import lifecycle
 from sms_sender.reports import repository as reports_repository
 from sms_sender.reports.schemas import ReportCounts
 
 # Once a mailing is running or paused its reports are (or will be) snapshots of its start,
 # message and filter; the end and the send window only steer the sending of those reports.
 EDITABLE_WHILE_ACTIVE = frozenset({"end_at", "send_window"})
-UNFINISHED = (MailingStatus.SCHEDULED, MailingStatus.RUNNING, MailingStatus.PAUSED)
-PAUSABLE = (MailingStatus.RUNNING, MailingStatus.SCHEDULED)
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,7 @@ async def create(
     spec.write_to(mailing)
     await repository.add(session, mailing)
     await record(session, AuditAction.CREATED, AuditTarget.MAILING, mailing.id)
-    await _start_if_due(session, mailing, now)
+    await start_if_due(session, mailing, now)
     await notify(session, CHANNEL_MAILINGS)
     return mailing
 
@@ -195,7 +203,7 @@ async def update(
     text_limits: TextLimits = NO_TEXT_LIMITS,
 ) -> Mailing:
     """Apply the fields sent; a field sent with its current value counts as unchanged."""
-    mailing = await _get_for_change(session, mailing_id)
+    mailing = await get_for_change(session, mailing_id)
     current = MailingSpec.of(mailing)
     wanted = current.edited(payload)
     changed = current.fields_changed_in(wanted)
@@ -214,164 +222,20 @@ async def update(
         # Reports put off until the old window opened are looked at again under the new one.
         await reports_repository.make_waiting_due(session, mailing.id, now)
         await notify(session, CHANNEL_REPORTS)
-    await _start_if_due(session, mailing, now)
+    await start_if_due(session, mailing, now)
     await notify(session, CHANNEL_MAILINGS)
     return mailing
 
 
 async def delete(session: AsyncSession, mailing_id: int) -> None:
     """Delete a mailing that is not sending (its reports go with it)."""
-    mailing = await _get_for_change(session, mailing_id)
+    mailing = await get_for_change(session, mailing_id)
     if mailing.status in ACTIVE_MAILING_STATUSES:
         raise Conflict(f"mailing {mailing_id} is {mailing.status}; cancel it first, then delete it")
     await reports_repository.delete_of_mailing(session, mailing.id)
     await repository.delete_mailing(session, mailing)
     await record(session, AuditAction.DELETED, AuditTarget.MAILING, mailing_id)
     await notify(session, CHANNEL_MAILINGS)
-
-
-async def pause(session: AsyncSession, mailing_id: int, now: datetime) -> Mailing:
-    """Stop handing its reports to providers (a scheduled one will not start) until resumed."""
-    mailing = await _get_for_change(session, mailing_id)
-    _require_status(mailing, PAUSABLE, "paused")
-    mailing.status = MailingStatus.PAUSED
-    mailing.updated_at = now
-    await session.flush()
-    await record(session, AuditAction.PAUSED, AuditTarget.MAILING, mailing.id)
-    await notify(session, CHANNEL_MAILINGS)
-    return mailing
-
-
-async def resume(session: AsyncSession, mailing_id: int, now: datetime) -> Mailing:
-    """Running again if its window contains now (starting it if it never did); else scheduled."""
-    mailing = await _get_for_change(session, mailing_id)
-    _require_status(mailing, (MailingStatus.PAUSED,), "resumed")
-    if now >= mailing.end_at:
-        raise Conflict(
-            f"mailing {mailing_id} ended at {mailing.end_at.isoformat()}; "
-            "move end_at into the future (PATCH) before resuming it"
-        )
-    mailing.updated_at = now
-    mailing.paused_reason = None
-    if now < mailing.start_at:
-        mailing.status = MailingStatus.SCHEDULED
-    else:
-        mailing.status = MailingStatus.RUNNING
-        if mailing.started_at is None:  # paused before it ever started
-            mailing.started_at = now
-            await session.flush()
-            await _materialise(session, mailing, now)
-    await session.flush()
-    await record(session, AuditAction.RESUMED, AuditTarget.MAILING, mailing.id)
-    await notify(session, CHANNEL_MAILINGS)
-    await notify(session, CHANNEL_REPORTS)
-    return mailing
-
-
-async def cancel(session: AsyncSession, mailing_id: int, now: datetime) -> Mailing:
-    """Cancel the mailing and, in the same transaction, every report not yet sent."""
-    mailing = await _get_for_change(session, mailing_id)
-    _require_status(mailing, UNFINISHED, "cancelled")
-    mailing.status = MailingStatus.CANCELLED
-    mailing.finished_at = now
-    mailing.updated_at = now
-    await session.flush()
-    await reports_repository.close_unsent(
-        session, lifecycle.CANCELLED_WITH_MAILING, mailing_ids=[mailing.id], now=now
-    )
-    await record(session, AuditAction.CANCELLED, AuditTarget.MAILING, mailing.id)
-    await notify(session, CHANNEL_MAILINGS)
-    return mailing
-
-
-async def resend_unknown(
-    session: AsyncSession, mailing_id: int, asked_by: str, now: datetime
-) -> int:
-    """Queue the mailing's ``unknown`` reports again, at an operator's request; how many.
-
-    Only while the mailing can still send: not cancelled, before end_at (a report queued after
-    that would only expire). A mailing that finished early because every report was final
-    runs again; a paused one's reports wait for its resume.
-    """
-    mailing = await _get_for_change(session, mailing_id)
-    if mailing.status == MailingStatus.CANCELLED:
-        raise Conflict(f"mailing {mailing_id} is cancelled; nothing of it is sent any more")
-    if now >= mailing.end_at:
-        raise Conflict(
-            f"mailing {mailing_id} ended at {mailing.end_at.isoformat()}; nothing is sent "
-            "after its end: move end_at into the future (PATCH) first"
-        )
-    reason = lifecycle.requeued_by(asked_by)
-    requeued = await reports_repository.requeue_unknown(session, mailing.id, reason, now)
-    if requeued and mailing.status == MailingStatus.FINISHED:
-        mailing.status = MailingStatus.RUNNING
-        mailing.finished_at = None
-        mailing.updated_at = now
-        await session.flush()
-    if requeued:
-        await notify(session, CHANNEL_MAILINGS)
-        await notify(session, CHANNEL_REPORTS)
-    detail = f"{requeued} unknown reports queued again"
-    await record(session, AuditAction.RESENT, AuditTarget.MAILING, mailing.id, detail)
-    return requeued
-
-
-async def start_mailing(session: AsyncSession, mailing: Mailing, now: datetime) -> int | None:
-    """Start a scheduled mailing: mark it running and make its reports, in the caller's transaction.
-
-    For the scheduler at start_at (and for creation when start_at has passed). Safe when several
-    processes race: only the one whose compare-and-set moves it out of ``scheduled`` makes the
-    reports. Returns how many reports were made, or None when the mailing was no longer
-    scheduled (already started elsewhere, paused, cancelled or deleted).
-    """
-    started = await repository.change_status(
-        session,
-        mailing.id,
-        expected=(MailingStatus.SCHEDULED,),
-        status=MailingStatus.RUNNING,
-        now=now,
-        started_at=now,
-    )
-    if started is None:
-        return None
-    created = await _materialise(session, started, now)
-    await notify(session, CHANNEL_MAILINGS)
-    return created
-
-
-async def _materialise(session: AsyncSession, mailing: Mailing, now: datetime) -> int:
-    created = await fan_out.materialise(
-        session,
-        mailing_id=mailing.id,
-        text=await repository.message_text_of(session, mailing),
-        operator_codes=mailing.filter_operator_codes,
-        tags=mailing.filter_tags,
-        purpose=MailingPurpose(mailing.purpose),
-        now=now,
-    )
-    await notify(session, CHANNEL_REPORTS)
-    return created
-
-
-async def _start_if_due(session: AsyncSession, mailing: Mailing, now: datetime) -> None:
-    if mailing.status == MailingStatus.SCHEDULED and mailing.start_at <= now < mailing.end_at:
-        await start_mailing(session, mailing, now)
-
-
-async def _get_for_change(session: AsyncSession, mailing_id: int) -> Mailing:
-    mailing = await repository.get_for_change(session, mailing_id)
-    if mailing is None:
-        raise NotFound(f"mailing {mailing_id} does not exist")
-    return mailing
-
-
-def _require_status(mailing: Mailing, allowed: Sequence[MailingStatus], becoming: str) -> None:
-    if mailing.status not in allowed:
-        *others, last = allowed
-        expected = f"{', '.join(others)} or {last}" if others else last
-        raise Conflict(
-            f"mailing {mailing.id} is {mailing.status}; only a {expected} mailing can be {becoming}"
-        )
 
 
 def _check_editable(mailing: Mailing, changed: Sequence[str]) -> None:
@@ -422,3 +286,24 @@ async def _check_message(session: AsyncSession, message_id: int, limits: TextLim
 async def next_scheduled(session: AsyncSession, limit: int) -> list[MailingRead]:
     """The scheduled mailings that start soonest, as the API shows them."""
     return await describe(session, await repository.next_scheduled(session, limit))
+
+
+__all__ = [
+    "EDITABLE_WHILE_ACTIVE",
+    "MailingSpec",
+    "cancel",
+    "create",
+    "delete",
+    "describe",
+    "describe_one",
+    "get",
+    "next_scheduled",
+    "page",
+    "pause",
+    "preview",
+    "resend_unknown",
+    "resume",
+    "start_mailing",
+    "to_read",
+    "update",
+]
