@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import String, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender import dialects
@@ -81,10 +81,18 @@ async def opt_out(
 
 
 async def suppressions(session: AsyncSession, hashes: Sequence[str]) -> dict[str, Suppression]:
-    """The suppression entries among the given phone hashes."""
+    """The suppression entries among the given phone hashes.
+
+    The hashes travel as one parameter (``dialects.given_rows``): an ``IN (…)`` list of a
+    batch's thousand hashes was rendered bind by bind on every call, a third of a CSV import's
+    CPU.
+    """
     if not hashes:
         return {}
-    found = await session.scalars(select(Suppression).where(Suppression.phone_hash.in_(hashes)))
+    given = dialects.given_rows(session, {"phone_hash": String()}, [(h,) for h in hashes])
+    found = await session.scalars(
+        select(Suppression).where(Suppression.phone_hash.in_(select(given["phone_hash"])))
+    )
     return {entry.phone_hash: entry for entry in found}
 
 
