@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -21,8 +22,17 @@ MIN_PASSWORD_LENGTH = 10
 MAX_NAME_LENGTH = 100
 
 _hasher = PasswordHasher()
-# Verified when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the name is unknown, so a wrong name costs as long as a wrong password.
+
+    Made at the first such login, not at import: argon2 fills its 64 MiB of memory to hash,
+    which every process that imports this module (a worker, any CLI command) would otherwise
+    keep as the peak of its resident memory.
+    """
+    return _hasher.hash("not a password anyone has")
 
 
 async def hash_password(password: str) -> str:
@@ -33,7 +43,7 @@ async def hash_password(password: str) -> str:
 async def password_matches(password_hash: str | None, password: str) -> bool:
     def verify() -> bool:
         try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password)
+            return _hasher.verify(password_hash or _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return False
 
