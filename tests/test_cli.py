@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,18 @@ async def test_user_create_list_disable(
     missing = await cli("user", "disable", "nobody")
     assert missing.exit_code == 1
     assert "no user named 'nobody'" in missing.output
+
+
+def test_the_command_line_does_not_load_the_web_application() -> None:
+    """`sms-sender worker` keeps the API's 21 MB out of its memory: only api and serve load it."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, sms_sender.cli; print('sms_sender.app' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "False"

@@ -10,7 +10,6 @@ import prometheus_client
 import typer
 import uvicorn
 
-from sms_sender.app import create_app
 from sms_sender.auth.oidc_access import OidcConfigurationError
 from sms_sender.cli._common import Host, Port, run_event_loop, settings_from_env
 from sms_sender.clock import SystemClock
@@ -46,6 +45,11 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 
 
 def _serve_http(settings: Settings, host: str, port: int, *, with_delivery: bool) -> None:
+    # Imported here, not at the top, for memory, not for a cycle: the web application (FastAPI,
+    # the console, its templates and OIDC) is about 21 MB of a process, and `sms-sender worker`
+    # (or any other command) never serves it. tests/test_cli.py checks it stays out.
+    from sms_sender.app import create_app
+
     try:  # before anything else, so bad console settings stop start-up with their sentence
         application = create_app(settings, with_delivery=with_delivery)
     except OidcConfigurationError as bad:
