@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from sms_sender import reasons
 from sms_sender.errors import shown
 
 # [0-9], not \d: \d also matches other scripts' digits, such as Arabic-Indic ones.
@@ -26,10 +27,7 @@ def _phone_from_json_number(value: Any) -> Any:
 
 def _check_phone(value: str) -> str:
     if not _PHONE.fullmatch(value):
-        raise ValueError(
-            "must be 11 digits starting with 7, like 79001234567 "
-            f"(no +, spaces or dashes); got {shown(value)}"
-        )
+        raise reasons.PHONE_FORMAT.invalid(got=shown(value))
     return value
 
 

@@ -70,6 +70,13 @@ def _validation_message(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+def public_errors(errors: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """The field errors as the API shows them: the values of a reason's text stay inside."""
+    if errors is None:
+        return None
+    return [{key: value for key, value in item.items() if key != "values"} for item in errors]
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """The documented methods of the path; a fixed path such as ``/clients/opt-out`` wins over a
     template it also fits (``/clients/{client_id}``), as it does in the router."""
@@ -96,7 +103,14 @@ def _json_sent_as_something_else(request: Request, exc: RequestValidationError) 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return problem(exc.status_code, exc.title, exc.detail, type_=exc.type, errors=exc.errors)
+        return problem(
+            exc.status_code,
+            exc.title,
+            exc.detail,
+            type_=exc.type,
+            code=exc.code,
+            errors=public_errors(exc.errors),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -108,7 +122,11 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"not {request.headers['content-type']!r}",
             )
         errors = [
-            {"loc": list(error.get("loc", ())), "msg": _validation_message(error)}
+            {
+                "loc": list(error.get("loc", ())),
+                "msg": _validation_message(error),
+                "code": error.get("type"),
+            }
             for error in exc.errors()
         ]
         summary = "; ".join(

@@ -12,10 +12,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
+from sms_sender import reasons
+
 
 def _iso_text(value: Any) -> Any:
     if not isinstance(value, str | datetime):
-        raise ValueError("datetime must be an ISO 8601 string, e.g. 2026-12-01T09:00:00+03:00")
+        raise reasons.DATETIME_NOT_TEXT.invalid()
     return value
 
 
@@ -23,7 +25,7 @@ def _to_utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC representation
-        raise ValueError("datetime is out of range") from None
+        raise reasons.DATETIME_OUT_OF_RANGE.invalid() from None
 
 
 UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_to_utc)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from sms_sender import reasons
 from sms_sender.admin.forms import cursor_of, form_of, next_cursor_of
-from sms_sender.admin.pages import PREFIX, ConsoleRoute, field_errors, render
+from sms_sender.admin.pages import PREFIX, ConsoleRoute, error_text, field_errors, render
 from sms_sender.auth import service as tokens
 from sms_sender.auth import users
 from sms_sender.auth.endpoints import Admin
@@ -46,16 +47,16 @@ async def create_token(
     }
     try:
         if not name or len(name) > 100:
-            raise InvalidInput.field(["name"], "name the token (1-100 characters), e.g. crm-sync")
+            raise InvalidInput.field(["name"], reasons.TOKEN_NAME)
         context["created"] = await tokens.create_token(
             session, name, clock.now(), reads_audit=reads_audit
         )
         status = 201
     except AppError as error:
         await session.rollback()
-        context["errors"] = field_errors(error) or {"name": error.detail}
+        context["errors"] = field_errors(error, request) or {"name": error_text(error, request)}
         if error.status_code == 409:
-            context["errors"] = {"name": error.detail}
+            context["errors"] = {"name": error_text(error, request)}
         status = error.status_code
     context["tokens"] = await tokens.list_tokens(session)
     return render(request, "tokens.html", context, status_code=status)
@@ -84,7 +85,7 @@ async def create_user(
         )
     except AppError as error:
         await session.rollback()
-        errors = field_errors(error) or {"name": error.detail}
+        errors = field_errors(error, request) or {"name": error_text(error, request)}
         return await _users_page(request, session, values, errors, error.status_code)
     return RedirectResponse(f"{PREFIX}/users?created=1", status_code=303)
 
@@ -95,7 +96,7 @@ async def change_user(
 ) -> Response:
     target = await users.get(session, user_id)
     if target.id == user.id and action != "enable":
-        raise InvalidInput("you cannot disable yourself or change your own role; ask another admin")
+        raise InvalidInput.because(reasons.USER_SELF_CHANGE)
     if action == "disable":
         await users.disable(session, target, clock.now())
     elif action == "enable":
@@ -109,7 +110,7 @@ async def change_user(
 
 def _role(value: object) -> Role:
     if value not in set(Role):
-        raise InvalidInput.field(["role"], "choose a role: viewer, operator or admin")
+        raise InvalidInput.field(["role"], reasons.USER_ROLE)
     return Role(str(value))
 
 

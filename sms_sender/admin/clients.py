@@ -12,9 +12,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
-from sms_sender import text_lines
+from sms_sender import reasons, text_lines
 from sms_sender.admin.forms import blank_to_none, cursor_of, form_of, next_cursor_of, parse
-from sms_sender.admin.pages import PREFIX, ConsoleRoute, field_errors, is_zone, render, zone_of
+from sms_sender.admin.pages import (
+    PREFIX,
+    ConsoleRoute,
+    error_text,
+    field_errors,
+    is_zone,
+    render,
+    zone_of,
+)
 from sms_sender.auth.endpoints import CurrentUser, Operator
 from sms_sender.clients import csv_import, service
 from sms_sender.clients.models import Client
@@ -107,7 +115,7 @@ async def import_clients(
     async with request.form(max_files=1, max_fields=10) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise InvalidInput.field(["file"], "choose a CSV file to import")
+            raise InvalidInput.field(["file"], reasons.IMPORT_FILE_MISSING)
         return await csv_import.import_clients(
             session,
             text_lines.read_lines(_chunks_of(upload)),
@@ -223,15 +231,15 @@ def _consent_fields(values: dict[str, Any]) -> dict[str, Any]:
     source = str(values.get("consent_source", "")).strip()
     zone = str(values.get("zone", "")).strip() or "UTC"
     if not is_zone(zone):
-        raise InvalidInput.field(["zone"], f"unknown time zone {zone!r}; e.g. Europe/Moscow")
+        raise InvalidInput.field(["zone"], reasons.ZONE_UNKNOWN, zone=zone)
     if not raw_at:
-        raise InvalidInput.field(["consent_at"], "give the date and time the person agreed")
+        raise InvalidInput.field(["consent_at"], reasons.CONSENT_TIME_MISSING)
     try:
         local = datetime.fromisoformat(raw_at)
     except ValueError:
-        raise InvalidInput.field(["consent_at"], "pick a date and a time") from None
+        raise InvalidInput.field(["consent_at"], reasons.DATE_AND_TIME) from None
     if not source:
-        raise InvalidInput.field(["consent_source"], "say where or how the person agreed")
+        raise InvalidInput.field(["consent_source"], reasons.CONSENT_SOURCE_MISSING)
     aware = local.replace(tzinfo=ZoneInfo(zone))
     return {"consent_at": aware.isoformat(), "consent_source": source}
 
@@ -249,8 +257,10 @@ async def _client_page(
     beside the form they belong to (the edit form's, or the consent form's)."""
     client = ClientRead.model_validate(row)
     history = await consent_service.latest_history(session, row, limit=HISTORY_SHOWN)
-    errors = _errors_of(error) if error is not None and consent_values is None else {}
-    consent_errors = _errors_of(error) if error is not None and consent_values is not None else {}
+    errors = _errors_of(error, request) if error is not None and consent_values is None else {}
+    consent_errors = (
+        _errors_of(error, request) if error is not None and consent_values is not None else {}
+    )
     return render(
         request,
         "client_form.html",
@@ -266,10 +276,10 @@ async def _client_page(
     )
 
 
-def _errors_of(error: AppError) -> dict[str, str]:
-    errors = field_errors(error)
+def _errors_of(error: AppError, request: Request) -> dict[str, str]:
+    errors = field_errors(error, request)
     if not errors or error.status_code == 409:
-        errors[""] = error.detail
+        errors[""] = error_text(error, request)
     return errors
 
 
@@ -278,7 +288,7 @@ def _form_again(request: Request, values: dict[str, Any], error: AppError) -> Re
     return render(
         request,
         "client_form.html",
-        {"client": None, "values": values, "errors": _errors_of(error)},
+        {"client": None, "values": values, "errors": _errors_of(error, request)},
         status_code=error.status_code,
     )
 

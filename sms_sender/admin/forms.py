@@ -35,6 +35,9 @@ def parse(schema: type[Schema], values: Mapping[str, Any]) -> Schema:
             {
                 "loc": [str(part) for part in item["loc"]],
                 "msg": str(item["msg"]).removeprefix("Value error, "),
+                # pydantic's type, or our reason's code: the console translates by it.
+                "code": item["type"],
+                "values": item.get("ctx", {}),
             }
             for item in invalid.errors()
         ]

@@ -3,12 +3,18 @@
 
 Pages are written in English and every text passes through ``_()``; ``RUSSIAN`` maps it to its
 translation. A text missing there shows in English (tests/admin/test_i18n.py lists them).
+
+Errors from the services and schemas are translated by their stable code instead
+(:func:`say_error`): ``ERROR_TEXTS`` holds, for each reason in sms_sender/reasons.py and for
+pydantic's common error types, the Russian text with the same ``{slots}``. The API keeps English.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import string
+from collections.abc import Callable, Mapping
 from enum import StrEnum
+from typing import Any
 
 from fastapi import Request
 
@@ -43,6 +49,22 @@ def from_accept_language(header: str) -> Language:
         if primary in Language.__members__.values():
             return Language(primary)
     return Language.EN
+
+
+def say_error(language: Language, code: str | None, values: Mapping[str, Any], english: str) -> str:
+    """An error's text in ``language``: found by its code, else the English it came with."""
+    template = ERROR_TEXTS.get(code or "") if language is Language.RU else None
+    if template is None:
+        return english
+    # A status is a word the console names in Russian too (running, paused …).
+    shown = {
+        key: RUSSIAN.get(str(value), value) if key == "status" else value
+        for key, value in values.items()
+    }
+    try:
+        return string.Formatter().vformat(template, (), shown)
+    except (KeyError, IndexError, ValueError):
+        return english
 
 
 def translator(language: Language) -> Callable[[str], str]:
@@ -449,4 +471,145 @@ RUSSIAN: dict[str, str] = {
     "consent_withdrawn": "согласие отозвано",
     "opted_out": "отписан",
     "opt_out_cleared": "отписка снята",
+}
+
+
+# By code: the reasons of sms_sender/reasons.py (the same {slots}), then pydantic's error types.
+ERROR_TEXTS: dict[str, str] = {
+    # mailings
+    "mailing_not_found": "рассылки {mailing_id} нет",
+    "mailing_delete_active": (
+        "рассылка {mailing_id} сейчас в состоянии «{status}»; сначала отмените её, потом удалите"
+    ),
+    "mailing_not_pausable": (
+        "рассылка {mailing_id} в состоянии «{status}»; приостановить можно только идущую или "
+        "запланированную рассылку"
+    ),
+    "mailing_not_resumable": (
+        "рассылка {mailing_id} в состоянии «{status}»; возобновить можно только "
+        "приостановленную рассылку"
+    ),
+    "mailing_not_cancellable": (
+        "рассылка {mailing_id} в состоянии «{status}»; отменить можно только запланированную, "
+        "идущую или приостановленную рассылку"
+    ),
+    "mailing_resume_ended": (
+        "рассылка {mailing_id} закончилась в {end_at}; перенесите время окончания в будущее, "
+        "потом возобновите её"
+    ),
+    "mailing_resend_cancelled": (
+        "рассылка {mailing_id} отменена; из неё больше ничего не отправляется"
+    ),
+    "mailing_resend_ended": (
+        "рассылка {mailing_id} закончилась в {end_at}; после окончания ничего не отправляется: "
+        "сначала перенесите время окончания в будущее"
+    ),
+    "mailing_not_editable": (
+        "рассылка {mailing_id} в состоянии «{status}»; её больше нельзя изменить"
+    ),
+    "mailing_field_frozen": (
+        "{field} нельзя менять, пока рассылка {mailing_id} в состоянии «{status}»: её отчёты "
+        "созданы по тем началу, сообщению и фильтру, с которыми она началась. Менять можно только "
+        "время окончания и окно отправки; чтобы изменить {field}, отмените её и создайте новую"
+    ),
+    "end_before_start": "окончание ({end_at}) должно быть позже начала ({start_at})",
+    "end_in_past": "окончание ({end_at}) должно быть в будущем (сейчас {now})",
+    "mailing_message_missing": "сообщения {message_id} нет; сначала создайте его",
+    "mailing_message_unsendable": (
+        "сообщение {message_id} нельзя отправить через настроенного провайдера: {problem}"
+    ),
+    "not_an_integer": "нужно целое число",
+    "filter_operator_code": "код оператора — 3 цифры, например 916; получено {got}",
+    "time_of_day": "время — ЧЧ:ММ от 00:00 до 23:59, например 09:30; получено {got}",
+    "send_window_empty": (
+        "начало и конец окна отправки должны различаться; без окна рассылка идёт в любое время"
+    ),
+    "not_null": "не может быть пустым; не передавайте поле, чтобы оставить значение",
+    # messages
+    "message_not_found": "сообщения {message_id} нет",
+    "message_in_use": (
+        "сообщение {message_id} используется рассылкой; сначала удалите рассылку или оставьте его"
+    ),
+    "text_with_nul": "текст не должен содержать символ NUL (\\u0000)",
+    # clients and consent
+    "client_not_found": "клиента {client_id} нет",
+    "phone_format": (
+        "нужно 11 цифр, начиная с 7, например 79001234567 (без +, пробелов и дефисов); "
+        "получено {got}"
+    ),
+    "operator_code_format": "нужно 3 цифры, например 900; получено {got}",
+    "timezone_unknown": (
+        "нужно название часового пояса IANA, например Europe/Moscow или UTC (с учётом регистра); "
+        "получено {got}"
+    ),
+    "tag_control_character": "не должно содержать управляющих символов; получено {got}",
+    "consent_without_source": "с временем согласия нужен его источник: где человек согласился",
+    "source_without_consent": "источнику согласия нужно время согласия: когда человек согласился?",
+    "client_field_not_null": (
+        "{field} не может быть пустым; не передавайте поле, чтобы оставить его"
+    ),
+    "consent_in_future": (
+        "время согласия ({consent_at}) в будущем (сейчас {now}); укажите, когда человек согласился"
+    ),
+    "phone_taken": (
+        "телефон {phone} уже принадлежит клиенту {owner}; измените того клиента или выберите "
+        "другой телефон"
+    ),
+    # datetimes
+    "datetime_not_text": "дата и время — строка ISO 8601, например 2026-12-01T09:00:00+03:00",
+    "datetime_out_of_range": "дата и время вне допустимого диапазона",
+    # reports
+    "report_not_found": "отчёта {report_id} нет",
+    # who may do what
+    "csrf_missing": (
+        "токен безопасности формы (CSRF) отсутствует или устарел; обновите страницу и отправьте "
+        "её снова"
+    ),
+    "role_too_low": (
+        "вашей роли ({role}) это не разрешено; нужна {needed} — обратитесь к администратору"
+    ),
+    "signed_out": "сначала войдите в консоль; ваш сеанс закончился или не начинался",
+    "token_exists": "токен с именем {name!r} уже есть; выберите другое имя",
+    "token_not_found": "нет действующего токена с именем {name!r}",
+    "token_name": "назовите токен (1–100 символов), например crm-sync",
+    "user_name": "имя — от 1 до {max_length} печатных символов",
+    "user_password": "пароль должен быть не короче {min_length} символов",
+    "user_exists": "пользователь с именем {name!r} уже есть; выберите другое имя",
+    "user_not_found": "пользователя {user_id} нет",
+    "user_role": "выберите роль: viewer, operator или admin",
+    "user_self_change": (
+        "нельзя отключить себя или изменить свою роль; попросите другого администратора"
+    ),
+    # console forms
+    "import_file_missing": "выберите CSV-файл для импорта",
+    "zone_unknown": "неизвестный часовой пояс {zone!r}; например Europe/Moscow",
+    "consent_time_missing": "укажите дату и время, когда человек согласился",
+    "date_and_time": "выберите дату и время",
+    "consent_source_missing": "укажите, где или как человек согласился",
+    "message_not_chosen": "выберите сообщение для отправки",
+    # pydantic's own error types (their context's {slots})
+    "missing": "обязательное поле",
+    "string_type": "нужна строка",
+    "string_too_short": "нужно не меньше {min_length} симв.",
+    "string_too_long": "нужно не больше {max_length} симв.",
+    "string_pattern_mismatch": "значение не подходит под шаблон {pattern}",
+    "int_parsing": "нужно целое число",
+    "int_type": "нужно целое число",
+    "int_from_float": "нужно целое число, без дробной части",
+    "greater_than": "нужно больше {gt}",
+    "greater_than_equal": "нужно не меньше {ge}",
+    "less_than": "нужно меньше {lt}",
+    "less_than_equal": "нужно не больше {le}",
+    "too_short": "нужно не меньше {min_length} элементов",
+    "too_long": "нужно не больше {max_length} элементов",
+    "list_type": "нужен список",
+    "literal_error": "допустимые значения: {expected}",
+    "enum": "допустимые значения: {expected}",
+    "bool_parsing": "нужно да или нет",
+    "datetime_parsing": "нужны дата и время",
+    "datetime_from_date_parsing": "нужны дата и время",
+    "datetime_type": "нужны дата и время",
+    "timezone_aware": "у даты и времени нужен часовой пояс, например 2026-12-01T09:00:00+03:00",
+    "extra_forbidden": "такого поля нет",
+    "json_invalid": "это не JSON",
 }

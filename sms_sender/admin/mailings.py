@@ -10,9 +10,18 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from sms_sender import reasons
 from sms_sender.admin import exports
 from sms_sender.admin.forms import cursor_of, form_of, next_cursor_of, parse
-from sms_sender.admin.pages import PREFIX, ConsoleRoute, field_errors, is_zone, render, zone_of
+from sms_sender.admin.pages import (
+    PREFIX,
+    ConsoleRoute,
+    error_text,
+    field_errors,
+    is_zone,
+    render,
+    zone_of,
+)
 from sms_sender.auth.endpoints import CurrentUser, Operator
 from sms_sender.clients import service as clients
 from sms_sender.errors import AppError, InvalidInput
@@ -73,7 +82,9 @@ async def create_mailing(
         mailing = await service.create(session, payload, clock.now(), text_limits(settings))
     except AppError as error:
         await session.rollback()
-        return await _create_form(request, session, values, _errors(error), error.status_code)
+        return await _create_form(
+            request, session, values, _errors(error, request), error.status_code
+        )
     return RedirectResponse(f"{PREFIX}/mailings/{mailing.id}?saved=1", status_code=303)
 
 
@@ -140,7 +151,7 @@ async def edit_mailing(
             session,
             current,
             values=values,
-            errors=_errors(error),
+            errors=_errors(error, request),
             status=error.status_code,
         )
     return RedirectResponse(f"{PREFIX}/mailings/{mailing.id}?saved=1", status_code=303)
@@ -294,10 +305,10 @@ async def _create_form(
     )
 
 
-def _errors(error: AppError) -> dict[str, str]:
-    errors = field_errors(error)
+def _errors(error: AppError, request: Request) -> dict[str, str]:
+    errors = field_errors(error, request)
     if not errors or error.status_code == 409:
-        errors[""] = error.detail
+        errors[""] = error_text(error, request)
     return errors
 
 
@@ -307,7 +318,7 @@ def _mailing_fields(
     """The API's JSON body from the form: local times in the named zone become aware ones."""
     zone_name = str(values.get("zone", "")).strip() or "UTC"
     if not is_zone(zone_name):
-        raise InvalidInput.field(["zone"], f"unknown time zone {zone_name!r}; e.g. Europe/Moscow")
+        raise InvalidInput.field(["zone"], reasons.ZONE_UNKNOWN, zone=zone_name)
     zone = ZoneInfo(zone_name)
     fields: dict[str, Any] = {"end_at": _aware(values.get("end_at"), zone, "end_at")}
     if with_start:
@@ -319,7 +330,7 @@ def _mailing_fields(
     if whole:
         raw_message = str(values.get("message_id", ""))
         if not raw_message.isdigit():
-            raise InvalidInput.field(["message_id"], "choose the message to send")
+            raise InvalidInput.field(["message_id"], reasons.MESSAGE_NOT_CHOSEN)
         fields["message_id"] = int(raw_message)
         fields["filter"] = {
             "tags": _listed(values.get("tags")),
@@ -339,5 +350,5 @@ def _aware(value: Any, zone: ZoneInfo, field: str) -> str:
     try:
         local = datetime.fromisoformat(str(value or ""))
     except ValueError:
-        raise InvalidInput.field([field], "pick a date and a time") from None
+        raise InvalidInput.field([field], reasons.DATE_AND_TIME) from None
     return local.replace(tzinfo=zone).isoformat()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sms_sender.admin.forms import cursor_of, form_of, next_cursor_of, parse
-from sms_sender.admin.pages import PREFIX, ConsoleRoute, field_errors, render
+from sms_sender.admin.pages import PREFIX, ConsoleRoute, error_text, field_errors, render
 from sms_sender.auth.endpoints import CurrentUser, Operator
 from sms_sender.errors import AppError
 from sms_sender.messages import service
@@ -101,7 +101,7 @@ def _form_again(
         {
             "message": message,
             "text": values.get("text", ""),
-            "errors": field_errors(error) or {"": error.detail},
+            "errors": field_errors(error, request) or {"": error_text(error, request)},
         },
         status_code=error.status_code,
     )

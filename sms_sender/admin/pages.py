@@ -18,9 +18,8 @@ import jinja2
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
 
-from sms_sender.admin.i18n import Language, language_of, translator
+from sms_sender.admin.i18n import Language, language_of, say_error, translator
 from sms_sender.auth.models import Role
 from sms_sender.errors import AppError
 from sms_sender.mailings.models import MailingStatus
@@ -110,20 +109,27 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def field_errors(error: AppError | ValidationError) -> dict[str, str]:
-    """Messages by field name, to show beside each field of a form."""
-    if isinstance(error, ValidationError):
-        items = [
-            {"loc": list(item["loc"]), "msg": str(item["msg"]).removeprefix("Value error, ")}
-            for item in error.errors()
-        ]
-    else:
-        items = error.errors or []
+def field_errors(error: AppError, request: Request) -> dict[str, str]:
+    """Messages by field name, in the reader's language, to show beside each field of a form."""
+    language = language_of(request)
     errors: dict[str, str] = {}
-    for item in items:
+    for item in error.errors or []:
         loc = [str(part) for part in item["loc"] if part != "body"]
-        errors.setdefault(loc[0] if loc else "", str(item["msg"]))
+        message = say_error(language, item.get("code"), item.get("values", {}), str(item["msg"]))
+        errors.setdefault(loc[0] if loc else "", message)
     return errors
+
+
+def error_text(error: AppError, request: Request) -> str:
+    """The error's detail in the reader's language (each field's message, for a form's)."""
+    language = language_of(request)
+    if error.code is None and error.errors:
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'] if part != 'body') or '-'}: "
+            + say_error(language, item.get("code"), item.get("values", {}), str(item["msg"]))
+            for item in error.errors
+        )
+    return say_error(language, error.code, error.values, error.detail)
 
 
 def error_page(request: Request, error: AppError) -> Response:
@@ -131,8 +137,25 @@ def error_page(request: Request, error: AppError) -> Response:
         target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         return RedirectResponse(f"{PREFIX}/login?next={target}", status_code=303)
     if wants_html(request):
-        return render(request, "error.html", {"error": error}, status_code=error.status_code)
-    return problem(error.status_code, error.title, error.detail, errors=error.errors)
+        context = {"error": error, "message": error_text(error, request)}
+        return render(request, "error.html", context, status_code=error.status_code)
+    # The pages' own scripts show ``detail`` and each field's ``msg``: in the reader's language.
+    language = language_of(request)
+    errors = [
+        {
+            "loc": item["loc"],
+            "msg": say_error(language, item.get("code"), item.get("values", {}), str(item["msg"])),
+            "code": item.get("code"),
+        }
+        for item in error.errors or []
+    ]
+    return problem(
+        error.status_code,
+        error.title,
+        error_text(error, request),
+        code=error.code,
+        errors=errors or None,
+    )
 
 
 class ConsoleRoute(APIRoute):
@@ -150,4 +173,12 @@ class ConsoleRoute(APIRoute):
         return answer
 
 
-__all__ = ["PREFIX", "ConsoleRoute", "Language", "field_errors", "render", "wants_html"]
+__all__ = [
+    "PREFIX",
+    "ConsoleRoute",
+    "Language",
+    "error_text",
+    "field_errors",
+    "render",
+    "wants_html",
+]

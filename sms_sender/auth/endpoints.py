@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import State
 
+from sms_sender import reasons
 from sms_sender.audit.actor import Actor, bind_actor
 from sms_sender.audit.models import AuditSource
 from sms_sender.auth import service, sessions
@@ -81,7 +82,7 @@ async def current_user(request: Request) -> User:
         async with request.app.state.read_sessionmaker() as session:
             user = await sessions.session_user(session, token, request.app.state.clock.now())
     if token is None or user is None:
-        raise Unauthorized("sign in to the console first; your session has ended or never began")
+        raise Unauthorized.because(reasons.SIGNED_OUT)
     if request.method in UNSAFE_METHODS:
         await _check_csrf(request, cookies, token)
     request.state.user = user
@@ -98,10 +99,7 @@ async def _check_csrf(request: Request, cookies: sessions.SessionCookies, token:
         field = (await request.form()).get(sessions.CSRF_FIELD)
         offered = field if isinstance(field, str) else None
     if not cookies.csrf_matches(token, offered):
-        raise Forbidden(
-            "the form's security token (CSRF) is missing or out of date; "
-            "reload the page and submit it again"
-        )
+        raise Forbidden.because(reasons.CSRF_MISSING)
 
 
 def require_role(role: Role) -> Callable[[Request], Awaitable[User]]:
@@ -109,9 +107,7 @@ def require_role(role: Role) -> Callable[[Request], Awaitable[User]]:
 
     async def allowed_user(user: Annotated[User, Depends(current_user)]) -> User:
         if not user.may(role):
-            raise Forbidden(
-                f"your role ({user.role}) may not do this; it needs {role} - ask an admin"
-            )
+            raise Forbidden.because(reasons.ROLE_TOO_LOW, role=user.role, needed=role)
         return user
 
     return allowed_user  # type: ignore[return-value]

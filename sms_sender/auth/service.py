@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import reasons
 from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.service import record
 from sms_sender.auth import repository
@@ -42,7 +43,7 @@ async def create_token(
     ``reads_audit``: the token may also read the audit log (``GET /api/v1/audit``).
     """
     if await repository.by_name(session, name) is not None:
-        raise Conflict(f"a token named {name!r} exists already; pick another name")
+        raise Conflict.because(reasons.TOKEN_EXISTS, name=name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     stored = await repository.add(
         session,
@@ -80,7 +81,7 @@ async def list_tokens(session: AsyncSession) -> Sequence[ApiToken]:
 async def revoke_token(session: AsyncSession, name: str, now: datetime) -> None:
     revoked_id = await repository.revoke(session, name, now)
     if revoked_id is None:
-        raise NotFound(f"no active token named {name!r}")
+        raise NotFound.because(reasons.TOKEN_NOT_FOUND, name=name)
     await record(session, AuditAction.REVOKED, AuditTarget.TOKEN, revoked_id, name)
 
 

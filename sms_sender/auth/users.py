@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import reasons
 from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.service import record
 from sms_sender.auth import repository
@@ -53,16 +54,14 @@ async def password_matches(password_hash: str | None, password: str) -> bool:
 def check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
-        raise InvalidInput.field(
-            ["name"], f"the name must be 1-{MAX_NAME_LENGTH} printable characters"
-        )
+        raise InvalidInput.field(["name"], reasons.USER_NAME, max_length=MAX_NAME_LENGTH)
     return name
 
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput.field(
-            ["password"], f"the password must have at least {MIN_PASSWORD_LENGTH} characters"
+            ["password"], reasons.USER_PASSWORD, min_length=MIN_PASSWORD_LENGTH
         )
     return password
 
@@ -73,7 +72,7 @@ async def create_local(
     """A user who signs in with a password."""
     name, password = check_name(name), check_password(password)
     if await repository.user_by_name(session, name) is not None:
-        raise Conflict(f"a user named {name!r} exists already; pick another name")
+        raise Conflict.because(reasons.USER_EXISTS, name=name)
     user = User(
         name=name,
         role=role,
@@ -107,7 +106,7 @@ async def by_name(session: AsyncSession, name: str) -> User:
 async def get(session: AsyncSession, user_id: int) -> User:
     user = await repository.user_by_id(session, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise NotFound.because(reasons.USER_NOT_FOUND, user_id=user_id)
     return user
 
 

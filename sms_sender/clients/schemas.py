@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from sms_sender import reasons
 from sms_sender.errors import shown
 from sms_sender.phones import Phone
 from sms_sender.timestamps import UtcDatetime
@@ -32,7 +33,7 @@ TAG_MAX_LENGTH = 64
 
 def _check_operator_code(value: str) -> str:
     if not _OPERATOR_CODE.fullmatch(value):
-        raise ValueError(f"must be 3 digits, like 900; got {shown(value)}")
+        raise reasons.OPERATOR_CODE_FORMAT.invalid(got=shown(value))
     return value
 
 
@@ -48,10 +49,7 @@ def _known_timezones() -> frozenset[str]:
 
 def _check_timezone(value: str) -> str:
     if value not in _known_timezones():
-        raise ValueError(
-            "must be an IANA time zone name, like Europe/Moscow or UTC "
-            f"(names are case-sensitive); got {shown(value)}"
-        )
+        raise reasons.TIMEZONE_UNKNOWN.invalid(got=shown(value))
     return value
 
 
@@ -83,7 +81,7 @@ Timezone = Annotated[
 
 def _printable_tag(value: str) -> str:
     if _CONTROL_CHARACTER.search(value):
-        raise ValueError(f"must not contain control characters; got {shown(value)}")
+        raise reasons.TAG_CONTROL_CHARACTER.invalid(got=shown(value))
     return value
 
 
@@ -132,11 +130,9 @@ class _ConsentFields(BaseModel):
     @model_validator(mode="after")
     def _consent_with_source(self) -> _ConsentFields:
         if self.consent_at is not None and self.consent_source is None:
-            raise ValueError(
-                "consent_source is required with consent_at: say where the person agreed"
-            )
+            raise reasons.CONSENT_WITHOUT_SOURCE.invalid()
         if self.consent_at is None and self.consent_source is not None:
-            raise ValueError("consent_source needs consent_at: when did the person agree?")
+            raise reasons.SOURCE_WITHOUT_CONSENT.invalid()
         return self
 
 
@@ -206,7 +202,7 @@ class ClientUpdate(_ConsentFields):
         if isinstance(value, dict):
             for field in ("phone", "operator_code", "timezone"):
                 if field in value and value[field] is None:
-                    raise ValueError(f"{field} cannot be null; leave it out to keep it as it is")
+                    raise reasons.CLIENT_FIELD_NOT_NULL.invalid(field=field)
         return value
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import reasons
 from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.service import record
 from sms_sender.clients import repository
@@ -82,7 +83,7 @@ async def create(
 async def get(session: AsyncSession, client_id: int) -> Client:
     client = await repository.get(session, client_id)
     if client is None:
-        raise NotFound(f"client {client_id} does not exist")
+        raise NotFound.because(reasons.CLIENT_NOT_FOUND, client_id=client_id)
     return client
 
 
@@ -201,6 +202,4 @@ async def _update(
 
 async def _phone_conflict(session: AsyncSession, phone: str) -> Conflict:
     owner = await repository.id_by_phone(session, phone)
-    return Conflict(
-        f"phone {phone} already belongs to client {owner}; change that client or pick another phone"
-    )
+    return Conflict.because(reasons.PHONE_TAKEN, phone=phone, owner=owner)

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import reasons
 from sms_sender.audit.actor import current_actor
 from sms_sender.clients.models import Client
 from sms_sender.consent import repository
@@ -114,8 +115,9 @@ def check_consent(consent: GivenConsent | None, now: datetime) -> None:
     if consent is not None and consent.at > now:
         raise InvalidInput.field(
             ["body", "consent_at"],
-            f"consent_at ({consent.at.isoformat()}) is in the future (now: {now.isoformat()}); "
-            "give the time the person agreed",
+            reasons.CONSENT_IN_FUTURE,
+            consent_at=consent.at.isoformat(),
+            now=now.isoformat(),
         )
 
 

@@ -14,11 +14,12 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import reasons
 from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.service import record
 from sms_sender.consent.rules import MailingPurpose
 from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, notify
-from sms_sender.errors import Conflict, NotFound
+from sms_sender.errors import Conflict, NotFound, Reason
 from sms_sender.mailings import fan_out, repository
 from sms_sender.mailings.models import Mailing, MailingStatus
 from sms_sender.reports import lifecycle
@@ -31,7 +32,7 @@ PAUSABLE = (MailingStatus.RUNNING, MailingStatus.SCHEDULED)
 async def pause(session: AsyncSession, mailing_id: int, now: datetime) -> Mailing:
     """Stop handing its reports to providers (a scheduled one will not start) until resumed."""
     mailing = await get_for_change(session, mailing_id)
-    require_status(mailing, PAUSABLE, "paused")
+    require_status(mailing, PAUSABLE, reasons.MAILING_NOT_PAUSABLE)
     mailing.status = MailingStatus.PAUSED
     mailing.updated_at = now
     await session.flush()
@@ -43,11 +44,10 @@ async def pause(session: AsyncSession, mailing_id: int, now: datetime) -> Mailin
 async def resume(session: AsyncSession, mailing_id: int, now: datetime) -> Mailing:
     """Running again if its window contains now (starting it if it never did); else scheduled."""
     mailing = await get_for_change(session, mailing_id)
-    require_status(mailing, (MailingStatus.PAUSED,), "resumed")
+    require_status(mailing, (MailingStatus.PAUSED,), reasons.MAILING_NOT_RESUMABLE)
     if now >= mailing.end_at:
-        raise Conflict(
-            f"mailing {mailing_id} ended at {mailing.end_at.isoformat()}; "
-            "move end_at into the future (PATCH) before resuming it"
+        raise Conflict.because(
+            reasons.MAILING_RESUME_ENDED, mailing_id=mailing_id, end_at=mailing.end_at.isoformat()
         )
     mailing.updated_at = now
     mailing.paused_reason = None
@@ -69,7 +69,7 @@ async def resume(session: AsyncSession, mailing_id: int, now: datetime) -> Maili
 async def cancel(session: AsyncSession, mailing_id: int, now: datetime) -> Mailing:
     """Cancel the mailing and, in the same transaction, every report not yet sent."""
     mailing = await get_for_change(session, mailing_id)
-    require_status(mailing, UNFINISHED, "cancelled")
+    require_status(mailing, UNFINISHED, reasons.MAILING_NOT_CANCELLABLE)
     mailing.status = MailingStatus.CANCELLED
     mailing.finished_at = now
     mailing.updated_at = now
@@ -93,11 +93,10 @@ async def resend_unknown(
     """
     mailing = await get_for_change(session, mailing_id)
     if mailing.status == MailingStatus.CANCELLED:
-        raise Conflict(f"mailing {mailing_id} is cancelled; nothing of it is sent any more")
+        raise Conflict.because(reasons.MAILING_RESEND_CANCELLED, mailing_id=mailing_id)
     if now >= mailing.end_at:
-        raise Conflict(
-            f"mailing {mailing_id} ended at {mailing.end_at.isoformat()}; nothing is sent "
-            "after its end: move end_at into the future (PATCH) first"
+        raise Conflict.because(
+            reasons.MAILING_RESEND_ENDED, mailing_id=mailing_id, end_at=mailing.end_at.isoformat()
         )
     reason = lifecycle.requeued_by(asked_by)
     requeued = await reports_repository.requeue_unknown(session, mailing.id, reason, now)
@@ -159,14 +158,10 @@ async def start_if_due(session: AsyncSession, mailing: Mailing, now: datetime) -
 async def get_for_change(session: AsyncSession, mailing_id: int) -> Mailing:
     mailing = await repository.get_for_change(session, mailing_id)
     if mailing is None:
-        raise NotFound(f"mailing {mailing_id} does not exist")
+        raise NotFound.because(reasons.MAILING_NOT_FOUND, mailing_id=mailing_id)
     return mailing
 
 
-def require_status(mailing: Mailing, allowed: Sequence[MailingStatus], becoming: str) -> None:
+def require_status(mailing: Mailing, allowed: Sequence[MailingStatus], refusal: Reason) -> None:
     if mailing.status not in allowed:
-        *others, last = allowed
-        expected = f"{', '.join(others)} or {last}" if others else last
-        raise Conflict(
-            f"mailing {mailing.id} is {mailing.status}; only a {expected} mailing can be {becoming}"
-        )
+        raise Conflict.because(refusal, mailing_id=mailing.id, status=mailing.status)

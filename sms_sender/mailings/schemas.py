@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from sms_sender import reasons
 from sms_sender.clients.schemas import TagText
 from sms_sender.consent.rules import MailingPurpose
 from sms_sender.db import MAX_ID
@@ -30,7 +31,7 @@ _TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 def _json_integer(value: Any) -> Any:
     # JSON Schema's integer: 7 or 7.0, but not "7" or true, which pydantic would also take.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("must be an integer")
+        raise reasons.NOT_AN_INTEGER.invalid()
     return value
 
 
@@ -41,15 +42,13 @@ def _shown(value: str) -> str:
 
 def _operator_code(value: str) -> str:
     if not _OPERATOR_CODE.fullmatch(value):
-        raise ValueError(f"operator code must be 3 digits, e.g. 916; got {_shown(value)}")
+        raise reasons.FILTER_OPERATOR_CODE.invalid(got=_shown(value))
     return value
 
 
 def _time_of_day(value: str) -> str:
     if not _TIME_OF_DAY.fullmatch(value):
-        raise ValueError(
-            f"time must be HH:MM between 00:00 and 23:59, e.g. 09:30; got {_shown(value)}"
-        )
+        raise reasons.TIME_OF_DAY.invalid(got=_shown(value))
     return value
 
 
@@ -124,9 +123,7 @@ class SendWindow(BaseModel):
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
         if self.start == self.end:
-            raise ValueError(
-                "send_window start and end must differ; omit send_window to send at any time"
-            )
+            raise reasons.SEND_WINDOW_EMPTY.invalid()
         return self
 
     @classmethod
@@ -260,7 +257,7 @@ class MailingUpdate(BaseModel):
     def _not_null(cls, value: Any) -> Any:
         # Only send_window can be removed; for the others null would mean nothing sensible.
         if value is None:
-            raise ValueError("may not be null; leave the field out to keep its value")
+            raise reasons.NOT_NULL.invalid()
         return value
 
 

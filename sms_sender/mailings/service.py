@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import reasons
 from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.service import record
 from sms_sender.consent.rules import MailingPurpose
@@ -139,7 +140,7 @@ async def describe_one(session: AsyncSession, mailing: Mailing) -> MailingRead:
 async def get(session: AsyncSession, mailing_id: int) -> Mailing:
     mailing = await repository.get(session, mailing_id)
     if mailing is None:
-        raise NotFound(f"mailing {mailing_id} does not exist")
+        raise NotFound.because(reasons.MAILING_NOT_FOUND, mailing_id=mailing_id)
     return mailing
 
 
@@ -231,7 +232,9 @@ async def delete(session: AsyncSession, mailing_id: int) -> None:
     """Delete a mailing that is not sending (its reports go with it)."""
     mailing = await get_for_change(session, mailing_id)
     if mailing.status in ACTIVE_MAILING_STATUSES:
-        raise Conflict(f"mailing {mailing_id} is {mailing.status}; cancel it first, then delete it")
+        raise Conflict.because(
+            reasons.MAILING_DELETE_ACTIVE, mailing_id=mailing_id, status=mailing.status
+        )
     await reports_repository.delete_of_mailing(session, mailing.id)
     await repository.delete_mailing(session, mailing)
     await record(session, AuditAction.DELETED, AuditTarget.MAILING, mailing_id)
@@ -241,15 +244,12 @@ async def delete(session: AsyncSession, mailing_id: int) -> None:
 def _check_editable(mailing: Mailing, changed: Sequence[str]) -> None:
     status = mailing.status
     if status not in UNFINISHED:
-        raise Conflict(f"mailing {mailing.id} is {status}; it can no longer be edited")
+        raise Conflict.because(reasons.MAILING_NOT_EDITABLE, mailing_id=mailing.id, status=status)
     if status in ACTIVE_MAILING_STATUSES:
         for field in changed:
             if field not in EDITABLE_WHILE_ACTIVE:
-                raise Conflict(
-                    f"{field} cannot change while mailing {mailing.id} is {status}: its "
-                    "reports are made from the start_at, message and filter it started with. "
-                    "Only end_at and send_window can change; to change "
-                    f"{field}, cancel it and create a new mailing"
+                raise Conflict.because(
+                    reasons.MAILING_FIELD_FROZEN, field=field, mailing_id=mailing.id, status=status
                 )
 
 
@@ -258,13 +258,16 @@ def _check_times(spec: MailingSpec, now: datetime, *, blame: str) -> None:
     if spec.end_at <= spec.start_at:
         raise InvalidInput.field(
             ["body", blame],
-            f"end_at ({spec.end_at.isoformat()}) must be after start_at "
-            f"({spec.start_at.isoformat()})",
+            reasons.END_BEFORE_START,
+            end_at=spec.end_at.isoformat(),
+            start_at=spec.start_at.isoformat(),
         )
     if spec.end_at <= now:
         raise InvalidInput.field(
             ["body", "end_at"],
-            f"end_at ({spec.end_at.isoformat()}) must be in the future (now: {now.isoformat()})",
+            reasons.END_IN_PAST,
+            end_at=spec.end_at.isoformat(),
+            now=now.isoformat(),
         )
 
 
@@ -272,14 +275,15 @@ async def _check_message(session: AsyncSession, message_id: int, limits: TextLim
     text = await repository.find_message_text(session, message_id)
     if text is None:
         raise InvalidInput.field(
-            ["body", "message_id"],
-            f"message {message_id} does not exist; create it with POST /api/v1/messages",
+            ["body", "message_id"], reasons.MAILING_MESSAGE_MISSING, message_id=message_id
         )
     problem = limits.problem(text)
     if problem is not None:
         raise InvalidInput.field(
             ["body", "message_id"],
-            f"message {message_id} cannot be sent by the configured provider: {problem}",
+            reasons.MAILING_MESSAGE_UNSENDABLE,
+            message_id=message_id,
+            problem=problem,
         )
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from sms_sender import reasons
 from sms_sender.messages.encoding import Encoding
 
 MessageText = Field(
@@ -19,7 +20,7 @@ MessageText = Field(
 
 def _without_nul(text: str) -> str:
     if "\x00" in text:
-        raise ValueError("text must not contain the NUL character (\\u0000)")
+        raise reasons.TEXT_WITH_NUL.invalid()
     return text
 
 

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import reasons
 from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.service import record
 from sms_sender.errors import Conflict, NotFound
@@ -37,7 +38,7 @@ async def create(session: AsyncSession, payload: MessageCreate, now: datetime) -
 async def get(session: AsyncSession, message_id: int) -> Message:
     message = await repository.get(session, message_id)
     if message is None:
-        raise NotFound(f"message {message_id} does not exist")
+        raise NotFound.because(reasons.MESSAGE_NOT_FOUND, message_id=message_id)
     return message
 
 
@@ -60,10 +61,8 @@ async def update(
 async def delete(session: AsyncSession, message_id: int) -> None:
     message = await repository.get_for_delete(session, message_id)
     if message is None:
-        raise NotFound(f"message {message_id} does not exist")
+        raise NotFound.because(reasons.MESSAGE_NOT_FOUND, message_id=message_id)
     if await repository.used_by_a_mailing(session, message_id):
-        raise Conflict(
-            f"message {message_id} is used by a mailing; delete the mailing first or keep it"
-        )
+        raise Conflict.because(reasons.MESSAGE_IN_USE, message_id=message_id)
     await repository.delete(session, message)
     await record(session, AuditAction.DELETED, AuditTarget.MESSAGE, message_id)

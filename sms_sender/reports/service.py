@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import reasons
 from sms_sender.errors import NotFound
 from sms_sender.reports import repository
 from sms_sender.reports.models import Report, ReportStatus
@@ -17,7 +18,7 @@ from sms_sender.reports.models import Report, ReportStatus
 async def get(session: AsyncSession, report_id: int) -> Report:
     report = await repository.get(session, report_id)
     if report is None:
-        raise NotFound(f"report {report_id} does not exist")
+        raise NotFound.because(reasons.REPORT_NOT_FOUND, report_id=report_id)
     return report
 
 
