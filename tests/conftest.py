@@ -28,6 +28,7 @@ from sms_sender.auth import service as auth_service
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker, normalise_url
 from sms_sender.migrations import upgrade_to_head
+from tests.arrange import Arrange
 
 POSTGRES_ENV = "SMS_SENDER_TEST_POSTGRES_URL"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -190,6 +191,12 @@ async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def arrange(sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock) -> Arrange:
+    """Test data (clients, mailings, reports in a status): see tests/arrange.py."""
+    return Arrange(sessionmaker, clock)
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from sms_sender.providers.fake import FakeProvider, hang
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange, EngineFactory, eventually
+from tests.dispatch.conftest import EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

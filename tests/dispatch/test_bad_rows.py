@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sms_sender.dispatch import sending
 from sms_sender.providers.fake import FakeProvider, accept
 from sms_sender.reports.models import ReportStatus
-from tests.dispatch.conftest import Arrange, EngineFactory, eventually, phones
+from tests.arrange import Arrange, phones
+from tests.dispatch.conftest import EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

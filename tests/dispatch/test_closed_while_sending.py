@@ -22,8 +22,9 @@ from sms_sender.mailings.schemas import MailingUpdate, SendWindow
 from sms_sender.providers.base import Outcome
 from sms_sender.providers.fake import FakeProvider, Step, hang
 from sms_sender.reports.models import Report, ReportStatus
+from tests.arrange import Arrange, ClientSpec
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, eventually
+from tests.dispatch.conftest import EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -13,7 +13,8 @@ from sms_sender.consent.rules import PhoneHasher
 from sms_sender.providers.base import OutgoingMessage, SendResult
 from sms_sender.providers.fake import FakeProvider, hang
 from sms_sender.reports.models import Report
-from tests.dispatch.conftest import Arrange, EngineFactory, eventually
+from tests.arrange import Arrange
+from tests.dispatch.conftest import EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -26,8 +26,9 @@ from sms_sender.mailings import service as mailings_service
 from sms_sender.providers.fake import FakeProvider, accept
 from sms_sender.reports import repository as reports_repository
 from sms_sender.reports.models import Report
+from tests.arrange import Arrange, ClientSpec, phones
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, eventually, phones
+from tests.dispatch.conftest import EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

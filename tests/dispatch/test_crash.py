@@ -15,8 +15,9 @@ from sms_sender.dispatch.engine import DeliveryEngine
 from sms_sender.dispatch.runtime import WORKER_DATABASE_OPTIONS
 from sms_sender.providers.fake import FakeProvider, accept, hang
 from sms_sender.reports.models import Report, ReportStatus
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import FAST, Arrange, EngineFactory, eventually
+from tests.dispatch.conftest import FAST, EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -19,8 +19,9 @@ from sms_sender.providers.fake import (
 from sms_sender.providers.http import HttpProvider
 from sms_sender.providers.registry import gateway_sessions
 from sms_sender.reports.models import ReportStatus
+from tests.arrange import Arrange, ClientSpec
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory
+from tests.dispatch.conftest import EngineFactory
 from tests.fakes.gateway import Answer, ProbeGateway
 
 pytestmark = pytest.mark.usefixtures("clean_db")

@@ -14,8 +14,8 @@ from sms_sender.dispatch import repository
 from sms_sender.dispatch.repository import Settlement
 from sms_sender.dispatch.results import Results
 from sms_sender.reports.models import Report, ReportStatus
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange
 
 
 async def test_two_workers_settling_the_last_reports_together_finish_the_mailing(

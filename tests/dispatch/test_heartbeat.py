@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sms_sender.dispatch.heartbeat import Heartbeat, HeartbeatTuning, new_worker_id, process_gone
 from sms_sender.dispatch.models import WorkerHeartbeat
 from sms_sender.reports.models import Report, ReportStatus
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

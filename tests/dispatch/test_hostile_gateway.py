@@ -29,8 +29,9 @@ from sms_sender.providers import (
     gateway_sessions,
 )
 from sms_sender.reports.models import ReportStatus
+from tests.arrange import Arrange, ClientSpec, phones
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, phones
+from tests.dispatch.conftest import EngineFactory
 from tests.fakes.gateway import PROJECT_ROOT, STRAY_ID, Answer, GatewayProcess
 from tests.fakes.http_server import start_listening_process
 from tests.fakes.smsaero import AeroAnswer

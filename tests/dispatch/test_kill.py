@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sms_sender.clock import SystemClock
 from sms_sender.reports.models import ReportStatus
-from tests.dispatch.conftest import Arrange, eventually
+from tests.arrange import Arrange
+from tests.dispatch.conftest import eventually
 from tests.fakes.gateway import GatewayProcess
 
 pytestmark = pytest.mark.usefixtures("clean_db")

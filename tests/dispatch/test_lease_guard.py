@@ -17,8 +17,8 @@ from sms_sender.dialects import begin_write
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.repository import Settlement
 from sms_sender.reports.models import Report, ReportStatus
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -14,7 +14,8 @@ import structlog
 from sms_sender.config import LogFormat
 from sms_sender.logging import configure_logging
 from sms_sender.providers.fake import FakeProvider
-from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, eventually
+from tests.arrange import Arrange, ClientSpec
+from tests.dispatch.conftest import EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -12,7 +12,8 @@ from prometheus_client import REGISTRY
 from sms_sender.mailings.models import Mailing
 from sms_sender.providers.fake import FakeProvider, accept, no_funds
 from sms_sender.reports.models import ReportStatus
-from tests.dispatch.conftest import Arrange, EngineFactory, eventually
+from tests.arrange import Arrange
+from tests.dispatch.conftest import EngineFactory, eventually
 from tests.dispatch.test_logging import json_log_lines  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("clean_db")

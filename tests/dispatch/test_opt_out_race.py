@@ -20,8 +20,9 @@ from sms_sender.consent import service as consent_service
 from sms_sender.consent.rules import PhoneHasher
 from sms_sender.dispatch import ratelimit
 from sms_sender.providers.fake import FakeProvider, accept
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange, EngineFactory, eventually
+from tests.dispatch.conftest import EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
 from sms_sender.dispatch.ratelimit import RateLimiter, Reservation
 from sms_sender.providers.fake import FakeProvider
-from tests.dispatch.conftest import Arrange, EngineFactory
+from tests.arrange import Arrange
+from tests.dispatch.conftest import EngineFactory
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

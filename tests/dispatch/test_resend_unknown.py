@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from sms_sender.providers.fake import FakeProvider, accept, transient, unknown
+from tests.arrange import Arrange, ClientSpec
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory
+from tests.dispatch.conftest import EngineFactory
 from tests.dispatch.test_logging import json_log_lines  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("clean_db")

@@ -17,8 +17,9 @@ from sms_sender.mailings.models import Mailing
 from sms_sender.providers.base import OutgoingMessage, SendResult
 from sms_sender.providers.fake import FakeProvider
 from sms_sender.reports.models import ReportStatus
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import FAST, Arrange, EngineFactory, eventually
+from tests.dispatch.conftest import FAST, EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.providers.fake import FakeProvider
 from sms_sender.reports.models import ReportStatus
+from tests.arrange import Arrange, ClientSpec
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, eventually
+from tests.dispatch.conftest import EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

@@ -20,7 +20,7 @@ from sms_sender.config import LogFormat, LogMessages, Settings
 from sms_sender.logging import configure_logging
 from tests.admin.conftest import make_user  # noqa: F401 (fixtures used here too)
 from tests.conftest import FakeClock
-from tests.dispatch.conftest import arrange, make_engine  # noqa: F401
+from tests.dispatch.conftest import make_engine  # noqa: F401
 from tests.providers.conftest import make_message  # noqa: F401
 
 LogCapture = Callable[..., io.StringIO]

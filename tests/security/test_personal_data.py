@@ -11,7 +11,8 @@ from sms_sender.config import LogFormat, LogMessages, Settings
 from sms_sender.logging import mask_phone, message_fields
 from sms_sender.providers import build_provider, gateway_sessions
 from sms_sender.providers.fake import FakeProvider
-from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, eventually
+from tests.arrange import Arrange, ClientSpec
+from tests.dispatch.conftest import EngineFactory, eventually
 from tests.providers.conftest import MessageFactory
 from tests.security.conftest import LogCapture
 

@@ -20,7 +20,8 @@ from sms_sender.config import LogFormat, Settings
 from sms_sender.db import create_engine
 from sms_sender.providers import OutgoingMessage, SendResult
 from sms_sender.web import SessionDep
-from tests.dispatch.conftest import Arrange, ClientSpec, EngineFactory, eventually
+from tests.arrange import Arrange, ClientSpec
+from tests.dispatch.conftest import EngineFactory, eventually
 from tests.security.conftest import LogCapture
 
 GATEWAY_TOKEN = "gateway-token-0f9e8d7c"
