@@ -14,17 +14,18 @@ from sms_sender.clients.models import Client
 from sms_sender.consent.models import ConsentEvent
 from sms_sender.models import Report
 from tests.admin.conftest import SignedIn, page_csrf
+from tests.arrange import Arrange, ClientSpec
 from tests.conftest import FakeClock
-from tests.mailings.factories import add_clients
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
 PHONE = "79001234567"
 
 
-async def _client_id(session: AsyncSession, clock: FakeClock) -> int:
-    (client,) = await add_clients(session, clock.now(), (PHONE, "900", "vip"))
-    return client.id
+async def _client_id(arrange: Arrange) -> int:
+    spec = ClientSpec(PHONE, operator_code="900", tag="vip", timezone="Europe/Moscow")
+    (client_id,) = await arrange.clients([spec])
+    return client_id
 
 
 async def _events(
@@ -45,10 +46,10 @@ async def _stored(sessionmaker: async_sessionmaker[AsyncSession], client_id: int
 async def test_consent_recorded_on_the_page_is_in_the_history_in_the_operators_zone(
     signed_in: SignedIn,
     clock: FakeClock,
-    session: AsyncSession,
+    arrange: Arrange,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    client_id = await _client_id(session, clock)
+    client_id = await _client_id(arrange)
     browser = await signed_in(Role.OPERATOR)
     page = f"/admin/clients/{client_id}"
     agreed = (clock.now() - timedelta(days=1)).replace(second=0, microsecond=0)
@@ -83,10 +84,10 @@ async def test_consent_recorded_on_the_page_is_in_the_history_in_the_operators_z
 async def test_consent_form_needs_both_fields_and_refuses_the_future(
     signed_in: SignedIn,
     clock: FakeClock,
-    session: AsyncSession,
+    arrange: Arrange,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    client_id = await _client_id(session, clock)
+    client_id = await _client_id(arrange)
     browser = await signed_in(Role.OPERATOR)
     page = f"/admin/clients/{client_id}"
     csrf = await page_csrf(browser, page)
@@ -111,10 +112,10 @@ async def test_consent_form_needs_both_fields_and_refuses_the_future(
 async def test_opt_out_on_the_page_skips_the_clients_pending_reports_like_the_api(
     signed_in: SignedIn,
     clock: FakeClock,
-    session: AsyncSession,
+    arrange: Arrange,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    client_id = await _client_id(session, clock)
+    client_id = await _client_id(arrange)
     browser = await signed_in(Role.OPERATOR)
     mailing = await _running_mailing(browser, clock)
     assert (await browser.get(f"{mailing}/progress.json")).json()["by_status"]["pending"] == 1
@@ -140,10 +141,10 @@ async def test_opt_out_on_the_page_skips_the_clients_pending_reports_like_the_ap
 async def test_a_viewer_sees_consent_but_gets_403_on_its_forms(
     signed_in: SignedIn,
     clock: FakeClock,
-    session: AsyncSession,
+    arrange: Arrange,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    client_id = await _client_id(session, clock)
+    client_id = await _client_id(arrange)
     browser = await signed_in(Role.VIEWER)
     page = f"/admin/clients/{client_id}"
     shown = await browser.get(page)
@@ -165,10 +166,10 @@ async def test_a_viewer_sees_consent_but_gets_403_on_its_forms(
 async def test_consent_forms_without_the_csrf_token_are_refused(
     signed_in: SignedIn,
     clock: FakeClock,
-    session: AsyncSession,
+    arrange: Arrange,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    client_id = await _client_id(session, clock)
+    client_id = await _client_id(arrange)
     browser = await signed_in(Role.OPERATOR)
     page = f"/admin/clients/{client_id}"
     agreed = f"{clock.now() - timedelta(days=1):%Y-%m-%dT%H:%M}"

@@ -24,14 +24,16 @@ from sms_sender.admin import (
 )
 from sms_sender.auth.models import Role
 from sms_sender.messages.encoding import sms_size
-from sms_sender.models import Report
+from sms_sender.models import Report, ReportStatus
 from tests.admin.conftest import SignedIn, page_csrf
+from tests.arrange import Arrange, ClientSpec
 from tests.conftest import FakeClock
-from tests.mailings.factories import add_clients
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
 PUBLIC = {"/admin/login", "/admin/lang", "/admin/login/oidc", "/admin/auth/callback"}
+VIP = ClientSpec("79001234567", operator_code="900", tag="vip", timezone="Europe/Moscow")
+UNTAGGED = ClientSpec("79161234567", operator_code="916", timezone="Europe/Moscow")
 CONSOLE_ROUTERS = [
     module.router
     for module in (access, audit, clients, dashboard, login, mailings, messages, oidc_login)
@@ -176,11 +178,9 @@ async def _mailing(client: httpx.AsyncClient, clock: FakeClock, text: str = "Sal
 
 
 async def test_mailing_created_in_the_operators_zone_runs_and_obeys_controls(
-    signed_in: SignedIn, clock: FakeClock, session: AsyncSession
+    signed_in: SignedIn, clock: FakeClock, arrange: Arrange
 ) -> None:
-    await add_clients(
-        session, clock.now(), ("79001234567", "900", "vip"), ("79161234567", "916", None)
-    )
+    await arrange.clients([VIP, UNTAGGED])
     client = await signed_in(Role.OPERATOR)
     page = await _mailing(client, clock)
     progress = (await client.get(f"{page}/progress.json")).json()
@@ -197,9 +197,9 @@ async def test_mailing_created_in_the_operators_zone_runs_and_obeys_controls(
 
 
 async def test_a_running_mailing_refuses_unsafe_edits_with_the_apis_reason(
-    signed_in: SignedIn, clock: FakeClock, session: AsyncSession
+    signed_in: SignedIn, clock: FakeClock, arrange: Arrange
 ) -> None:
-    await add_clients(session, clock.now(), ("79001234567", "900", "vip"))
+    await arrange.clients([VIP])
     client = await signed_in(Role.OPERATOR)
     page = await _mailing(client, clock)
     csrf = await page_csrf(client, page)
@@ -226,10 +226,10 @@ async def test_a_running_mailing_refuses_unsafe_edits_with_the_apis_reason(
 async def test_report_export_escapes_formula_cells(
     signed_in: SignedIn,
     clock: FakeClock,
-    session: AsyncSession,
+    arrange: Arrange,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    await add_clients(session, clock.now(), ("79001234567", "900", "vip"))
+    await arrange.clients([VIP])
     client = await signed_in(Role.OPERATOR)
     page = await _mailing(client, clock, text='=HYPERLINK("http://x")')
     async with sessionmaker() as writer:
@@ -246,10 +246,8 @@ async def test_report_export_escapes_formula_cells(
     assert rows[0]["phone"] == "79001234567"
 
 
-async def test_dashboard_figures(
-    signed_in: SignedIn, clock: FakeClock, session: AsyncSession
-) -> None:
-    await add_clients(session, clock.now(), ("79001234567", "900", "vip"))
+async def test_dashboard_figures(signed_in: SignedIn, clock: FakeClock, arrange: Arrange) -> None:
+    await arrange.clients([VIP])
     client = await signed_in(Role.OPERATOR)
     page = await _mailing(client, clock)
     mailing_id = int(page.rsplit("/", 1)[1])
@@ -312,15 +310,13 @@ async def test_admin_creates_and_disables_users(signed_in: SignedIn) -> None:
 async def test_resend_unknown_requeues_through_the_apis_service(
     signed_in: SignedIn,
     clock: FakeClock,
-    session: AsyncSession,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    arrange: Arrange,
 ) -> None:
-    await add_clients(session, clock.now(), ("79001234567", "900", "vip"))
+    await arrange.clients([VIP])
     client = await signed_in(Role.OPERATOR)
     page = await _mailing(client, clock)
-    async with sessionmaker() as writer:
-        await writer.execute(update(Report).values(status="unknown"))
-        await writer.commit()
+    (report,) = await arrange.reports(int(page.rsplit("/", 1)[1]))
+    await arrange.reports_in(ReportStatus.UNKNOWN, [report.id])
     detail = await client.get(page)
     assert "Resend unknown" in detail.text
     resent = await client.post(
@@ -332,11 +328,9 @@ async def test_resend_unknown_requeues_through_the_apis_service(
 
 
 async def test_the_forms_preview_is_the_apis_preview(
-    signed_in: SignedIn, clock: FakeClock, session: AsyncSession
+    signed_in: SignedIn, clock: FakeClock, arrange: Arrange
 ) -> None:
-    await add_clients(
-        session, clock.now(), ("79001234567", "900", "vip"), ("79161234567", "916", None)
-    )
+    await arrange.clients([VIP, UNTAGGED])
     client = await signed_in(Role.OPERATOR)
     headers = {"X-CSRF-Token": await page_csrf(client), "Accept": "application/json"}
     service = await client.post(
