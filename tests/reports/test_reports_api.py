@@ -4,26 +4,18 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.reports.models import ReportStatus
+from tests.arrange import Arrange, ClientSpec
 from tests.conftest import FakeClock
-from tests.mailings.factories import (
-    add_clients,
-    add_message,
-    create_mailing,
-    mailing_body,
-    reports_of,
-    set_report_status,
-)
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
-CLIENTS = (
-    ("79160000001", "916", "vip"),
-    ("79160000002", "916", None),
-    ("79260000003", "926", "vip"),
-)
+CLIENTS = [
+    ClientSpec("79160000001", tag="vip"),
+    ClientSpec("79160000002"),
+    ClientSpec("79260000003", operator_code="926", tag="vip"),
+]
 REPORT_FIELDS = {
     "id",
     "mailing_id",
@@ -43,13 +35,11 @@ REPORT_FIELDS = {
 
 
 @pytest.fixture
-async def two_mailings(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
-) -> list[dict[str, Any]]:
+async def two_mailings(arrange: Arrange) -> list[int]:
     """Two running mailings to every client in CLIENTS: 6 reports, all pending."""
-    await add_clients(session, clock.now(), *CLIENTS)
-    message_id = await add_message(client, "Sale!")
-    return [await create_mailing(client, mailing_body(message_id, clock.now())) for _ in range(2)]
+    await arrange.clients(CLIENTS)
+    message_id = await arrange.message("Sale!")
+    return [await arrange.mailing(message_id=message_id) for _ in range(2)]
 
 
 async def _reports(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
@@ -61,15 +51,14 @@ async def _reports(client: httpx.AsyncClient, **params: Any) -> list[dict[str, A
 
 async def test_report_shows_what_was_sent_and_how_it_went(
     client: httpx.AsyncClient,
-    session: AsyncSession,
+    arrange: Arrange,
     clock: FakeClock,
-    two_mailings: list[dict[str, Any]],
+    two_mailings: list[int],
 ) -> None:
-    first = (await reports_of(session, two_mailings[0]["id"]))[0]
-    await set_report_status(
-        session,
-        [first.id],
+    first = (await arrange.reports(two_mailings[0]))[0]
+    await arrange.reports_in(
         ReportStatus.SENT,
+        [first.id],
         attempts=1,
         sent_at=clock.now(),
         provider="smsaero",
@@ -81,7 +70,7 @@ async def test_report_shows_what_was_sent_and_how_it_went(
     assert response.status_code == 200
     report = response.json()
     assert set(report) == REPORT_FIELDS
-    assert report["mailing_id"] == two_mailings[0]["id"]
+    assert report["mailing_id"] == two_mailings[0]
     assert (report["phone"], report["text"]) == ("79160000001", "Sale!")
     assert (report["status"], report["attempts"]) == ("sent", 1)
     assert (report["provider"], report["provider_message_id"]) == ("smsaero", "8412033")
@@ -95,7 +84,7 @@ async def test_missing_report_is_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_report_outlives_its_client(
-    client: httpx.AsyncClient, session: AsyncSession, two_mailings: list[dict[str, Any]]
+    client: httpx.AsyncClient, two_mailings: list[int]
 ) -> None:
     [leaving] = {report["client_id"] for report in await _reports(client, phone="79160000001")}
     assert (await client.delete(f"/api/v1/clients/{leaving}")).status_code == 204
@@ -107,11 +96,11 @@ async def test_report_outlives_its_client(
 
 
 async def test_list_filters_combine(
-    client: httpx.AsyncClient, session: AsyncSession, two_mailings: list[dict[str, Any]]
+    client: httpx.AsyncClient, arrange: Arrange, two_mailings: list[int]
 ) -> None:
-    first_mailing, second_mailing = (mailing["id"] for mailing in two_mailings)
-    delivered = [report.id for report in await reports_of(session, first_mailing)][:2]
-    await set_report_status(session, delivered, ReportStatus.DELIVERED)
+    first_mailing, second_mailing = two_mailings
+    delivered = [report.id for report in await arrange.reports(first_mailing)][:2]
+    await arrange.reports_in(ReportStatus.DELIVERED, delivered)
 
     assert len(await _reports(client)) == 6
     assert {r["mailing_id"] for r in await _reports(client, mailing_id=second_mailing)} == {
@@ -131,9 +120,9 @@ async def test_list_filters_combine(
 
 
 async def test_list_pages_through_a_filtered_set(
-    client: httpx.AsyncClient, two_mailings: list[dict[str, Any]]
+    client: httpx.AsyncClient, two_mailings: list[int]
 ) -> None:
-    mailing_id = two_mailings[1]["id"]
+    mailing_id = two_mailings[1]
     seen: list[int] = []
     cursor = None
     pages = 0

@@ -6,58 +6,47 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.reports.models import ReportStatus
-from tests.conftest import FakeClock
-from tests.mailings.factories import (
-    add_clients,
-    add_message,
-    create_mailing,
-    mailing_body,
-    reports_of,
-    set_report_status,
-)
+from tests.arrange import Arrange, ClientSpec
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
 NOTHING = {status.value: 0 for status in ReportStatus}
-CLIENTS = tuple((f"7916000000{number}", "916", None) for number in range(4))
+CLIENTS = [ClientSpec(f"7916000000{number}") for number in range(4)]
 
 
 @pytest.fixture
-async def mailings(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
-) -> list[dict[str, Any]]:
+async def mailings(arrange: Arrange) -> list[int]:
     """Two running mailings of 4 reports (the first: 2 delivered, 1 failed), one scheduled."""
-    await add_clients(session, clock.now(), *CLIENTS)
-    message_id = await add_message(client)
-    first = await create_mailing(client, mailing_body(message_id, clock.now()))
-    second = await create_mailing(client, mailing_body(message_id, clock.now()))
-    later = mailing_body(message_id, clock.now(), starts_in=timedelta(days=1))
-    scheduled = await create_mailing(client, later)
-    reports = [report.id for report in await reports_of(session, first["id"])]
-    await set_report_status(session, reports[:2], ReportStatus.DELIVERED)
-    await set_report_status(session, reports[2:3], ReportStatus.FAILED, error="blocked number")
+    await arrange.clients(CLIENTS)
+    message_id = await arrange.message()
+    first = await arrange.mailing(message_id=message_id)
+    second = await arrange.mailing(message_id=message_id)
+    scheduled = await arrange.mailing(message_id=message_id, start_in=timedelta(days=1))
+    reports = [report.id for report in await arrange.reports(first)]
+    await arrange.reports_in(ReportStatus.DELIVERED, reports[:2])
+    await arrange.reports_in(ReportStatus.FAILED, reports[2:3], error="blocked number")
     return [first, second, scheduled]
 
 
 async def test_mailing_stats_lists_every_status(
-    client: httpx.AsyncClient, mailings: list[dict[str, Any]]
+    client: httpx.AsyncClient, mailings: list[int]
 ) -> None:
     first, _, scheduled = mailings
 
-    stats = (await client.get(f"/api/v1/mailings/{first['id']}/stats")).json()
+    stats = (await client.get(f"/api/v1/mailings/{first}/stats")).json()
     assert stats == {
-        "mailing_id": first["id"],
+        "mailing_id": first,
         "total": 4,
         "by_status": NOTHING | {"delivered": 2, "failed": 1, "pending": 1},
         "skipped_by_reason": {},
     }
 
-    empty = (await client.get(f"/api/v1/mailings/{scheduled['id']}/stats")).json()
+    empty = (await client.get(f"/api/v1/mailings/{scheduled}/stats")).json()
     assert empty == {
-        "mailing_id": scheduled["id"],
+        "mailing_id": scheduled,
         "total": 0,
         "by_status": NOTHING,
         "skipped_by_reason": {},
@@ -71,11 +60,11 @@ async def test_mailing_stats_of_a_missing_mailing_is_404(client: httpx.AsyncClie
 
 
 async def test_mailing_list_and_read_carry_the_same_counts(
-    client: httpx.AsyncClient, mailings: list[dict[str, Any]]
+    client: httpx.AsyncClient, mailings: list[int]
 ) -> None:
     first = mailings[0]
-    stats = (await client.get(f"/api/v1/mailings/{first['id']}/stats")).json()
-    read = (await client.get(f"/api/v1/mailings/{first['id']}")).json()
+    stats = (await client.get(f"/api/v1/mailings/{first}/stats")).json()
+    read = (await client.get(f"/api/v1/mailings/{first}")).json()
     listed = (await client.get("/api/v1/mailings")).json()["items"][0]
     assert (
         read["counts"]
@@ -88,7 +77,7 @@ async def test_mailing_list_and_read_carry_the_same_counts(
 
 
 async def test_overall_stats_total_and_per_mailing(
-    client: httpx.AsyncClient, mailings: list[dict[str, Any]]
+    client: httpx.AsyncClient, mailings: list[int]
 ) -> None:
     first, second, scheduled = mailings
 
@@ -98,18 +87,18 @@ async def test_overall_stats_total_and_per_mailing(
     assert stats["by_status"] == NOTHING | {"pending": 5, "delivered": 2, "failed": 1}
     assert stats["mailings"] == [
         {
-            "mailing_id": first["id"],
+            "mailing_id": first,
             "status": "running",
             "total": 4,
             "by_status": NOTHING | {"delivered": 2, "failed": 1, "pending": 1},
         },
         {
-            "mailing_id": second["id"],
+            "mailing_id": second,
             "status": "running",
             "total": 4,
             "by_status": NOTHING | {"pending": 4},
         },
-        {"mailing_id": scheduled["id"], "status": "scheduled", "total": 0, "by_status": NOTHING},
+        {"mailing_id": scheduled, "status": "scheduled", "total": 0, "by_status": NOTHING},
     ]
 
 
@@ -119,7 +108,7 @@ async def test_overall_stats_of_an_empty_service(client: httpx.AsyncClient) -> N
 
 
 async def test_overall_stats_is_one_query(
-    client: httpx.AsyncClient, mailings: list[dict[str, Any]], clean_db: AsyncEngine
+    client: httpx.AsyncClient, mailings: list[int], clean_db: AsyncEngine
 ) -> None:
     statements: list[str] = []
 
