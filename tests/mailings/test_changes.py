@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,46 +12,51 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from sms_sender.dispatch import repository
 from sms_sender.reports.models import Report, ReportStatus
+from tests.arrange import Arrange, ClientSpec
 from tests.conftest import FakeClock
-from tests.mailings.factories import (
-    add_clients,
-    add_message,
-    create_mailing,
-    iso,
-    mailing_body,
-    reports_of,
-    set_report_status,
-)
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
-CLIENTS = (
-    ("79160000001", "916", "vip"),
-    ("79160000002", "916", None),
-    ("79260000003", "926", "vip"),
-)
+CLIENTS = [
+    ClientSpec("79160000001", tag="vip"),
+    ClientSpec("79160000002"),
+    ClientSpec("79260000003", operator_code="926", tag="vip"),
+]
+TWO_HOURS = timedelta(hours=2)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+async def _shown(client: httpx.AsyncClient, mailing_id: int) -> dict[str, Any]:
+    """The mailing as the API shows it."""
+    response = await client.get(f"/api/v1/mailings/{mailing_id}")
+    assert response.status_code == 200, response.text
+    shown: dict[str, Any] = response.json()
+    return shown
 
 
 @pytest.fixture
-async def message_id(client: httpx.AsyncClient) -> int:
-    return await add_message(client)
+async def message_id(arrange: Arrange) -> int:
+    return await arrange.message()
 
 
 @pytest.fixture
-async def running(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock, message_id: int
-) -> dict[str, Any]:
+async def running(client: httpx.AsyncClient, arrange: Arrange, message_id: int) -> dict[str, Any]:
     """A mailing that started at creation, with a report for each of CLIENTS."""
-    await add_clients(session, clock.now(), *CLIENTS)
-    mailing = await create_mailing(client, mailing_body(message_id, clock.now()))
+    await arrange.clients(CLIENTS)
+    mailing = await _shown(client, await arrange.mailing(message_id=message_id, lasts=TWO_HOURS))
     assert mailing["status"] == "running"
     return mailing
 
 
 @pytest.fixture
-async def scheduled(client: httpx.AsyncClient, clock: FakeClock, message_id: int) -> dict[str, Any]:
-    body = mailing_body(message_id, clock.now(), starts_in=timedelta(hours=1))
-    return await create_mailing(client, body)
+async def scheduled(client: httpx.AsyncClient, arrange: Arrange, message_id: int) -> dict[str, Any]:
+    mailing_id = await arrange.mailing(
+        message_id=message_id, start_in=timedelta(hours=1), lasts=TWO_HOURS
+    )
+    return await _shown(client, mailing_id)
 
 
 async def _post(client: httpx.AsyncClient, mailing: dict[str, Any], action: str) -> httpx.Response:
@@ -75,9 +80,9 @@ def _conflict(response: httpx.Response, *words: str) -> None:
 
 
 async def test_scheduled_mailing_takes_any_change(
-    client: httpx.AsyncClient, clock: FakeClock, scheduled: dict[str, Any]
+    client: httpx.AsyncClient, arrange: Arrange, clock: FakeClock, scheduled: dict[str, Any]
 ) -> None:
-    other_message = await add_message(client, "Another text")
+    other_message = await arrange.message("Another text")
     changes = {
         "start_at": iso(clock.now() + timedelta(hours=3)),
         "end_at": iso(clock.now() + timedelta(hours=5)),
@@ -100,19 +105,21 @@ async def test_scheduled_mailing_takes_any_change(
 
 
 async def test_moving_start_into_the_past_starts_the_mailing(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock, scheduled: dict[str, Any]
+    client: httpx.AsyncClient, arrange: Arrange, clock: FakeClock, scheduled: dict[str, Any]
 ) -> None:
-    await add_clients(session, clock.now(), *CLIENTS)
+    await arrange.clients(CLIENTS)
     response = await _patch(client, scheduled, {"start_at": iso(clock.now())})
     assert response.json()["status"] == "running"
     assert response.json()["counts"]["by_status"]["pending"] == len(CLIENTS)
 
 
 async def test_removing_the_send_window_with_null(
-    client: httpx.AsyncClient, clock: FakeClock, message_id: int
+    client: httpx.AsyncClient, arrange: Arrange, message_id: int
 ) -> None:
-    body = mailing_body(message_id, clock.now(), send_window={"start": "09:00", "end": "18:00"})
-    mailing = await create_mailing(client, body)
+    mailing_id = await arrange.mailing(
+        message_id=message_id, lasts=TWO_HOURS, send_window=("09:00", "18:00")
+    )
+    mailing = await _shown(client, mailing_id)
     response = await _patch(client, mailing, {"send_window": None})
     assert response.status_code == 200
     assert response.json()["send_window"] is None
@@ -128,12 +135,17 @@ async def test_removing_the_send_window_with_null(
 )
 @pytest.mark.parametrize("paused", [False, True], ids=["running", "paused"])
 async def test_active_mailing_refuses_changes_to_what_its_reports_came_from(
-    client: httpx.AsyncClient, running: dict[str, Any], field: str, value: Any, paused: bool
+    client: httpx.AsyncClient,
+    arrange: Arrange,
+    running: dict[str, Any],
+    field: str,
+    value: Any,
+    paused: bool,
 ) -> None:
     if paused:
         assert (await _post(client, running, "pause")).status_code == 200
     if field == "message_id":
-        value = await add_message(client, "Changed my mind")
+        value = await arrange.message("Changed my mind")
     status = "paused" if paused else "running"
 
     response = await _patch(client, running, {field: value})
@@ -199,7 +211,11 @@ async def test_invalid_edit_is_422_and_changes_nothing(
 
 
 async def test_finished_and_cancelled_mailings_cannot_be_edited(
-    client: httpx.AsyncClient, clean_db: AsyncEngine, clock: FakeClock, running: dict[str, Any]
+    client: httpx.AsyncClient,
+    arrange: Arrange,
+    clean_db: AsyncEngine,
+    clock: FakeClock,
+    running: dict[str, Any],
 ) -> None:
     assert (await _post(client, running, "cancel")).status_code == 200
     _conflict(
@@ -207,7 +223,9 @@ async def test_finished_and_cancelled_mailings_cannot_be_edited(
         "cancelled",
     )
 
-    other = await create_mailing(client, mailing_body(running["message_id"], clock.now()))
+    other = await _shown(
+        client, await arrange.mailing(message_id=running["message_id"], lasts=TWO_HOURS)
+    )
     clock.advance(hours=3)  # past its end
     async with clean_db.begin() as connection:
         assert [f.mailing_id for f in await repository.finish_mailings(connection, clock.now())]
@@ -242,11 +260,11 @@ async def test_delete_refused_while_running_or_paused(
 
 
 async def test_deleting_a_cancelled_mailing_deletes_its_reports(
-    client: httpx.AsyncClient, session: AsyncSession, running: dict[str, Any]
+    client: httpx.AsyncClient, arrange: Arrange, session: AsyncSession, running: dict[str, Any]
 ) -> None:
     await _post(client, running, "cancel")
     assert (await client.delete(f"/api/v1/mailings/{running['id']}")).status_code == 204
-    assert await reports_of(session, running["id"]) == []
+    assert await arrange.reports(running["id"]) == []
     assert await session.scalar(select(func.count()).select_from(Report)) == 0
 
 
@@ -269,18 +287,18 @@ async def test_pause_and_resume_a_running_mailing(
 
 
 async def test_paused_before_start_resumes_as_scheduled(
-    client: httpx.AsyncClient, session: AsyncSession, scheduled: dict[str, Any]
+    client: httpx.AsyncClient, arrange: Arrange, scheduled: dict[str, Any]
 ) -> None:
     assert (await _post(client, scheduled, "pause")).json()["status"] == "paused"
     resumed = await _post(client, scheduled, "resume")
     assert resumed.json()["status"] == "scheduled"
-    assert await reports_of(session, scheduled["id"]) == []
+    assert await arrange.reports(scheduled["id"]) == []
 
 
 async def test_paused_before_start_and_resumed_in_its_window_starts(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock, scheduled: dict[str, Any]
+    client: httpx.AsyncClient, arrange: Arrange, clock: FakeClock, scheduled: dict[str, Any]
 ) -> None:
-    await add_clients(session, clock.now(), *CLIENTS)
+    await arrange.clients(CLIENTS)
     await _post(client, scheduled, "pause")
     clock.advance(hours=1, minutes=10)  # past start_at while paused: the scheduler leaves it
 
@@ -289,7 +307,7 @@ async def test_paused_before_start_and_resumed_in_its_window_starts(
     assert resumed["status"] == "running"
     assert resumed["started_at"] == "2030-01-15T13:10:00Z"
     assert resumed["counts"]["by_status"]["pending"] == len(CLIENTS)
-    assert len(await reports_of(session, scheduled["id"])) == len(CLIENTS)
+    assert len(await arrange.reports(scheduled["id"])) == len(CLIENTS)
 
 
 async def test_resume_after_end_is_refused(
@@ -301,11 +319,11 @@ async def test_resume_after_end_is_refused(
 
 
 async def test_cancel_cancels_only_reports_not_yet_sent(
-    client: httpx.AsyncClient, session: AsyncSession, running: dict[str, Any]
+    client: httpx.AsyncClient, arrange: Arrange, running: dict[str, Any]
 ) -> None:
-    first, second, third = await reports_of(session, running["id"])
-    await set_report_status(session, [second.id], ReportStatus.SENDING)
-    await set_report_status(session, [third.id], ReportStatus.SENT)
+    first, second, third = await arrange.reports(running["id"])
+    await arrange.reports_in(ReportStatus.SENDING, [second.id])
+    await arrange.reports_in(ReportStatus.SENT, [third.id])
 
     cancelled = await _post(client, running, "cancel")
 
@@ -315,7 +333,7 @@ async def test_cancel_cancels_only_reports_not_yet_sent(
     assert body["finished_at"] is not None
     nothing = {status.value: 0 for status in ReportStatus}
     assert body["counts"]["by_status"] == nothing | {"cancelled": 1, "sending": 1, "sent": 1}
-    statuses = {report.id: report.status for report in await reports_of(session, running["id"])}
+    statuses = {report.id: report.status for report in await arrange.reports(running["id"])}
     assert statuses == {first.id: "cancelled", second.id: "sending", third.id: "sent"}
 
 
