@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -11,34 +11,58 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, Notifier
 from sms_sender.mailings.models import Mailing
 from sms_sender.reports.models import ReportStatus
+from tests.arrange import Arrange, ClientSpec
 from tests.conftest import FakeClock
-from tests.mailings.factories import (
-    add_clients,
-    add_message,
-    create_mailing,
-    iso,
-    mailing_body,
-    reports_of,
-)
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
-# (phone, operator_code, tag): two operators, two tags, one client without a tag.
-DIRECTORY = (
-    ("79160000001", "916", "vip"),
-    ("79160000002", "916", None),
-    ("79260000003", "926", "vip"),
-    ("79260000004", "926", "regular"),
-    ("79030000005", "903", "regular"),
-)
+# Two operators, two tags, one client without a tag.
+DIRECTORY = [
+    ClientSpec("79160000001", operator_code="916", tag="vip"),
+    ClientSpec("79160000002", operator_code="916"),
+    ClientSpec("79260000003", operator_code="926", tag="vip"),
+    ClientSpec("79260000004", operator_code="926", tag="regular"),
+    ClientSpec("79030000005", operator_code="903", tag="regular"),
+]
 EVERY_STATUS_ZERO = {status.value: 0 for status in ReportStatus}
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def mailing_body(
+    message_id: int,
+    now: datetime,
+    *,
+    starts_in: timedelta = timedelta(0),
+    lasts: timedelta = timedelta(hours=2),
+    **fields: Any,
+) -> dict[str, Any]:
+    """A valid POST /mailings body starting ``starts_in`` after now; ``fields`` override any key."""
+    start_at = now + starts_in
+    body: dict[str, Any] = {
+        "start_at": iso(start_at),
+        "end_at": iso(start_at + lasts),
+        "message_id": message_id,
+        "filter": {},
+    }
+    return body | fields
+
+
+async def create_mailing(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /mailings, which must answer 201: the created mailing as the API shows it."""
+    response = await client.post("/api/v1/mailings", json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
 
 
 @pytest.mark.parametrize(
     ("mailing_filter", "expected_phones"),
     [
         ({}, {"79160000001", "79160000002", "79260000003", "79260000004", "79030000005"}),
-        ({"operator_codes": [], "tags": []}, {phone for phone, _, _ in DIRECTORY}),
+        ({"operator_codes": [], "tags": []}, {spec.phone for spec in DIRECTORY}),
         ({"operator_codes": ["916"]}, {"79160000001", "79160000002"}),
         ({"tags": ["vip"]}, {"79160000001", "79260000003"}),
         (
@@ -63,13 +87,13 @@ EVERY_STATUS_ZERO = {status.value: 0 for status in ReportStatus}
 )
 async def test_immediate_start_makes_one_report_per_matching_client(
     client: httpx.AsyncClient,
-    session: AsyncSession,
+    arrange: Arrange,
     clock: FakeClock,
     mailing_filter: dict[str, list[str]],
     expected_phones: set[str],
 ) -> None:
-    await add_clients(session, clock.now(), *DIRECTORY)
-    message_id = await add_message(client, "Hello from the test")
+    await arrange.clients(DIRECTORY)
+    message_id = await arrange.message("Hello from the test")
 
     mailing = await create_mailing(
         client,
@@ -82,27 +106,27 @@ async def test_immediate_start_makes_one_report_per_matching_client(
     assert mailing["started_at"] == iso(clock.now()).replace("+00:00", "Z")
     assert mailing["counts"]["total"] == len(expected_phones)
     assert mailing["counts"]["by_status"] == EVERY_STATUS_ZERO | {"pending": len(expected_phones)}
-    reports = await reports_of(session, mailing["id"])
+    reports = await arrange.reports(mailing["id"])
     assert {report.phone for report in reports} == expected_phones
     assert {report.text for report in reports} <= {"Hello from the test"}
     assert all(report.status == ReportStatus.PENDING for report in reports)
 
 
 async def test_mailing_starting_now_exactly_starts(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+    client: httpx.AsyncClient, arrange: Arrange, clock: FakeClock
 ) -> None:
-    await add_clients(session, clock.now(), ("79160000001", "916", None))
-    mailing = await create_mailing(client, mailing_body(await add_message(client), clock.now()))
+    await arrange.clients([ClientSpec("79160000001")])
+    mailing = await create_mailing(client, mailing_body(await arrange.message(), clock.now()))
     assert mailing["status"] == "running"
     assert mailing["counts"]["total"] == 1
 
 
 async def test_future_mailing_is_scheduled_with_no_reports(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+    client: httpx.AsyncClient, arrange: Arrange, session: AsyncSession, clock: FakeClock
 ) -> None:
-    await add_clients(session, clock.now(), *DIRECTORY)
+    await arrange.clients(DIRECTORY)
     body = mailing_body(
-        await add_message(client),
+        await arrange.message(),
         clock.now(),
         starts_in=timedelta(seconds=1),
         filter={"operator_codes": ["916"], "tags": ["vip"]},
@@ -116,17 +140,17 @@ async def test_future_mailing_is_scheduled_with_no_reports(
     assert mailing["counts"] == {"total": 0, "by_status": EVERY_STATUS_ZERO}
     assert mailing["filter"] == {"operator_codes": ["916"], "tags": ["vip"]}
     assert mailing["send_window"] == {"start": "22:00", "end": "06:00"}
-    assert await reports_of(session, mailing["id"]) == []
+    assert await arrange.reports(mailing["id"]) == []
     stored = await session.get(Mailing, mailing["id"])
     assert stored is not None
     assert (stored.send_window_start, stored.send_window_end) == (22 * 60, 6 * 60)
 
 
 async def test_datetimes_with_an_offset_are_stored_and_shown_in_utc(
-    client: httpx.AsyncClient, clock: FakeClock
+    client: httpx.AsyncClient, arrange: Arrange, clock: FakeClock
 ) -> None:
     body = mailing_body(
-        await add_message(client),
+        await arrange.message(),
         clock.now(),
         start_at="2030-02-01T09:00:00+03:00",
         end_at="2030-02-01T18:30:00+03:00",
@@ -138,9 +162,9 @@ async def test_datetimes_with_an_offset_are_stored_and_shown_in_utc(
 
 
 async def test_creating_wakes_the_engine_after_commit(
-    client: httpx.AsyncClient, notifier: Notifier, clock: FakeClock
+    client: httpx.AsyncClient, arrange: Arrange, notifier: Notifier, clock: FakeClock
 ) -> None:
-    message_id = await add_message(client)
+    message_id = await arrange.message()
     schedule_changed = notifier.subscribe(CHANNEL_MAILINGS)
     reports_due = notifier.subscribe(CHANNEL_REPORTS)
 
@@ -246,12 +270,13 @@ def _naive(body: dict[str, Any]) -> dict[str, Any]:
 )
 async def test_invalid_mailing_is_422_and_stores_nothing(
     client: httpx.AsyncClient,
+    arrange: Arrange,
     clock: FakeClock,
     change: Any,
     loc: list[str | int],
     words: str,
 ) -> None:
-    body = change(mailing_body(await add_message(client), clock.now()))
+    body = change(mailing_body(await arrange.message(), clock.now()))
 
     response = await client.post("/api/v1/mailings", json=body)
 
@@ -263,9 +288,11 @@ async def test_invalid_mailing_is_422_and_stores_nothing(
     assert (await client.get("/api/v1/mailings")).json()["items"] == []
 
 
-async def test_filter_repeats_are_dropped(client: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_filter_repeats_are_dropped(
+    client: httpx.AsyncClient, arrange: Arrange, clock: FakeClock
+) -> None:
     body = mailing_body(
-        await add_message(client),
+        await arrange.message(),
         clock.now(),
         filter={"operator_codes": ["916", "916", "926"], "tags": ["vip", "vip"]},
     )
@@ -282,16 +309,16 @@ async def test_unknown_mailing_is_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_list_filters_by_status_across_pages(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+    client: httpx.AsyncClient, arrange: Arrange
 ) -> None:
-    await add_clients(session, clock.now(), *DIRECTORY)
-    message_id = await add_message(client)
+    await arrange.clients(DIRECTORY)
+    message_id = await arrange.message()
     scheduled_ids = []
     for number in range(5):
-        running = await create_mailing(client, mailing_body(message_id, clock.now()))
-        assert running["status"] == "running"
-        later = mailing_body(message_id, clock.now(), starts_in=timedelta(hours=number + 1))
-        scheduled_ids.append((await create_mailing(client, later))["id"])
+        running = await arrange.mailing(message_id=message_id)
+        assert await arrange.mailing_status(running) == "running"
+        later = timedelta(hours=number + 1)
+        scheduled_ids.append(await arrange.mailing(message_id=message_id, start_in=later))
 
     seen: list[int] = []
     cursor = None
@@ -328,12 +355,12 @@ async def test_list_rejects_an_unknown_status_naming_the_valid_ones(
 
 
 async def test_list_counts_come_from_one_query_over_the_counters_not_reports(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock, clean_db: AsyncEngine
+    client: httpx.AsyncClient, arrange: Arrange, clean_db: AsyncEngine
 ) -> None:
-    await add_clients(session, clock.now(), *DIRECTORY)
-    message_id = await add_message(client)
+    await arrange.clients(DIRECTORY)
+    message_id = await arrange.message()
     for _ in range(4):
-        await create_mailing(client, mailing_body(message_id, clock.now()))
+        await arrange.mailing(message_id=message_id)
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -354,12 +381,17 @@ async def test_list_counts_come_from_one_query_over_the_counters_not_reports(
 
 @pytest.mark.parametrize("text", ["x", "y" * 641])
 async def test_a_text_the_configured_provider_cannot_send_is_refused_at_creation(
-    client: httpx.AsyncClient, app: Any, session: AsyncSession, clock: FakeClock, text: str
+    client: httpx.AsyncClient,
+    app: Any,
+    arrange: Arrange,
+    session: AsyncSession,
+    clock: FakeClock,
+    text: str,
 ) -> None:
     """SMS Aero takes 2 to 640 characters: refused once, not failed for every recipient."""
     app.state.settings = app.state.settings.model_copy(update={"provider": "smsaero"})
-    await add_clients(session, clock.now(), *DIRECTORY)
-    message_id = await add_message(client, text)
+    await arrange.clients(DIRECTORY)
+    message_id = await arrange.message(text)
 
     answer = await client.post(
         "/api/v1/mailings", json=mailing_body(message_id, clock.now(), starts_in=timedelta(0))
@@ -377,9 +409,9 @@ async def test_a_text_the_configured_provider_cannot_send_is_refused_at_creation
 
 
 async def test_the_same_text_is_accepted_when_the_provider_can_send_it(
-    client: httpx.AsyncClient, clock: FakeClock
+    client: httpx.AsyncClient, arrange: Arrange, clock: FakeClock
 ) -> None:
-    message_id = await add_message(client, "x")
+    message_id = await arrange.message("x")
 
     answer = await client.post(
         "/api/v1/mailings", json=mailing_body(message_id, clock.now(), starts_in=timedelta(0))
