@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.consent.models import Suppression
 from sms_sender.models import Report, ReportStatus
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
-from tests.mailings.factories import add_message, create_mailing, mailing_body, reports_of
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -44,21 +44,35 @@ async def _three_clients(client: httpx.AsyncClient, clock: FakeClock) -> dict[st
     return ids
 
 
+async def _post_mailing(
+    client: httpx.AsyncClient, clock: FakeClock, message_id: int, **fields: Any
+) -> dict[str, Any]:
+    """POST /mailings for a mailing running now for two hours, to every client."""
+    body = {
+        "start_at": clock.now().isoformat(),
+        "end_at": (clock.now() + timedelta(hours=2)).isoformat(),
+        "message_id": message_id,
+        "filter": {},
+    }
+    response = await client.post("/api/v1/mailings", json=body | fields)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
 def _outcomes(reports: list[Report]) -> dict[str, tuple[str, str | None]]:
     return {report.phone: (report.status, report.error) for report in reports}
 
 
 async def test_advertising_skips_clients_without_consent_and_opted_out(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+    client: httpx.AsyncClient, arrange: Arrange, clock: FakeClock
 ) -> None:
     await _three_clients(client, clock)
-    message_id = await add_message(client)
-    mailing = await create_mailing(
-        client, mailing_body(message_id, clock.now(), purpose="advertising")
-    )
+    message_id = await arrange.message()
+    mailing = await _post_mailing(client, clock, message_id, purpose="advertising")
     assert mailing["purpose"] == "advertising"
 
-    assert _outcomes(await reports_of(session, mailing["id"])) == {
+    assert _outcomes(await arrange.reports(mailing["id"])) == {
         AGREED: ("pending", None),
         SILENT: ("skipped", "no_consent"),
         STOPPED: ("skipped", "opted_out"),
@@ -70,14 +84,13 @@ async def test_advertising_skips_clients_without_consent_and_opted_out(
 
 
 async def test_a_service_mailing_skips_only_the_opted_out(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+    client: httpx.AsyncClient, arrange: Arrange, clock: FakeClock
 ) -> None:
     await _three_clients(client, clock)
-    message_id = await add_message(client)
-    mailing = await create_mailing(client, mailing_body(message_id, clock.now()))
+    mailing = await _post_mailing(client, clock, await arrange.message())
     assert mailing["purpose"] == "service"  # the default: existing API users keep working
 
-    assert _outcomes(await reports_of(session, mailing["id"])) == {
+    assert _outcomes(await arrange.reports(mailing["id"])) == {
         AGREED: ("pending", None),
         SILENT: ("pending", None),
         STOPPED: ("skipped", "opted_out"),
@@ -112,16 +125,15 @@ async def test_preview_counts_whom_a_mailing_would_skip(
 
 
 async def test_opt_out_skips_unsent_reports_of_a_running_mailing(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+    client: httpx.AsyncClient, arrange: Arrange
 ) -> None:
     first = await _client(client, AGREED)
     await _client(client, SILENT)
-    message_id = await add_message(client)
-    mailing = await create_mailing(client, mailing_body(message_id, clock.now()))
+    mailing_id = await arrange.mailing(lasts=timedelta(hours=2))
 
     await _opt_out(client, first["id"], source="asked by phone")
 
-    assert _outcomes(await reports_of(session, mailing["id"])) == {
+    assert _outcomes(await arrange.reports(mailing_id)) == {
         AGREED: ("skipped", "opted_out"),
         SILENT: ("pending", None),
     }
@@ -278,13 +290,11 @@ async def test_a_stop_list_needs_its_header(client: httpx.AsyncClient) -> None:
 
 
 async def test_an_opted_out_client_gets_nothing_from_a_later_mailing(
-    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+    client: httpx.AsyncClient, arrange: Arrange
 ) -> None:
     stopped = await _client(client, STOPPED)
     await _opt_out(client, stopped["id"])
-    message_id = await add_message(client)
-    mailing = await create_mailing(client, mailing_body(message_id, clock.now()))
-    reports = await reports_of(session, mailing["id"])
+    reports = await arrange.reports(await arrange.mailing(lasts=timedelta(hours=2)))
     assert [report.status for report in reports] == [ReportStatus.SKIPPED]
 
 
