@@ -51,7 +51,7 @@ class Arrange:
         self.clock = clock
 
     async def clients(self, specs: Sequence[ClientSpec]) -> list[int]:
-        """The clients' ids, in phone order (the order of ``phones()``)."""
+        """The new clients' ids, in the order of ``specs``."""
         now = self.clock.now()
         rows = [
             {
@@ -66,10 +66,13 @@ class Arrange:
         ]
         async with self.sessionmaker() as session, session.begin():
             await session.execute(insert(Client), rows)
-            ids = await session.scalars(
-                select(Client.id).where(Client.phone.in_([spec.phone for spec in specs]))
+            made = await session.execute(
+                select(Client.phone, Client.id).where(
+                    Client.phone.in_([spec.phone for spec in specs])
+                )
             )
-            return sorted(ids)
+            id_of = {row.phone: row.id for row in made}
+            return [id_of[spec.phone] for spec in specs]
 
     async def many_clients(self, count: int, **fields: Any) -> list[int]:
         return await self.clients([ClientSpec(phone, **fields) for phone in phones(count)])
