@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,9 +17,26 @@ from sms_sender.audit.service import record
 from sms_sender.auth import service as auth_service
 from tests.conftest import FakeClock
 from tests.dispatch.test_logging import json_log_lines  # noqa: F401  (the fixture)
-from tests.mailings.factories import add_message, mailing_body
 
 pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+async def _post_message(client: httpx.AsyncClient, text: str = "Winter sale -20%") -> int:
+    """POST /messages, itself an audited change: the new message's id."""
+    response = await client.post("/api/v1/messages", json={"text": text})
+    assert response.status_code == 201, response.text
+    message_id: int = response.json()["id"]
+    return message_id
+
+
+def _mailing_body(message_id: int, start_at: datetime) -> dict[str, Any]:
+    """A POST /mailings body for two hours from ``start_at``, to every client."""
+    return {
+        "start_at": start_at.isoformat(),
+        "end_at": (start_at + timedelta(hours=2)).isoformat(),
+        "message_id": message_id,
+        "filter": {},
+    }
 
 
 async def _entries(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
@@ -58,9 +75,9 @@ async def test_api_changes_are_audited_with_the_token_name(
     created = await client.post("/api/v1/clients", json={"phone": "79001234567"})
     client_id = created.json()["id"]
     assert (await client.patch(f"/api/v1/clients/{client_id}", json={"tag": "vip"})).is_success
-    message_id = await add_message(client)
+    message_id = await _post_message(client)
     clock.advance(minutes=1)
-    body = mailing_body(message_id, clock.now(), starts_in=timedelta(hours=1))
+    body = _mailing_body(message_id, clock.now() + timedelta(hours=1))
     mailing_id = (await client.post("/api/v1/mailings", json=body)).json()["id"]
     for action in ("pause", "resume", "cancel"):
         response = await client.post(f"/api/v1/mailings/{mailing_id}/{action}")
@@ -90,8 +107,8 @@ async def test_api_changes_are_audited_with_the_token_name(
 async def test_resend_unknown_is_audited_with_how_many_went_again(
     client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
-    message_id = await add_message(client)
-    body = mailing_body(message_id, clock.now())
+    message_id = await _post_message(client)
+    body = _mailing_body(message_id, clock.now())
     mailing_id = (await client.post("/api/v1/mailings", json=body)).json()["id"]
     response = await client.post(f"/api/v1/mailings/{mailing_id}/resend-unknown")
     assert response.status_code == 200, response.text
@@ -101,7 +118,7 @@ async def test_resend_unknown_is_audited_with_how_many_went_again(
 
 
 async def test_a_refused_change_leaves_no_entry(client: httpx.AsyncClient) -> None:
-    message_id = await add_message(client)
+    message_id = await _post_message(client)
     response = await client.patch(f"/api/v1/messages/{message_id}", json={"text": ""})
     assert response.status_code == 422
     other = await client.post("/api/v1/clients", json={"phone": "79001234567"})
@@ -127,7 +144,7 @@ async def test_an_import_is_one_entry_with_its_counts(client: httpx.AsyncClient)
 
 
 async def test_the_log_is_paged_newest_first_and_filtered(client: httpx.AsyncClient) -> None:
-    ids = [await add_message(client, f"text {n}") for n in range(5)]
+    ids = [await _post_message(client, f"text {n}") for n in range(5)]
     pages = [(await client.get("/api/v1/audit", params={"limit": 2, "target": "message"})).json()]
     while pages[-1]["next_cursor"]:
         params = {"limit": 2, "target": "message", "cursor": pages[-1]["next_cursor"]}
@@ -147,7 +164,7 @@ async def test_the_log_line_carries_the_ids(
     client: httpx.AsyncClient,
     json_log_lines: io.StringIO,  # noqa: F811
 ) -> None:
-    message_id = await add_message(client)
+    message_id = await _post_message(client)
     logs = [json.loads(line) for line in json_log_lines.getvalue().splitlines()]
     (line,) = [log for log in logs if log["event"] == "audit"]
     assert line["message_id"] == message_id
@@ -157,7 +174,7 @@ async def test_the_log_line_carries_the_ids(
 async def test_tokens_made_outside_a_request_are_by_the_system(
     client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
 ) -> None:
-    await add_message(client)  # a request bound its token as the actor ...
+    await _post_message(client)  # a request bound its token as the actor ...
     assert current_actor() == SYSTEM  # ... for that request only
     async with sessionmaker() as session:
         await auth_service.create_token(session, "robot", clock.now())

@@ -13,25 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender.clients import service as clients_service
 from sms_sender.consent.rules import PhoneHasher
 from sms_sender.mailings import service as mailings_service
-from sms_sender.models import Client
 from sms_sender.reports.models import ReportStatus
+from tests.arrange import Arrange, ClientSpec
 from tests.conftest import FakeClock
 from tests.dispatch.conftest import eventually
-from tests.mailings.factories import (
-    add_clients,
-    add_message,
-    create_mailing,
-    mailing_body,
-    reports_of,
-)
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -48,23 +40,19 @@ class Someone:
 
 
 @pytest.fixture
-async def clients(session: AsyncSession, clock: FakeClock) -> list[Someone]:
+async def clients(arrange: Arrange) -> list[Someone]:
     """The client to be deleted, then one who stays."""
     phones = ("79160000001", "79160000002")
-    await add_clients(session, clock.now(), *((phone, "916", None) for phone in phones))
-    rows = await session.execute(select(Client.id, Client.phone).order_by(Client.id))
-    someone = [Someone(client_id, phone) for client_id, phone in rows]
-    await session.commit()  # ends the read, which on SQLite holds the write lock
-    return someone
+    ids = await arrange.clients([ClientSpec(phone) for phone in phones])
+    return [Someone(client_id, phone) for client_id, phone in zip(ids, phones, strict=True)]
 
 
 @pytest.fixture
-async def mailing_id(client: httpx.AsyncClient, clock: FakeClock) -> int:
+async def mailing_id(arrange: Arrange, clock: FakeClock) -> int:
     """A mailing to everyone, starting in ten minutes (the clock is then moved there)."""
-    body = mailing_body(await add_message(client), clock.now(), starts_in=timedelta(minutes=10))
-    created: dict[str, Any] = await create_mailing(client, body)
+    created = await arrange.mailing(start_in=timedelta(minutes=10), lasts=timedelta(hours=2))
     clock.advance(minutes=10)
-    return int(created["id"])
+    return created
 
 
 async def start(
@@ -103,7 +91,7 @@ async def until_waiting_or_done(engine: AsyncEngine, task: asyncio.Task[Any]) ->
 
 async def test_a_client_deleted_while_its_reports_are_made_has_them_detached(
     sessionmaker: async_sessionmaker[AsyncSession],
-    session: AsyncSession,
+    arrange: Arrange,
     clean_db: AsyncEngine,
     clock: FakeClock,
     clients: list[Someone],
@@ -118,7 +106,7 @@ async def test_a_client_deleted_while_its_reports_are_made_has_them_detached(
         await starting.commit()
     await deleting
 
-    reports = await reports_of(session, mailing_id)
+    reports = await arrange.reports(mailing_id)
     assert [(r.client_id, r.phone, r.status, r.error) for r in reports] == [
         (None, leaving.phone, ReportStatus.CANCELLED, "client deleted"),
         (staying.id, staying.phone, ReportStatus.PENDING, None),
@@ -127,7 +115,7 @@ async def test_a_client_deleted_while_its_reports_are_made_has_them_detached(
 
 async def test_a_mailing_starting_while_a_client_is_deleted_makes_no_report_for_them(
     sessionmaker: async_sessionmaker[AsyncSession],
-    session: AsyncSession,
+    arrange: Arrange,
     clean_db: AsyncEngine,
     clock: FakeClock,
     clients: list[Someone],
@@ -143,5 +131,5 @@ async def test_a_mailing_starting_while_a_client_is_deleted_makes_no_report_for_
         await deleting.commit()
 
     assert await starting == 1
-    reports = await reports_of(session, mailing_id)
+    reports = await arrange.reports(mailing_id)
     assert [(r.client_id, r.status) for r in reports] == [(staying.id, ReportStatus.PENDING)]
