@@ -3,6 +3,8 @@
 PostgreSQL comes from ``SMS_SENDER_TEST_POSTGRES_URL`` (an admin URL; each run creates and
 drops its own database). Without it the PostgreSQL half is skipped on a laptop and *fails* in CI
 (``CI=true``), so a broken CI set-up can never pass with half the suite silently missing.
+
+Test data is made one way, by the ``arrange`` fixture (tests/arrange.py, tests/README.md).
 """
 
 from __future__ import annotations
