@@ -21,12 +21,9 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from sms_sender.clients.models import Client
 from sms_sender.config import LogFormat, Settings
 from sms_sender.logging import configure_logging
-from sms_sender.mailings import service as mailings_service
 from sms_sender.mailings.models import Mailing
-from sms_sender.mailings.schemas import MailingCreate, MailingFilter
 from sms_sender.messages.models import Message
 from sms_sender.notifications.loop import NotificationLoop
 from sms_sender.reports.models import Report
@@ -272,34 +269,6 @@ def html_part(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("html",))
     assert part is not None
     return str(part.get_content()).replace("\r\n", "\n")
-
-
-async def mailing_to_clients(
-    sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock, clients: int
-) -> int:
-    """A mailing started now, through the mailings service, to ``clients`` new clients."""
-    now = clock.now()
-    async with sessionmaker() as session, session.begin():
-        session.add_all(
-            Client(
-                phone=f"7900000{n:04d}",
-                operator_code="900",
-                timezone="UTC",
-                created_at=now,
-                updated_at=now,
-            )
-            for n in range(clients)
-        )
-        message = Message(text="hello", created_at=now, updated_at=now)
-        session.add(message)
-        await session.flush()
-        payload = MailingCreate(
-            start_at=now,
-            end_at=now + timedelta(hours=6),
-            message_id=message.id,
-            filter=MailingFilter(),
-        )
-        return (await mailings_service.create(session, payload, now)).id
 
 
 async def unsent(sessionmaker: async_sessionmaker[AsyncSession], mailing_id: int) -> int:

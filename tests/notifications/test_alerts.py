@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sms_sender.db import Notifier
 from sms_sender.dispatch import DeliveryEngine, EngineTuning
 from sms_sender.providers.fake import FakeProvider, no_funds
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
 from tests.notifications.conftest import (
     Inbox,
@@ -22,7 +23,6 @@ from tests.notifications.conftest import (
     html_part,
     mail_settings,
     mailing_status,
-    mailing_to_clients,
     text_part,
 )
 
@@ -203,6 +203,7 @@ async def test_a_webhook_that_fails_is_retried_without_resending_the_e_mail(
 async def test_the_engine_pausing_a_mailing_for_funds_reaches_the_duty_inbox(
     inbox: Inbox,
     database_url: str,
+    arrange: Arrange,
     sessionmaker: async_sessionmaker[AsyncSession],
     notifier: Notifier,
     clock: FakeClock,
@@ -217,7 +218,8 @@ async def test_the_engine_pausing_a_mailing_for_funds_reaches_the_duty_inbox(
         provider=FakeProvider(default=no_funds("402 Insufficient funds")),
         tuning=EngineTuning(retry_after_error=0.1),
     )
-    mailing_id = await mailing_to_clients(sessionmaker, clock, clients=3)
+    await arrange.many_clients(3, operator_code="900")
+    mailing_id = await arrange.mailing(text="hello", lasts=timedelta(hours=6))
 
     async with asyncio.timeout(20), engine.running():
         while await mailing_status(sessionmaker, mailing_id) != "paused":  # noqa: ASYNC110

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import timedelta
 
 import pytest
 from prometheus_client import REGISTRY
@@ -18,6 +19,7 @@ from sms_sender.notifications import service
 from sms_sender.notifications.loop import NotificationTuning
 from sms_sender.notifications.mail import Mailer
 from sms_sender.providers.fake import FakeProvider
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
 from tests.notifications.conftest import (
     Inbox,
@@ -25,7 +27,6 @@ from tests.notifications.conftest import (
     LoopFactory,
     SilentServer,
     mail_settings,
-    mailing_to_clients,
     unsent,
 )
 
@@ -103,6 +104,7 @@ async def test_a_server_that_is_down_is_a_failure_with_its_reason(
 async def test_a_hung_mail_server_holds_up_neither_sending_nor_shutdown(
     silent_smtp: SilentServer,
     database_url: str,
+    arrange: Arrange,
     sessionmaker: async_sessionmaker[AsyncSession],
     notifier: Notifier,
     clock: FakeClock,
@@ -118,7 +120,8 @@ async def test_a_hung_mail_server_holds_up_neither_sending_nor_shutdown(
         tuning=EngineTuning(retry_after_error=0.1),
     )
     assert engine.notifications is not None
-    mailing_id = await mailing_to_clients(sessionmaker, clock, clients=10)
+    await arrange.many_clients(10, operator_code="900")
+    mailing_id = await arrange.mailing(text="hello", lasts=timedelta(hours=6))
 
     async with asyncio.timeout(20):
         async with engine.running():
@@ -175,6 +178,7 @@ def test_a_password_never_crosses_the_network_in_clear(url: str, start_tls: bool
 async def test_a_bug_in_the_notifications_loop_does_not_stop_the_sending(
     inbox: Inbox,
     database_url: str,
+    arrange: Arrange,
     sessionmaker: async_sessionmaker[AsyncSession],
     notifier: Notifier,
     clock: FakeClock,
@@ -196,7 +200,8 @@ async def test_a_bug_in_the_notifications_loop_does_not_stop_the_sending(
         provider=FakeProvider(),
         tuning=EngineTuning(retry_after_error=0.1),
     )
-    mailing_id = await mailing_to_clients(sessionmaker, clock, clients=5)
+    await arrange.many_clients(5, operator_code="900")
+    mailing_id = await arrange.mailing(text="hello", lasts=timedelta(hours=6))
 
     async with asyncio.timeout(20), engine.running():
         while await unsent(sessionmaker, mailing_id):  # noqa: ASYNC110 - rows fire no events
