@@ -8,6 +8,7 @@
 Each call commits in its own session, so the app, the engine and other processes see the rows
 and no test session holds SQLite's write lock. Mailings go through the mailings service, as the
 API's do; a test whose subject is the API call itself makes it with the ``client`` fixture.
+``stored_mailing`` writes history directly: a mailing in any status at any time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -49,6 +50,7 @@ class Arrange:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self.sessionmaker = sessionmaker
         self.clock = clock
+        self._report_phone = 0
 
     async def clients(self, specs: Sequence[ClientSpec]) -> list[int]:
         """The new clients' ids, in the order of ``specs``."""
@@ -152,3 +154,83 @@ class Arrange:
         """pause / resume / cancel, as the API does it."""
         async with self.sessionmaker() as session, session.begin():
             await getattr(mailings_service, action)(session, mailing_id, self.clock.now())
+
+    async def stored_mailing(
+        self,
+        *,
+        status: str,
+        started_at: datetime | None,
+        start_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        reports: dict[str, int] | None = None,
+        errors: dict[str, str] | None = None,
+        updated_at: datetime | None = None,
+        **columns: Any,
+    ) -> int:
+        """A mailing written as rows in any status at any time, e.g. finished yesterday.
+
+        The history the mailings service cannot make now: ``reports`` {status: count}, failed
+        ones carrying ``errors[status]``; phones 7900… counted on from the last call.
+        """
+        start_at = start_at or started_at
+        if start_at is None:
+            raise ValueError("a mailing needs a start_at or a started_at")
+        async with self.sessionmaker() as session, session.begin():
+            message = Message(text="Winter sale -20%", created_at=start_at, updated_at=start_at)
+            session.add(message)
+            await session.flush()
+            mailing = Mailing(
+                start_at=start_at,
+                end_at=start_at + timedelta(days=2),
+                message_id=message.id,
+                filter_operator_codes=[],
+                filter_tags=[],
+                status=status,
+                created_at=start_at,
+                updated_at=start_at,
+                started_at=started_at,
+                finished_at=finished_at,
+                **columns,
+            )
+            session.add(mailing)
+            await session.flush()
+            mailing_id = mailing.id
+        await self.stored_reports(
+            mailing_id, reports or {}, errors, updated_at or start_at, start_at
+        )
+        return mailing_id
+
+    async def stored_reports(
+        self,
+        mailing_id: int,
+        reports: dict[str, int],
+        errors: dict[str, str] | None = None,
+        updated_at: datetime | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
+        """``reports`` {status: count} more reports of the mailing; failed ones get ``errors``."""
+        moment = updated_at or created_at
+        if moment is None:
+            raise ValueError("reports need an updated_at or a created_at")
+        rows = []
+        for report_status, count in reports.items():
+            for _ in range(count):
+                self._report_phone += 1
+                rows.append(
+                    {
+                        "mailing_id": mailing_id,
+                        "client_id": None,
+                        "phone": f"7900{self._report_phone:07d}",
+                        "text": "Winter sale -20%",
+                        "timezone": "UTC",
+                        "status": report_status,
+                        "attempts": 1,
+                        "next_attempt_at": created_at or moment,
+                        "created_at": created_at or moment,
+                        "updated_at": moment,
+                        "error": (errors or {}).get(report_status),
+                    }
+                )
+        if rows:
+            async with self.sessionmaker() as session, session.begin():
+                await session.execute(insert(Report), rows)

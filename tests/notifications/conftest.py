@@ -1,4 +1,4 @@
-"""Arranging notification tests: a mail server and a webhook on 127.0.0.1, mailings as rows."""
+"""Arranging notification tests: a mail server and a webhook on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -18,13 +17,12 @@ import pytest
 import structlog
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender.config import LogFormat, Settings
 from sms_sender.logging import configure_logging
 from sms_sender.mailings.models import Mailing
-from sms_sender.messages.models import Message
 from sms_sender.notifications.loop import NotificationLoop
 from sms_sender.reports.models import Report
 from tests.conftest import FakeClock
@@ -170,93 +168,6 @@ def make_loop(clean_db: AsyncEngine, clock: FakeClock) -> LoopFactory:
         )
 
     return make
-
-
-class Rows:
-    """Mailings and their reports inserted as the engine leaves them, committed."""
-
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.sessionmaker = sessionmaker
-        self._phone = 0
-
-    async def mailing(
-        self,
-        *,
-        status: str,
-        started_at: datetime | None,
-        start_at: datetime | None = None,
-        finished_at: datetime | None = None,
-        reports: dict[str, int] | None = None,
-        errors: dict[str, str] | None = None,
-        updated_at: datetime | None = None,
-        **columns: Any,
-    ) -> int:
-        """A mailing with ``reports`` {status: count}; failed ones carry ``errors[status]``."""
-        start_at = start_at or started_at
-        if start_at is None:
-            raise ValueError("a mailing needs a start_at or a started_at")
-        async with self.sessionmaker() as session, session.begin():
-            message = Message(text="Winter sale -20%", created_at=start_at, updated_at=start_at)
-            session.add(message)
-            await session.flush()
-            mailing = Mailing(
-                start_at=start_at,
-                end_at=start_at + timedelta(days=2),
-                message_id=message.id,
-                filter_operator_codes=[],
-                filter_tags=[],
-                status=status,
-                created_at=start_at,
-                updated_at=start_at,
-                started_at=started_at,
-                finished_at=finished_at,
-                **columns,
-            )
-            session.add(mailing)
-            await session.flush()
-            mailing_id = mailing.id
-        await self.add_reports(mailing_id, reports or {}, errors, updated_at or start_at, start_at)
-        return mailing_id
-
-    async def add_reports(
-        self,
-        mailing_id: int,
-        reports: dict[str, int],
-        errors: dict[str, str] | None = None,
-        updated_at: datetime | None = None,
-        created_at: datetime | None = None,
-    ) -> None:
-        """``reports`` {status: count} more reports of the mailing; failed ones get ``errors``."""
-        moment = updated_at or created_at
-        if moment is None:
-            raise ValueError("reports need an updated_at or a created_at")
-        rows = []
-        for report_status, count in reports.items():
-            for _ in range(count):
-                self._phone += 1
-                rows.append(
-                    {
-                        "mailing_id": mailing_id,
-                        "client_id": None,
-                        "phone": f"7900{self._phone:07d}",
-                        "text": "Winter sale -20%",
-                        "timezone": "UTC",
-                        "status": report_status,
-                        "attempts": 1,
-                        "next_attempt_at": created_at or moment,
-                        "created_at": created_at or moment,
-                        "updated_at": moment,
-                        "error": (errors or {}).get(report_status),
-                    }
-                )
-        if rows:
-            async with self.sessionmaker() as session, session.begin():
-                await session.execute(insert(Report), rows)
-
-
-@pytest.fixture
-def rows(sessionmaker: async_sessionmaker[AsyncSession]) -> Rows:
-    return Rows(sessionmaker)
 
 
 def text_part(message: EmailMessage) -> str:

@@ -18,7 +18,6 @@ from tests.notifications.conftest import (
     Inbox,
     JsonLogs,
     LoopFactory,
-    Rows,
     Webhook,
     html_part,
     mail_settings,
@@ -40,7 +39,7 @@ def raised(kind: str) -> float:
 
 
 async def test_a_finished_mailing_is_announced_once_with_its_numbers(
-    rows: Rows,
+    arrange: Arrange,
     inbox: Inbox,
     webhook: Webhook,
     make_loop: LoopFactory,
@@ -49,13 +48,13 @@ async def test_a_finished_mailing_is_announced_once_with_its_numbers(
     json_logs: JsonLogs,
 ) -> None:
     now = clock.now()
-    mailing = await rows.mailing(
+    mailing = await arrange.stored_mailing(
         status="finished",
         started_at=now - timedelta(hours=3),
         finished_at=now - timedelta(minutes=5),
         reports={"delivered": 7, "failed": 2, "expired": 1},
     )
-    old = await rows.mailing(
+    old = await arrange.stored_mailing(
         status="finished",
         started_at=now - timedelta(days=3),
         finished_at=now - timedelta(days=2),
@@ -88,10 +87,10 @@ async def test_a_finished_mailing_is_announced_once_with_its_numbers(
 
 
 async def test_unknown_outcomes_are_announced_at_most_once_an_hour(
-    rows: Rows, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
+    arrange: Arrange, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
 ) -> None:
     now = clock.now()
-    mailing = await rows.mailing(
+    mailing = await arrange.stored_mailing(
         status="running",
         started_at=now - timedelta(hours=1),
         reports={"unknown": 3, "sent": 5},
@@ -101,7 +100,7 @@ async def test_unknown_outcomes_are_announced_at_most_once_an_hour(
 
     assert await loop.tick() == 1
     clock.advance(minutes=30)
-    await rows.add_reports(mailing, {"unknown": 2}, updated_at=clock.now())
+    await arrange.stored_reports(mailing, {"unknown": 2}, updated_at=clock.now())
     assert await loop.tick() == 0  # new unknowns, but the last alert is half an hour old
     clock.advance(minutes=31)
     assert await loop.tick() == 1
@@ -118,22 +117,22 @@ async def test_unknown_outcomes_are_announced_at_most_once_an_hour(
 
 
 async def test_a_failure_share_over_the_threshold_is_announced(
-    rows: Rows, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
+    arrange: Arrange, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
 ) -> None:
     now = clock.now()
-    failing = await rows.mailing(
+    failing = await arrange.stored_mailing(
         status="running",
         started_at=now - timedelta(hours=1),
         reports={"failed": 8, "undelivered": 4, "delivered": 18, "pending": 100},
         errors={"failed": "invalid number"},
     )
     # 10 % failed: under the threshold. Too few outcomes to judge: no alert either.
-    await rows.mailing(
+    await arrange.stored_mailing(
         status="running",
         started_at=now - timedelta(hours=1),
         reports={"failed": 3, "delivered": 27},
     )
-    await rows.mailing(
+    await arrange.stored_mailing(
         status="running", started_at=now - timedelta(hours=1), reports={"failed": 5, "sent": 1}
     )
     loop = make_loop(alert_settings(database_url, inbox, alert_failure_share=0.25))
@@ -151,16 +150,18 @@ async def test_a_failure_share_over_the_threshold_is_announced(
 
 
 async def test_a_mailing_paused_by_the_engine_is_announced_hourly_while_it_stays_paused(
-    rows: Rows, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
+    arrange: Arrange, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
 ) -> None:
     now = clock.now()
-    mailing = await rows.mailing(
+    mailing = await arrange.stored_mailing(
         status="paused",
         started_at=now - timedelta(hours=1),
         reports={"sent": 4, "pending": 6},
         paused_reason="provider: insufficient funds",
     )
-    await rows.mailing(status="paused", started_at=now, reports={"pending": 1})  # by a person
+    await arrange.stored_mailing(
+        status="paused", started_at=now, reports={"pending": 1}
+    )  # by a person
     loop = make_loop(alert_settings(database_url, inbox))
 
     assert await loop.tick() == 1
@@ -177,7 +178,7 @@ async def test_a_mailing_paused_by_the_engine_is_announced_hourly_while_it_stays
 
 
 async def test_a_webhook_that_fails_is_retried_without_resending_the_e_mail(
-    rows: Rows,
+    arrange: Arrange,
     inbox: Inbox,
     webhook: Webhook,
     make_loop: LoopFactory,
@@ -185,7 +186,7 @@ async def test_a_webhook_that_fails_is_retried_without_resending_the_e_mail(
     clock: FakeClock,
 ) -> None:
     now = clock.now()
-    await rows.mailing(
+    await arrange.stored_mailing(
         status="finished", started_at=now - timedelta(hours=1), finished_at=now, reports={"sent": 1}
     )
     loop = make_loop(alert_settings(database_url, inbox, alert_webhook_url=webhook.url))
@@ -235,12 +236,12 @@ async def test_the_engine_pausing_a_mailing_for_funds_reaches_the_duty_inbox(
 
 
 async def test_the_failure_share_is_looked_at_every_five_minutes_not_at_every_poll(
-    rows: Rows, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
+    arrange: Arrange, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
 ) -> None:
     loop = make_loop(alert_settings(database_url, inbox))
     assert await loop.tick() == 0  # looked: nothing fails
     now = clock.now()
-    failing = await rows.mailing(
+    failing = await arrange.stored_mailing(
         status="running", started_at=now, reports={"failed": 30}, errors={"failed": "refused"}
     )
 

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sms_sender.db import create_engine
 from sms_sender.models import Notification, Report
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
 from tests.notifications.conftest import (
     Inbox,
     LoopFactory,
-    Rows,
     SilentServer,
     html_part,
     mail_settings,
@@ -63,31 +63,35 @@ def status_line(by_status: dict[str, int]) -> str:
 
 
 async def test_report_of_the_day_lists_the_mailings_active_in_it_with_their_figures(
-    rows: Rows,
+    arrange: Arrange,
     inbox: Inbox,
     make_loop: LoopFactory,
     database_url: str,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    running = await rows.mailing(
+    running = await arrange.stored_mailing(
         status="running",
         started_at=at(14, 10),
         reports={"delivered": 6, "failed": 2, "undelivered": 1, "expired": 1, "pending": 2},
         errors={"failed": "invalid number", "undelivered": "absent subscriber"},
     )
     # Finished 01:00 Moscow time on the 14th: it was active that day.
-    ended_early = await rows.mailing(
+    ended_early = await arrange.stored_mailing(
         status="finished",
         started_at=at(13, 8),
         finished_at=at(13, 22),
         reports={"failed": 3, "delivered": 1},
         errors={"failed": "invalid number"},
     )
-    ended_before = await rows.mailing(
+    ended_before = await arrange.stored_mailing(
         status="finished", started_at=at(13, 8), finished_at=at(13, 20), reports={"sent": 4}
     )
-    started_after = await rows.mailing(status="running", started_at=at(14, 22), reports={"sent": 1})
-    scheduled = await rows.mailing(status="scheduled", started_at=None, start_at=at(16, 0))
+    started_after = await arrange.stored_mailing(
+        status="running", started_at=at(14, 22), reports={"sent": 1}
+    )
+    scheduled = await arrange.stored_mailing(
+        status="scheduled", started_at=None, start_at=at(16, 0)
+    )
 
     settings = mail_settings(
         database_url, inbox.port, report_from="SMS sender <sms-sender@example.com>"
@@ -120,7 +124,7 @@ async def test_report_of_the_day_lists_the_mailings_active_in_it_with_their_figu
 
 
 async def test_the_day_is_sent_once_then_the_next_day_after_its_report_time(
-    rows: Rows, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
+    arrange: Arrange, inbox: Inbox, make_loop: LoopFactory, database_url: str, clock: FakeClock
 ) -> None:
     loop = make_loop(mail_settings(database_url, inbox.port))
     assert await loop.tick() == 1

@@ -14,8 +14,9 @@ from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_sessionmaker
 from sms_sender.dispatch import DeliveryEngine
 from sms_sender.providers.fake import FakeProvider
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
-from tests.notifications.conftest import Inbox, Rows, text_part
+from tests.notifications.conftest import Inbox, text_part
 from tests.notifications.test_daily_report import at
 
 MAIL = {
@@ -123,9 +124,11 @@ def _engine(settings: Settings) -> DeliveryEngine:
 
 @pytest.mark.usefixtures("clean_db")
 async def test_report_show_prints_the_day_and_report_send_mails_it(
-    rows: Rows, inbox: Inbox, database_url: str, monkeypatch: pytest.MonkeyPatch
+    arrange: Arrange, inbox: Inbox, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mailing = await rows.mailing(status="running", started_at=at(14, 10), reports={"sent": 3})
+    mailing = await arrange.stored_mailing(
+        status="running", started_at=at(14, 10), reports={"sent": 3}
+    )
     env = {
         "SMS_SENDER_DATABASE_URL": database_url,
         "SMS_SENDER_LOG_LEVEL": "WARNING",
