@@ -45,7 +45,7 @@ def phones(count: int, start: int = 0) -> list[str]:
 
 
 class Arrange:
-    """Rows as the API would make them, committed so the engine (and other processes) see them."""
+    """Test data, each call committed so the app, the engine and other processes see it."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self.sessionmaker = sessionmaker
