@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.auth.models import Role
 from tests.admin.conftest import SignedIn, page_csrf
-from tests.admin.test_pages import _mailing
+from tests.admin.test_pages import VIP, _mailing
+from tests.arrange import Arrange
 from tests.conftest import FakeClock
-from tests.mailings.factories import add_clients
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -19,9 +18,9 @@ RUSSIAN = {"Accept-Language": "ru-RU,ru;q=0.9"}
 
 
 async def test_a_refused_mailing_control_is_explained_in_russian(
-    signed_in: SignedIn, client: httpx.AsyncClient, clock: FakeClock, session: AsyncSession
+    signed_in: SignedIn, client: httpx.AsyncClient, clock: FakeClock, arrange: Arrange
 ) -> None:
-    await add_clients(session, clock.now(), ("79001234567", "900", "vip"))
+    await arrange.clients([VIP])
     console = await signed_in(Role.OPERATOR)
     page = await _mailing(console, clock)
     csrf = await page_csrf(console, page)
