@@ -1,4 +1,4 @@
-"""Differences between SQLite and PostgreSQL live in sms_sender/dialects.py, nowhere else.
+"""Differences between SQLite and PostgreSQL live in sms_sender/dialects/, nowhere else.
 
 A caller that branches on the dialect's name, or builds a statement from one dialect's own
 module, is where a fix for one database misses the other. Migrations are frozen history and
@@ -13,7 +13,7 @@ from pathlib import Path
 import sms_sender
 
 PACKAGE = Path(sms_sender.__file__).parent
-ALLOWED = {PACKAGE / "dialects.py"}
+ALLOWED = PACKAGE / "dialects"
 FROZEN = PACKAGE / "migrations"
 # Asking which database this is, or importing one database's own statements.
 DIALECT_BRANCH = re.compile(r"dialect\.name|\bsqlalchemy\.dialects\b|get_backend_name\(")
@@ -22,7 +22,7 @@ DIALECT_BRANCH = re.compile(r"dialect\.name|\bsqlalchemy\.dialects\b|get_backend
 def _branching_modules() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path in ALLOWED or path.is_relative_to(FROZEN):
+        if path.is_relative_to(ALLOWED) or path.is_relative_to(FROZEN):
             continue
         lines = [
             f"{number}: {line.strip()}"
@@ -37,7 +37,7 @@ def _branching_modules() -> dict[str, list[str]]:
 def test_only_the_dialects_module_branches_on_the_database() -> None:
     found = _branching_modules()
     assert not found, (
-        "branch on the database only in sms_sender/dialects.py (add a named operation there): "
+        "branch on the database only in sms_sender/dialects/ (add a named operation there): "
         f"{found}"
     )
 
