@@ -28,7 +28,7 @@ from sms_sender.audit.endpoints import router as audit_router
 from sms_sender.auth.endpoints import require_audit_token, require_token
 from sms_sender.auth.service import RecentTokens
 from sms_sender.auth.token_first import TokenBeforeBody
-from sms_sender.clients.endpoints import IMPORT_PATH, IMPORT_SETTING
+from sms_sender.clients.endpoints import IMPORT_PATH, IMPORT_SETTING, client_consent_router
 from sms_sender.clients.endpoints import router as clients_router
 from sms_sender.clock import Clock, SystemClock
 from sms_sender.config import Settings
@@ -106,6 +106,7 @@ def create_app(
     install_error_handlers(app)
     api_routers = (
         clients_router,
+        client_consent_router,
         consent_router,
         messages_router,
         mailings_router,

@@ -27,6 +27,8 @@ from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.web import CallerDep, ClockDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["clients"])
+# A client's opt-out and consent history: client routes, listed with consent's in the API docs.
+client_consent_router = APIRouter(tags=["consent"])
 
 ClientId = Annotated[int, Path(ge=1, le=MAX_ID, description="The client's id.")]
 
@@ -207,9 +209,8 @@ async def delete_client(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post(
+@client_consent_router.post(
     "/clients/{client_id:int}/opt-out",
-    tags=["consent"],
     summary="Opt a client out: nothing more is sent to it",
     description="Stops every later message to the client, service ones included: its unsent "
     "reports become `skipped` (error `opted_out`) and no send starts after this answers. The "
@@ -233,9 +234,8 @@ async def opt_out_client(
     return ClientRead.model_validate(client)
 
 
-@router.get(
+@client_consent_router.get(
     "/clients/{client_id:int}/consent-history",
-    tags=["consent"],
     summary="A client's consent and opt-out changes, oldest first",
     description="Every change of consent or opt-out, with when, where from and who made it: "
     "the proof of consent the advertising law asks the sender to keep.",
