@@ -336,13 +336,6 @@ RUSSIAN: dict[str, str] = {
     "Save": "Сохранить",
     "Save changes": "Сохранить изменения",
     "Saved.": "Сохранено.",
-    "The mailing's status changed since this page was opened.": (
-        "Статус рассылки изменился после открытия страницы."
-    ),
-    "Reload the page": "Обновите страницу",
-    "to see its reports and the actions that apply now.": (
-        "чтобы увидеть её отчёты и доступные сейчас действия."
-    ),
     "Search": "Найти",
     "Send the messages whose outcome is unknown again? Some clients may get them twice: do "
     "it only if the provider confirms they did not arrive.": (

@@ -127,6 +127,20 @@ async def mailing_progress(
     }
 
 
+@router.get("/{mailing_id}/live", response_class=HTMLResponse)
+async def mailing_live(
+    request: Request, mailing_id: int, user: CurrentUser, session: ReadSessionDep
+) -> Response:
+    """The page's parts that follow the mailing: its actions and its reports table, as HTML.
+
+    The page asks every 2 s while the mailing runs (and once when its status changes), with
+    its own query (status, phone, cursor), so the table stays filtered and one page long.
+    """
+    mailing = await service.describe_one(session, await service.get(session, mailing_id))
+    context = await _detail_context(request, session, mailing, values=None, errors={})
+    return render(request, "mailing_live.html", context)
+
+
 @router.post("/{mailing_id}/edit", response_class=HTMLResponse)
 async def edit_mailing(
     request: Request,
@@ -239,6 +253,20 @@ async def _detail(
     errors: dict[str, str],
     status: int = 200,
 ) -> Response:
+    context = await _detail_context(request, session, mailing, values=values, errors=errors)
+    context["message"] = await messages.get(session, mailing.message_id)
+    return render(request, "mailing.html", context, status_code=status)
+
+
+async def _detail_context(
+    request: Request,
+    session: Any,
+    mailing: MailingRead,
+    *,
+    values: dict[str, Any] | None,
+    errors: dict[str, str],
+) -> dict[str, Any]:
+    """What the page's actions and its reports table show: one keyset page, filtered."""
     report_status, phone = _report_filters(request)
     found = await reports.page(
         session,
@@ -248,24 +276,17 @@ async def _detail(
         after_id=cursor_of(request),
         limit=DEFAULT_LIMIT,
     )
-    zone = zone_of(request)
-    message = await messages.get(session, mailing.message_id)
-    return render(
-        request,
-        "mailing.html",
-        {
-            "mailing": mailing,
-            "message": message,
-            "reports": found[:DEFAULT_LIMIT],
-            "next_cursor": next_cursor_of([report.id for report in found]),
-            "report_status": report_status,
-            "phone": phone or "",
-            "report_statuses": list(ReportStatus),
-            "values": _edit_values(mailing, zone) | (values or {}),
-            "errors": errors,
-        },
-        status_code=status,
-    )
+    return {
+        "mailing": mailing,
+        "reports": found[:DEFAULT_LIMIT],
+        "next_cursor": next_cursor_of([report.id for report in found]),
+        "report_status": report_status,
+        "phone": phone or "",
+        "report_statuses": list(ReportStatus),
+        "values": _edit_values(mailing, zone_of(request)) | (values or {}),
+        "errors": errors,
+        "page_path": f"{PREFIX}/mailings/{mailing.id}",
+    }
 
 
 def _edit_values(mailing: MailingRead, zone: str) -> dict[str, Any]:

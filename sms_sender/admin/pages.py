@@ -38,11 +38,15 @@ _environment = jinja2.Environment(
 )
 
 
-def with_query(request: Request, **changes: object) -> str:
-    """This page's URL with some query parameters changed (None removes one)."""
+def with_query(request: Request, path_: str | None = None, **changes: object) -> str:
+    """This page's URL with some query parameters changed (None removes one).
+
+    ``path_``: the page's path when the request is for a part of it (a fragment of the page).
+    """
+    path = path_ or request.url.path
     kept = [(key, value) for key, value in request.query_params.multi_items() if key not in changes]
     query = [*kept, *((key, str(value)) for key, value in changes.items() if value is not None)]
-    return f"{request.url.path}?{urlencode(query)}" if query else request.url.path
+    return f"{path}?{urlencode(query)}" if query else path
 
 
 _environment.globals["with_query"] = with_query

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -266,17 +266,15 @@ async def test_import_write_send_watch_and_export(
     await _shot(page, "mailing-new")
     await page.get_by_role("button", name="Create mailing").click()
     await expect(page.get_by_role("heading", name=re.compile(r"Mailing #\d+"))).to_be_visible()
+    await page.evaluate("window.notReloaded = true")
     await expect(page.locator("#progress-percent")).to_have_text("100", timeout=20_000)
     await expect(page.locator("#progress-done")).to_have_text("2")
-    # The page was rendered while the mailing ran (unless it finished first): once it has
-    # finished the page says so and hides the actions that no longer apply.
+    # The reports table and the actions follow the mailing to its end without a reload.
     await expect(page.locator("#mailing-status")).to_have_text("finished", timeout=20_000)
-    if await page.locator("#mailing-changed").is_visible():
-        await expect(page.get_by_role("button", name="Pause")).to_be_hidden()
-        await page.get_by_role("link", name="Reload the page").click()
-    await expect(page.locator("#mailing-changed")).to_be_hidden()
     await expect(page.get_by_role("button", name="Delete")).to_be_visible()
+    await expect(page.get_by_role("button", name="Pause")).to_have_count(0)
     await expect(page.get_by_role("cell", name="sent", exact=True)).to_have_count(2)
+    assert await page.evaluate("window.notReloaded === true")
     await _shot(page, "mailing")
 
     # The reports as CSV: one line per client of the filter, after the header.
@@ -322,6 +320,61 @@ async def test_pause_resume_cancel_behind_confirmations(context: BrowserContext)
     await expect(status).to_have_text("cancelled")
     await page.goto("/admin/mailings")
     await _shot(page, "mailings")
+
+
+async def test_the_reports_table_and_actions_follow_the_mailing_live(
+    context: BrowserContext,
+) -> None:
+    """A second page, filtered to pending reports, follows what the first one does."""
+    page = await context.new_page()
+    await _sign_in(page)
+    await page.goto("/admin/clients/new")
+    await page.get_by_label("Phone").fill("79051234567")
+    await page.get_by_label("Tag").fill("night")
+    await page.get_by_label("Time zone").fill("UTC")
+    await page.get_by_role("button", name="Save").click()
+    await page.goto("/admin/messages/new")
+    await page.get_by_label("Text").fill("Good night")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_have_text("Saved.")
+    message_id = page.url.split("?")[0].rsplit("/", 1)[-1]
+    await page.goto("/admin/mailings/new")
+    await page.get_by_label("Message").select_option(value=message_id)
+    await page.get_by_label("night", exact=True).check()
+    now = datetime.now().astimezone()
+    await page.get_by_label("Start", exact=True).fill(_local(now - timedelta(minutes=1)))
+    await page.get_by_label("End", exact=True).fill(_local(now + timedelta(hours=2)))
+    # A send window hours away in the client's zone (UTC): the report waits, pending.
+    utc_now = datetime.now(UTC)
+    await page.get_by_label("from", exact=True).fill(
+        (utc_now + timedelta(hours=3)).strftime("%H:%M")
+    )
+    await page.get_by_label("to", exact=True).fill((utc_now + timedelta(hours=4)).strftime("%H:%M"))
+    await page.get_by_role("button", name="Create mailing").click()
+    await expect(page.locator("#mailing-status")).to_have_text("running")
+
+    watcher = await context.new_page()
+    await watcher.goto(page.url.split("?")[0] + "?report_status=pending")
+    await expect(watcher.get_by_role("cell", name="79051234567")).to_be_visible()
+    await expect(watcher.get_by_role("button", name="Pause")).to_be_visible()
+    await watcher.evaluate("window.notReloaded = true")
+
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.get_by_role("button", name="Pause").click()
+    await expect(page.locator("#mailing-status")).to_have_text("paused")
+    await expect(watcher.locator("#mailing-status")).to_have_text("paused", timeout=10_000)
+    await expect(watcher.get_by_role("button", name="Resume")).to_be_visible()
+    await expect(watcher.get_by_role("button", name="Pause")).to_have_count(0)
+
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.get_by_role("button", name="Cancel").click()
+    await expect(watcher.locator("#mailing-status")).to_have_text("cancelled", timeout=10_000)
+    # The filter (pending) holds: the cancelled report leaves the table; Delete now applies.
+    await expect(watcher.get_by_text("No reports match.")).to_be_visible()
+    await expect(watcher.get_by_role("button", name="Delete")).to_be_visible()
+    await expect(watcher.get_by_role("button", name="Resume")).to_have_count(0)
+    assert await watcher.evaluate("window.notReloaded === true")
+    assert "report_status=pending" in watcher.url
 
 
 async def test_the_server_refuses_a_viewers_write_and_a_write_without_csrf(

@@ -348,3 +348,46 @@ async def test_the_forms_preview_is_the_apis_preview(
     )
     assert bad.status_code == 422
     assert "purpose" in bad.text
+
+
+async def test_the_live_part_follows_the_mailing_with_the_page_s_filter(
+    signed_in: SignedIn, clock: FakeClock, session: AsyncSession
+) -> None:
+    await add_clients(
+        session,
+        clock.now(),
+        *[(f"7900123456{digit}", "900", "vip") for digit in range(3)],
+        ("79161234567", "916", "vip"),
+    )
+    client = await signed_in(Role.OPERATOR)
+    page = await _mailing(client, clock)
+    live = await client.get(
+        f"{page}/live", params={"phone": "79001234561", "report_status": "pending"}
+    )
+    assert live.status_code == 200
+    assert 'id="mailing-reports"' in live.text
+    assert 'id="mailing-controls" data-status="running"' in live.text
+    assert live.text.count("<tr><td") == 1  # the phone filter holds
+    assert "79001234561" in live.text
+    assert ">Pause</button>" in live.text
+    assert ">Delete</button>" not in live.text
+    csrf = await page_csrf(client, page)
+    assert (await client.post(f"{page}/cancel", data={"csrf_token": csrf})).status_code == 303
+    after = await client.get(
+        f"{page}/live", params={"phone": "79001234561", "report_status": "pending"}
+    )
+    assert 'data-status="cancelled"' in after.text
+    assert "No reports match." in after.text  # none pending any more
+    assert ">Delete</button>" in after.text
+    assert ">Pause</button>" not in after.text
+
+
+async def test_the_live_part_s_pager_leads_to_the_page_not_to_the_part(
+    signed_in: SignedIn, clock: FakeClock, session: AsyncSession
+) -> None:
+    phones = [(f"790012{number:05d}", "900", "vip") for number in range(51)]
+    await add_clients(session, clock.now(), *phones)
+    client = await signed_in(Role.OPERATOR)
+    page = await _mailing(client, clock)
+    live = await client.get(f"{page}/live", params={"report_status": "pending"})
+    assert f'rel="next" href="{page}?report_status=pending&amp;cursor=' in live.text

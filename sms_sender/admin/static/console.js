@@ -292,14 +292,8 @@ async function refreshMailing(root) {
   document.getElementById("progress-detail").textContent = Object.entries(data.by_status)
     .filter(([, count]) => count).map(([status, count]) => statusName(status) + " " + count)
     .join(" · ");
-  const status = document.getElementById("mailing-status");
-  status.textContent = statusName(data.status);
-  if (data.status !== status.dataset.rendered) {
-    // The reports table and the actions were rendered for the old status: say so, and hide
-    // the actions that may no longer apply (the server would refuse them with a 409 anyway).
-    document.getElementById("mailing-changed").hidden = false;
-    document.querySelectorAll(".actions form, details.card").forEach((element) => { element.hidden = true; });
-  }
+  document.getElementById("mailing-status").textContent = statusName(data.status);
+  await refreshMailingParts(data.status);
   const at = Date.parse(data.now);
   const rate = rateOf("detail", done, at);
   let text = "";
@@ -308,6 +302,27 @@ async function refreshMailing(root) {
     if (rate > 0) text += " · " + root.dataset.finish + " " + formatTime(new Date(Math.min(at + left / rate * 1000, Date.parse(data.end_at))).toISOString());
   }
   document.getElementById("progress-rate").textContent = text;
+}
+
+// The reports table (this page's filter and page) while the mailing runs, and the actions
+// once its status changes: swapped in from /live, so they follow the mailing without a reload.
+async function refreshMailingParts(status) {
+  const controls = document.getElementById("mailing-controls");
+  const table = document.getElementById("mailing-reports");
+  const changed = controls.dataset.status !== status;
+  if (!table || (status !== "running" && !changed)) return;
+  const response = await consoleFetch(table.dataset.source + window.location.search,
+                                      { headers: { "Accept": "text/html" } });
+  if (!response.ok) return;
+  const parts = document.createElement("template");
+  parts.innerHTML = await response.text();
+  table.replaceChildren(...parts.content.getElementById("mailing-reports").childNodes);
+  const fresh = parts.content.getElementById("mailing-controls");
+  if (changed || fresh.dataset.status !== controls.dataset.status) {
+    // An open edit form is left alone only while the status stays what it was rendered for.
+    controls.replaceChildren(...fresh.childNodes);
+    controls.dataset.status = fresh.dataset.status;
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
