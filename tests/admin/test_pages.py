@@ -26,7 +26,7 @@ from sms_sender.auth.models import Role
 from sms_sender.messages.encoding import sms_size
 from sms_sender.models import Report, ReportStatus
 from tests.admin.conftest import SignedIn, page_csrf
-from tests.arrange import Arrange, ClientSpec
+from tests.arrange import Arrange, ClientSpec, phones
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -351,13 +351,11 @@ async def test_the_forms_preview_is_the_apis_preview(
 
 
 async def test_the_live_part_follows_the_mailing_with_the_page_s_filter(
-    signed_in: SignedIn, clock: FakeClock, session: AsyncSession
+    signed_in: SignedIn, clock: FakeClock, arrange: Arrange
 ) -> None:
-    await add_clients(
-        session,
-        clock.now(),
-        *[(f"7900123456{digit}", "900", "vip") for digit in range(3)],
-        ("79161234567", "916", "vip"),
+    await arrange.clients(
+        [ClientSpec(f"7900123456{digit}", "900", "vip") for digit in range(3)]
+        + [ClientSpec("79161234567", "916", "vip")]
     )
     client = await signed_in(Role.OPERATOR)
     page = await _mailing(client, clock)
@@ -383,10 +381,9 @@ async def test_the_live_part_follows_the_mailing_with_the_page_s_filter(
 
 
 async def test_the_live_part_s_pager_leads_to_the_page_not_to_the_part(
-    signed_in: SignedIn, clock: FakeClock, session: AsyncSession
+    signed_in: SignedIn, clock: FakeClock, arrange: Arrange
 ) -> None:
-    phones = [(f"790012{number:05d}", "900", "vip") for number in range(51)]
-    await add_clients(session, clock.now(), *phones)
+    await arrange.clients([ClientSpec(phone, "900", "vip") for phone in phones(51)])
     client = await signed_in(Role.OPERATOR)
     page = await _mailing(client, clock)
     live = await client.get(f"{page}/live", params={"report_status": "pending"})
