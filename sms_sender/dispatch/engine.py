@@ -47,7 +47,8 @@ class EngineTuning:
     heartbeat: HeartbeatTuning = field(default_factory=HeartbeatTuning)
     scheduler_poll: timedelta = timedelta(seconds=5)
     delivery_poll: timedelta = timedelta(seconds=30)
-    retry_after_error: float = RETRY_AFTER_ERROR  # the scheduler's and the engine's own loop
+    # After a database error: the scheduler's, the worker's and the engine's own loop.
+    retry_after_error: float = RETRY_AFTER_ERROR
 
 
 class DeliveryEngine:
@@ -84,6 +85,7 @@ class DeliveryEngine:
             notifier=notifier,
             tuning=self.tuning.worker,
             retry=retry,
+            retry_after_error=self.tuning.retry_after_error,
             worker_id=worker_id,
         )
         self.heartbeat = Heartbeat(

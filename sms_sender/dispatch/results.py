@@ -1,10 +1,11 @@
-"""Outcomes of sends, written to their reports in batches while the worker keeps sending.
+"""Recording settlements in batches: one statement per batch, then "is the mailing finished?".
 
-Answers arrive one by one; each waits here at most ``linger`` seconds (or until ``batch_size``
-have gathered) and is then written with the others in one statement, by a background task, so
-the worker hands over the next group while the database records the last. One write runs at a
-time. A write that fails keeps its batch for the next attempt and raises its error from the
-next call, so the worker's loop sees a lost database (and backs off) or a bug (and stops).
+The worker gathers its answers in :class:`Unrecorded`, which writes them a batch at a time in
+the background while the worker goes on sending (see :mod:`sms_sender.dispatch.worker`). A
+batch is written by :class:`Recorder` in one transaction, guarded so that a report cancelled
+or reclaimed meanwhile is not overwritten. A row the database refuses is a bug of that row, not
+an outage: the batch is halved until the row is alone. Any other error is raised for the
+worker's loop (a lost database: it backs off; a bug: it stops), and the batch is kept.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -21,101 +23,37 @@ from sms_sender import metrics
 from sms_sender.clock import Clock
 from sms_sender.dialects import begin_write
 from sms_sender.dispatch import repository
-from sms_sender.dispatch.repository import Settlement, fit
+from sms_sender.dispatch.repository import fit
 from sms_sender.dispatch.scheduler import log_finished
+from sms_sender.dispatch.types import Settlement
 from sms_sender.reports import lifecycle
 from sms_sender.reports.models import ERROR_SIZE
 
 _log = structlog.get_logger(__name__)
 
 
-class Results:
-    """Settlements of one worker waiting to be written; see the module docstring."""
+@dataclass(frozen=True)
+class Recorder:
+    """Writes one worker's settlements; holds no state between batches."""
 
-    def __init__(
-        self,
-        *,
-        database: AsyncEngine,
-        clock: Clock,
-        owner: str,
-        provider_name: str,
-        batch_size: int,
-        linger: float,
-    ) -> None:
-        self._database = database
-        self._clock = clock
-        self._owner = owner
-        self._provider_name = provider_name
-        self._batch_size = batch_size
-        self._linger = linger
-        self._waiting: list[Settlement] = []
-        self._in_write: list[Settlement] = []
-        self._first_added_at = 0.0
-        self._writing: asyncio.Task[None] | None = None
-        self._failure: BaseException | None = None
-        self._paused: list[int] = []
+    database: AsyncEngine
+    clock: Clock
+    owner: str
+    provider_name: str
 
-    @property
-    def urgent(self) -> bool:
-        """Whether a waiting result pauses its mailing: it must be written before more sends."""
-        return any(settlement.pauses_mailing for settlement in self._waiting)
-
-    def take_paused(self) -> list[int]:
-        """Mailings paused by the writes since the last call (their held reports must go back)."""
-        paused, self._paused = self._paused, []
-        return paused
-
-    def report_ids(self) -> list[int]:
-        """Reports whose outcome is known here but not yet written (they are still ours)."""
-        return [settlement.report_id for settlement in (*self._in_write, *self._waiting)]
-
-    def add(self, settlement: Settlement) -> None:
-        if not self._waiting:
-            self._first_added_at = time.monotonic()
-        self._waiting.append(settlement)
-
-    def write_when_due(self) -> None:
-        """Start a background write if enough has gathered or waited long enough."""
-        self._raise_failure()
-        if self._writing is not None or not self._waiting:
-            return
-        lingered = time.monotonic() - self._first_added_at >= self._linger
-        if lingered or len(self._waiting) >= self._batch_size:
-            self._writing = asyncio.create_task(self._write_waiting())
-
-    async def flush(self) -> None:
-        """Write everything gathered so far, waiting for a write in progress first."""
-        if self._writing is not None:
-            await asyncio.wait([self._writing])
-        self._raise_failure()
-        if self._waiting:
-            self._writing = asyncio.create_task(self._write_waiting())
-            await asyncio.wait([self._writing])
-            self._raise_failure()
-
-    async def _write_waiting(self) -> None:
-        batch, self._waiting = self._waiting, []
-        self._in_write = batch
-        try:
-            await self._write(batch)
-        except BaseException as exc:  # re-raised by the next call; nothing is lost meanwhile
-            self._waiting[:0] = batch
-            self._failure = exc
-        finally:
-            self._in_write = []
-            self._writing = None
-
-    async def _write(self, batch: list[Settlement]) -> None:
-        now = self._clock.now()
+    async def record(self, batch: Sequence[Settlement]) -> list[int]:
+        """Write the batch, then finish its mailings if done; the mailings it paused."""
+        now = self.clock.now()
         mailing_ids = sorted({settlement.mailing_id for settlement in batch})
-        written = await self._record(batch, now)
+        paused: list[int] = []
+        written = await self._record(batch, now, paused)
         # Whether a mailing is done is asked only after the commit. Asked inside it, two workers
         # settling a mailing's last reports at once would each still see the other's reports
         # `sending` (neither has committed) and neither would finish it. Of two such checks,
         # the later one starts after both commits and sees every report settled.
-        async with begin_write(self._database) as connection:
+        async with begin_write(self.database) as connection:
             finished = await repository.finish_mailings(connection, now, mailing_ids)
-        _log_settled(self._provider_name, batch)
+        _log_settled(self.provider_name, batch)
         if written < len(batch):
             _log.warning(
                 "some results were not written: their reports changed meanwhile "
@@ -124,9 +62,10 @@ class Results:
                 skipped=len(batch) - written,
             )
         log_finished(finished, now)
+        return paused
 
-    async def _record(self, batch: Sequence[Settlement], now: datetime) -> int:
-        """Write the batch in one transaction; a row the database refuses is failed on its own.
+    async def _record(self, batch: Sequence[Settlement], now: datetime, paused: list[int]) -> int:
+        """Write the batch in one transaction; a row the database refuses is written on its own.
 
         Refused data (too long, a broken constraint) is a bug of one row, not an outage: the
         batch is halved until the row is alone, everything else is written, and that row is
@@ -134,13 +73,14 @@ class Results:
         may have it, else ``failed``: see lifecycle.unrecorded), so the worker keeps going.
         """
         try:
-            return await self._record_together(batch, now)
+            return await self._record_together(batch, now, paused)
         except repository.UNAVAILABLE as exc:
             if not repository.is_bad_data(exc):
                 raise
             if len(batch) > 1:
                 half = len(batch) // 2
-                return await self._record(batch[:half], now) + await self._record(batch[half:], now)
+                first = await self._record(batch[:half], now, paused)
+                return first + await self._record(batch[half:], now, paused)
             [refused] = batch
             _log.error(
                 "the database refused a result; recorded as unknown or failed instead",
@@ -148,16 +88,18 @@ class Results:
                 report_id=refused.report_id,
                 exc_info=exc,
             )
-            return await self._record_together([_unrecordable(refused, exc)], now)
+            return await self._record_together([_unrecordable(refused, exc)], now, paused)
 
-    async def _record_together(self, batch: Sequence[Settlement], now: datetime) -> int:
+    async def _record_together(
+        self, batch: Sequence[Settlement], now: datetime, paused: list[int]
+    ) -> int:
         pauses = {s.mailing_id: s.error or "no funds" for s in batch if s.pauses_mailing}
-        async with begin_write(self._database) as connection:
-            written = await repository.settle(connection, batch, owner=self._owner, now=now)
-            paused = await repository.pause_mailings(connection, pauses, now=now)
-        self._paused += paused
-        for mailing_id in paused:
-            metrics.MAILINGS_PAUSED.labels(self._provider_name).inc()
+        async with begin_write(self.database) as connection:
+            written = await repository.settle(connection, batch, owner=self.owner, now=now)
+            paused_now = await repository.pause_mailings(connection, pauses, now=now)
+        paused += paused_now
+        for mailing_id in paused_now:
+            metrics.MAILINGS_PAUSED.labels(self.provider_name).inc()
             _log.warning(
                 "mailing paused: the provider's account cannot pay; resume it after a top-up",
                 mailing_id=mailing_id,
@@ -165,10 +107,63 @@ class Results:
             )
         return written
 
-    def _raise_failure(self) -> None:
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
+
+class Unrecorded:
+    """Answers waiting to be written, and the one write in progress in the background."""
+
+    def __init__(self, recorder: Recorder, *, batch_size: int, linger: float) -> None:
+        self._recorder = recorder
+        self._batch_size = batch_size
+        self._linger = linger
+        self._waiting: list[Settlement] = []
+        self._waiting_since = 0.0
+        self._writing: tuple[list[Settlement], asyncio.Task[list[int]]] | None = None
+        self.pausing = False  # a waiting answer pauses its mailing: write it before more sends
+
+    def add(self, answers: list[Settlement]) -> None:
+        if answers and not self._waiting:
+            self._waiting_since = time.monotonic()
+        self._waiting += answers
+        self.pausing = self.pausing or any(answer.pauses_mailing for answer in answers)
+
+    def report_ids(self) -> list[int]:
+        """Reports whose outcome is known here but not yet written (they are still ours)."""
+        writing = self._writing[0] if self._writing is not None else []
+        return [settlement.report_id for settlement in (*writing, *self._waiting)]
+
+    async def write_when_due(self) -> list[int]:
+        """Start a write once enough gathered or waited; the mailings the last write paused."""
+        paused = await self._finish_write(wait=False)
+        lingered = time.monotonic() - self._waiting_since >= self._linger
+        if self._writing is None and (lingered or len(self._waiting) >= self._batch_size):
+            self._start_write()
+        return paused
+
+    async def write_all(self) -> list[int]:
+        """Write everything gathered, after the write in progress; the mailings paused."""
+        paused = await self._finish_write(wait=True)
+        if self._waiting:
+            self._start_write()
+            paused += await self._finish_write(wait=True)
+        return paused
+
+    def _start_write(self) -> None:
+        if self._waiting:
+            batch, self._waiting, self.pausing = self._waiting, [], False
+            self._writing = batch, asyncio.create_task(self._recorder.record(batch))
+
+    async def _finish_write(self, *, wait: bool) -> list[int]:
+        """Take the write in progress once done (or wait for it): raises its error, and then
+        its batch waits to be written again, so nothing is lost."""
+        if self._writing is None or not (wait or self._writing[1].done()):
+            return []
+        (batch, writing), self._writing = self._writing, None
+        try:
+            return await writing
+        except BaseException:
+            self._waiting[:0] = batch
+            self.pausing = any(settlement.pauses_mailing for settlement in self._waiting)
+            raise
 
 
 def _unrecordable(settlement: Settlement, error: Exception) -> Settlement:

@@ -1,14 +1,17 @@
-"""One provider call: the last checks before it, the call itself, and what its answer means.
+"""Provider calls: the last checks before one, the call itself, and what its answer means.
 
-The worker runs one of these per message, concurrently. Between the end_at check and the call
-there is no ``await``, so no call starts at or after a mailing's end, however late the message
-got its rate-limit slot. The end and send window it checks are those read when the report was
-handed over, so an edit made while the report waited in the worker is respected.
+The worker runs one per message, concurrently, as tasks in :class:`InFlight`: each puts its
+settlement on a queue the worker takes from, so nothing calls back into the worker. Between
+the end_at check and the call there is no ``await``, so no call starts at or after a mailing's
+end, however late the message got its rate-limit slot. The end and send window it checks are
+those read when the report was handed over, so an edit made while the report waited in the
+worker is respected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -17,9 +20,11 @@ from prometheus_client import Histogram
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
+from sms_sender.dispatch.handover import Handed
 from sms_sender.dispatch.ratelimit import wait_for_slot
-from sms_sender.dispatch.repository import ClaimedReport, MailingTerms, Settlement, fit
+from sms_sender.dispatch.repository import fit
 from sms_sender.dispatch.retry import RetryPolicy
+from sms_sender.dispatch.types import ClaimedReport, MailingTerms, Settlement
 from sms_sender.logging import message_fields
 from sms_sender.providers.base import OutgoingMessage, Provider, SendResult
 from sms_sender.reports import lifecycle
@@ -155,3 +160,70 @@ class Sender:
             attempted=transition.attempted,
             pauses_mailing=transition.pauses_mailing,
         )
+
+
+class InFlight:
+    """The calls under way, at most ``concurrency``; their answers wait in a queue until taken."""
+
+    def __init__(self, sender: Sender, concurrency: int) -> None:
+        self._sender = sender
+        self._concurrency = concurrency
+        self._calls: dict[int, asyncio.Task[None]] = {}  # by report id
+        self._answers: asyncio.Queue[tuple[int, Settlement | None]] = asyncio.Queue()
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def free(self) -> int:
+        return self._concurrency - len(self._calls)
+
+    def report_ids(self) -> list[int]:
+        """The reports whose call is under way or whose answer is not yet taken."""
+        return list(self._calls)
+
+    def start(self, handed: Handed) -> None:
+        self._calls[handed.report.id] = asyncio.create_task(self._call(handed))
+
+    def take(self) -> list[Settlement]:
+        """The answers that came since the last take."""
+        answers: list[Settlement] = []
+        while not self._answers.empty():
+            self._took(*self._answers.get_nowait(), answers)
+        return answers
+
+    async def wait(self, free: int, within: float, wake: asyncio.Event) -> list[Settlement]:
+        """Take answers as they come until ``free`` slots are free, ``wake`` is set or
+        ``within`` seconds pass."""
+        answers = self.take()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while self.free() < free and not wake.is_set():
+                    self._took(*await self._answers.get(), answers)
+        return answers + self.take()
+
+    async def finish(self, grace: float) -> list[Settlement]:
+        """Shutdown: ``grace`` seconds to answer, then the rest are cancelled (outcome unknown)."""
+        calls = list(self._calls.values())
+        if calls:
+            _log.info("waiting for sends in flight", count=len(calls))
+            await asyncio.wait(calls, timeout=grace)
+            for call in calls:
+                call.cancel()  # Sender.send turns this into a settlement: the outcome is unknown
+            await asyncio.wait(calls)
+        return self.take()
+
+    def _took(self, report_id: int, settlement: Settlement | None, into: list[Settlement]) -> None:
+        del self._calls[report_id]
+        if settlement is not None:
+            into.append(settlement)
+
+    async def _call(self, handed: Handed) -> None:
+        settlement = None
+        try:
+            settlement = await self._sender.send(handed.report, handed.terms, handed.slot_at)
+        except Exception:  # a bug: its lease runs out, then reclaim settles it
+            _log.exception(
+                "send task failed", mailing_id=handed.report.mailing_id, report_id=handed.report.id
+            )
+        finally:
+            self._answers.put_nowait((handed.report.id, settlement))

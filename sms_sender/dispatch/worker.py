@@ -1,19 +1,22 @@
-"""The worker: claims due reports in batches, sends them concurrently, writes results in batches.
+"""The worker: one loop that claims due reports, hands them over, sends them and records them.
 
 A report's life in one worker, and what a crash at each point leaves behind:
 
-1. **claimed** — leased to this worker, still ``pending``. A crash leaves an expiring lease;
-   any worker claims it again. Nothing was sent.
+1. **claimed** — leased to this worker, still ``pending``, held in ``_held``. A crash leaves an
+   expiring lease; any worker claims it again. Nothing was sent.
 2. **handed over** — right before its provider call (a small group at a time, as concurrency
    and the shared rate limit allow) it is marked ``sending`` and *committed*, after a last
-   check that its mailing is still running. A crash from here on leaves ``sending`` with an
-   expiring lease: the gateway may have the message, so it becomes ``unknown`` and is never
-   sent again (unless the provider is idempotent). See :func:`repository.reclaim`; a dead
-   worker's leases are taken over sooner, when its heartbeat stops or its pid is gone
-   (:mod:`sms_sender.dispatch.heartbeat`). The hand-over is :mod:`sms_sender.dispatch.handover`;
-   what each answer does to the report, :mod:`sms_sender.reports.lifecycle`.
-3. **settled** — the answers are written together, a batch per statement, guarded so that a
-   report cancelled or reclaimed meanwhile is not overwritten.
+   check that its mailing is still running (:mod:`sms_sender.dispatch.handover`). A crash from
+   here on leaves ``sending`` with an expiring lease: the gateway may have the message, so it
+   becomes ``unknown`` and is never sent again (unless the provider is idempotent). See
+   :func:`repository.reclaim`; a dead worker's leases are taken over sooner, when its
+   heartbeat stops or its pid is gone (:mod:`sms_sender.dispatch.heartbeat`).
+3. **sent** — its call runs as a task in ``_in_flight`` (:mod:`sms_sender.dispatch.sending`:
+   the last "may it go now?", the call, what the answer means); the loop takes its answer, a
+   settlement, into ``_unrecorded``.
+4. **settled** — the loop writes ``_unrecorded`` in batches, in the background, a statement
+   per batch (:mod:`sms_sender.dispatch.results`), guarded so that a report cancelled or
+   reclaimed meanwhile is not overwritten; then asks whether its mailing is finished.
 
 Graceful shutdown (the stop event): no new claims or hand-overs, in-flight calls get
 ``shutdown_grace`` seconds to answer and are recorded, claimed reports are released at once.
@@ -22,9 +25,10 @@ Graceful shutdown (the stop event): no new claims or hand-overs, in-flight calls
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,15 +38,16 @@ from sms_sender.config import Settings
 from sms_sender.db import CHANNEL_REPORTS, Notifier
 from sms_sender.dialects import begin_write, read_only
 from sms_sender.dispatch import repository
-from sms_sender.dispatch.handover import HandOver
+from sms_sender.dispatch.handover import Claim, HandOver, clearance
 from sms_sender.dispatch.heartbeat import new_worker_id
 from sms_sender.dispatch.ratelimit import RateLimiter
-from sms_sender.dispatch.repository import ClaimedReport, MailingTerms, Settlement
-from sms_sender.dispatch.results import Results
+from sms_sender.dispatch.results import Recorder, Unrecorded
 from sms_sender.dispatch.retry import RetryPolicy
-from sms_sender.dispatch.sending import Sender
+from sms_sender.dispatch.sending import InFlight, Sender
+from sms_sender.dispatch.types import ClaimedReport, MailingTerms
 from sms_sender.dispatch.wakeups import RETRY_AFTER_ERROR, set_when, wait_or_stop
 from sms_sender.providers.base import Provider
+from sms_sender.reports.lifecycle import Verdict
 
 _log = structlog.get_logger(__name__)
 
@@ -53,11 +58,10 @@ class WorkerTuning:
 
     poll_interval: timedelta = timedelta(seconds=5)  # look for due work even without a wake-up
     # How often to look for sends abandoned by dead workers; None: half the lease, so one is
-    # settled within 1.5 leases of its worker's death.
+    # taken over within 1.5 leases of its worker's death.
     reclaim_interval: timedelta | None = None
-    result_linger: float = 0.05  # seconds a result may wait to be written with others
+    result_linger: float = 0.05  # seconds an answer may wait to be written with others
     shutdown_grace: float = 10.0  # seconds in-flight sends get to answer at shutdown
-    retry_after_error: float = RETRY_AFTER_ERROR
 
 
 class Worker:
@@ -73,6 +77,7 @@ class Worker:
         notifier: Notifier,
         tuning: WorkerTuning | None = None,
         retry: RetryPolicy | None = None,
+        retry_after_error: float = RETRY_AFTER_ERROR,
         worker_id: str | None = None,
     ) -> None:
         self.id = worker_id or new_worker_id()
@@ -83,39 +88,34 @@ class Worker:
         self._clock = clock
         self._notifier = notifier
         self._tuning = tuning or WorkerTuning()
+        self._retry_after_error = retry_after_error
         self._lease = timedelta(seconds=settings.lease_seconds)
         self._limiter = RateLimiter(settings.rate_limit)
-        self._sender = Sender(
+        self._hand_over = HandOver(
+            database, clock, self.id, provider.name, self._lease, self._limiter
+        )
+        sender = Sender(
             provider=provider,
             clock=clock,
             retry=retry or RetryPolicy(settings.max_attempts, settings.retry_backoff),
             # A provider call may not outlive its lease, or a live send would look abandoned.
             timeout=settings.lease_seconds / 2,
         )
-        self._hand_over = HandOver(
-            database=database,
-            clock=clock,
-            owner=self.id,
-            provider_name=provider.name,
-            lease=self._lease,
-            limiter=self._limiter,
-            start_send=self._start_send,
-        )
-        self._in_flight: dict[asyncio.Task[Settlement], ClaimedReport] = {}
-        self._results = Results(
-            database=database,
-            clock=clock,
-            owner=self.id,
-            provider_name=provider.name,
+        # The reports this worker holds, by step (see the module docstring); only the loop
+        # changes these.
+        self._held: deque[ClaimedReport] = deque()
+        self._terms: dict[int, MailingTerms] = {}  # of the held reports' mailings, as claimed
+        self._in_flight = InFlight(sender, settings.concurrency)
+        self._unrecorded = Unrecorded(
+            Recorder(database, clock, self.id, provider.name),
             batch_size=settings.batch_size,
             linger=self._tuning.result_linger,
         )
+        self._claiming: asyncio.Task[Claim] | None = None
+        # What the loop knows of the queue of due work.
         self._drained = False
         self._last_claim_empty = False
-        self._claiming: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._enough_free = asyncio.Event()
-        self._slots_wanted = settings.concurrency
         self._next_reclaim_at = clock.now()
         self._claimed_up_to = clock.now()
         self._next_renewal_at = clock.now() + self._lease / 3
@@ -144,9 +144,9 @@ class Worker:
                     if not await self.turn(stop):
                         await self._idle(stop)
                 except repository.UNAVAILABLE as exc:
-                    # What was held keeps its lease and results stay queued; try again soon.
+                    # What was held keeps its lease and answers stay gathered; try again soon.
                     _log.warning("database unavailable; worker retries", error=repr(exc))
-                    await wait_or_stop(self._tuning.retry_after_error, stop)
+                    await wait_or_stop(self._retry_after_error, stop)
         finally:
             stop_watch.cancel()
             self._notifier.unsubscribe(CHANNEL_REPORTS, self._wake)
@@ -169,93 +169,140 @@ class Worker:
             self._drained = False  # look again: a retry or a released report may be due now
 
     async def turn(self, stop: asyncio.Event) -> bool:
-        """One turn of the loop, from claim to record; False when there is nothing to do.
-
-        Housekeeping first (renew leases, reclaim abandoned sends, write a pause at once), then:
-        claim the next batch in the background while the last is sent, hand over the next group
-        as slots free up (the hand-over asks may it go now, marks it ``sending`` and starts the
-        calls), and write the answers that came back in batches.
-        """
+        """One turn of the loop, from claim to record; False when there is nothing to do."""
         now = self._clock.now()
         if now >= self._next_renewal_at:
             await self._renew_leases()
         if now >= self._next_reclaim_at:
             await self.reclaim()
-        if self._results.urgent:
-            await self._results.flush()  # a pause lands before anything more of its mailing goes
-        await self._release_paused()
-        self._results.write_when_due()
-        self._collect_claim()
-        if self._wants_claim():
-            # Claim the next batch while this one is being sent, so the slots never wait for
-            # a claim's round trip.
-            self._claiming = asyncio.create_task(self._claim())
-        if not self._hand_over.held and self._claiming is not None:
-            await self._claimed()  # nothing to hand over before it lands
-        if self._hand_over.held or self._in_flight:
-            await self._advance(stop)
-            return True
-        await self._results.flush()
-        return False
+        # Record what was answered: in the background, or at once if a mailing pauses.
+        await self._record_when_due()
+        # Claim the next batch in the background while this one is sent, so the slots never
+        # wait for a claim's round trip.
+        await self._take_claim(wait=False)
+        if not self._drained and self._claiming is None and len(self._held) < self._batch_size:
+            self._claiming = asyncio.create_task(
+                self._hand_over.claim(self._start_claim(), self._batch_size)
+            )
+        if not self._held and self._claiming is not None:
+            await self._take_claim(wait=True)  # nothing to hand over before it lands
+        if not self._held and not self._in_flight:
+            await self._record_all()
+            return False
+        # Hand over the next group as slots free up (its calls start), and take the answers.
+        await self._send_next(stop)
+        return True
 
-    def _wants_claim(self) -> bool:
-        held = len(self._hand_over.held)
-        return not self._drained and self._claiming is None and held < self._settings.batch_size
+    @property
+    def _batch_size(self) -> int:
+        return self._settings.batch_size
 
-    def _collect_claim(self) -> None:
-        """Take the result of a claim that ran in the background: its error, if any."""
-        if self._claiming is not None and self._claiming.done():
-            claiming, self._claiming = self._claiming, None
-            claiming.result()
+    def _start_claim(self) -> datetime:
+        self._wake.clear()  # a wake-up from here on means "look again"
+        self._claimed_up_to = self._clock.now()  # everything due by then is looked at
+        return self._claimed_up_to
 
-    async def _claimed(self) -> None:
-        """Wait for the claim running in the background."""
-        if self._claiming is not None:
-            await asyncio.wait([self._claiming])
-            self._collect_claim()
+    async def _take_claim(self, *, wait: bool) -> None:
+        """Hold what the background claim brought, once it is done (raises its error)."""
+        if self._claiming is None or not (wait or self._claiming.done()):
+            return
+        claiming, self._claiming = self._claiming, None
+        claimed, ready, terms = await claiming
+        self._drained = len(claimed) < self._batch_size
+        self._last_claim_empty = not claimed
+        still_held = {report.mailing_id for report in self._held}
+        self._terms = {i: t for i, t in self._terms.items() if i in still_held} | terms
+        self._held.extend(ready)
+        if claimed:
+            _log.debug(
+                "claimed reports",
+                mailing_ids=sorted(terms),
+                report_ids=[report.id for report in claimed],
+            )
 
-    async def _advance(self, stop: asyncio.Event) -> None:
+    async def _send_next(self, stop: asyncio.Event) -> None:
         """Hand over the next group as concurrency slots free up, or wait for answers."""
-        if not self._hand_over.held:
+        if not self._held:
             await self._wait_for_answers(self._settings.concurrency)
             return
-        group = min(
-            len(self._hand_over.held), self._limiter.group_size(), self._settings.concurrency
-        )
+        group = min(len(self._held), self._limiter.group_size(), self._settings.concurrency)
         enough = max(1, group // 4)
-        if self._free_slots() < enough:
+        if self._in_flight.free() < enough:
             # Answers often come in bursts: a moment's wait makes one hand-over of many
             # instead of many hand-overs of one (each costs a round trip), while a quarter
             # of a group keeps the slots busy when answers trickle in.
             await self._wait_for_answers(enough)
-        if self._results.urgent:
-            return  # a mailing pauses: the loop writes that first
-        if self._free_slots() > 0 and not stop.is_set():
-            await self._hand_over.next_group(min(self._free_slots(), group), stop)
+        if self._unrecorded.pausing:
+            return  # a mailing pauses: the next turn records that first
+        if self._in_flight.free() > 0 and not stop.is_set():
+            await self._hand_over_group(min(self._in_flight.free(), group), stop)
 
-    async def _release_paused(self) -> None:
-        """Give back the held reports of mailings this worker just paused (no funds)."""
-        paused = set(self._results.take_paused())
-        if not paused:
+    async def _hand_over_group(self, size: int, stop: asyncio.Event) -> None:
+        """Mark the next ``size`` held reports ``sending`` and start their calls."""
+        now = self._clock.now()
+        upcoming = itertools.islice(self._held, size)
+        if any(clearance(r, self._terms, now).verdict is not Verdict.GO for r in upcoming):
+            await self._screen_held(now)  # the window closed (or the end came) since the claim
+        group = [self._held.popleft() for _ in range(min(size, len(self._held)))]
+        if not group:
             return
-        held = self._hand_over.held
-        released = [report.id for report in held if report.mailing_id in paused]
-        self._hand_over.held = deque(report for report in held if report.mailing_id not in paused)
+        try:
+            handed = await self._hand_over.mark(group, stop)
+        except BaseException:
+            # Not marked, or marked without our knowing: a retry marks only the former; the
+            # latter stay ``sending``, are not renewed and are reclaimed when their lease ends.
+            self._held.extendleft(reversed(group))
+            raise
+        for each in handed:
+            self._in_flight.start(each)
+
+    async def _wait_for_answers(self, free_slots: int) -> None:
+        """Take answers as they come, until ``free_slots`` slots are free or a moment passed."""
+        linger = self._tuning.result_linger
+        self._unrecorded.add(await self._in_flight.wait(free_slots, linger, self._wake))
+        if self._wake.is_set():
+            self._drained = False
+
+    async def _record_when_due(self) -> None:
+        """Write the answers once enough gathered or waited; a pause first, and at once."""
+        self._unrecorded.add(self._in_flight.take())
+        if self._unrecorded.pausing:  # it lands before anything more of its mailing goes
+            await self._give_back(await self._unrecorded.write_all())
+        else:
+            await self._give_back(await self._unrecorded.write_when_due())
+
+    async def _record_all(self) -> None:
+        self._unrecorded.add(self._in_flight.take())
+        await self._give_back(await self._unrecorded.write_all())
+
+    async def _give_back(self, paused: list[int]) -> None:
+        """Release the held reports of mailings this worker just paused (no funds)."""
+        stopped = set(paused)
+        if not stopped:
+            return
+        released = [report.id for report in self._held if report.mailing_id in stopped]
+        self._held = deque(report for report in self._held if report.mailing_id not in stopped)
         await self._hand_over.release(released)
 
-    def _free_slots(self) -> int:
-        return self._settings.concurrency - len(self._in_flight)
+    async def _screen_held(self, now: datetime) -> None:
+        """Screen every held report at once, keeping only those that may go now."""
+        held = list(self._held)
+        self._held.clear()
+        try:
+            async with begin_write(self._database) as connection:
+                ready = await self._hand_over.screen(connection, held, self._terms, now)
+        except BaseException:
+            self._held.extend(held)  # still ours (leased): try them again
+            raise
+        self._held.extend(ready)
 
     async def reclaim(self) -> None:
-        """Settle ``sending`` reports abandoned by dead workers (see repository.reclaim)."""
+        """Take over ``sending`` reports abandoned by dead workers (see repository.reclaim)."""
         now = self._clock.now()
         resendable = self._provider.name if self._provider.idempotent else None
         async with begin_write(self._database) as connection:
             reclaimed = await repository.reclaim(
-                connection,
-                now=now,
-                in_flight=self._sending_ids(),
-                resendable_provider=resendable,
+                connection, now=now, in_flight=self._sending_ids(), resendable_provider=resendable
             )
         self._next_reclaim_at = now + (self._tuning.reclaim_interval or self._lease / 2)
         for report in reclaimed:
@@ -267,71 +314,16 @@ class Worker:
                 status=report.status,
             )
 
-    async def _claim(self) -> None:
-        self._wake.clear()  # a wake-up from here on means "look again"
+    def _sending_ids(self) -> list[int]:
+        """Reports this worker marked ``sending``: in flight, or answered but not yet written."""
+        return self._in_flight.report_ids() + self._unrecorded.report_ids()
+
+    async def _renew_leases(self) -> None:
         now = self._clock.now()
-        self._claimed_up_to = now  # everything due by then was looked at
-        ready: list[ClaimedReport] = []
+        held = [report.id for report in self._held] + self._sending_ids()
         async with begin_write(self._database) as connection:
-            claimed = await repository.claim(
-                connection,
-                owner=self.id,
-                now=now,
-                lease_until=now + self._lease,
-                limit=self._settings.batch_size,
-            )
-            if claimed:
-                ready = await self._hand_over.admit(connection, claimed, now)
-        self._drained = len(claimed) < self._settings.batch_size
-        self._last_claim_empty = not claimed
-        self._hand_over.held.extend(ready)
-        if claimed:
-            _log.debug(
-                "claimed reports",
-                mailing_ids=sorted(self._hand_over.terms),
-                report_ids=[report.id for report in claimed],
-            )
-
-    def _start_send(self, report: ClaimedReport, terms: MailingTerms, slot: float) -> None:
-        task = asyncio.create_task(self._sender.send(report, terms, slot))
-        self._in_flight[task] = report
-        task.add_done_callback(self._on_answer)
-
-    def _on_answer(self, task: asyncio.Task[Settlement]) -> None:
-        report = self._in_flight.pop(task)
-        if self._free_slots() >= self._slots_wanted:
-            self._enough_free.set()
-        if task.cancelled():  # only if the event loop itself is being torn down
-            return
-        if (error := task.exception()) is not None:  # a bug: the lease runs out, then reclaim
-            _log.error(
-                "send task failed",
-                mailing_id=report.mailing_id,
-                report_id=report.id,
-                exc_info=error,
-            )
-            return
-        self._results.add(task.result())
-
-    async def _wait_for_answers(self, free_slots: int) -> None:
-        """Wait until ``free_slots`` slots are free, a wake-up, or ``result_linger`` passes."""
-        self._slots_wanted = free_slots
-        if self._free_slots() >= free_slots:
-            return
-        self._enough_free.clear()
-        waits = [
-            asyncio.ensure_future(self._enough_free.wait()),
-            asyncio.ensure_future(self._wake.wait()),
-        ]
-        try:
-            await asyncio.wait(
-                waits, timeout=self._tuning.result_linger, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for wait in waits:
-                wait.cancel()
-        if self._wake.is_set():
-            self._drained = False
+            await repository.renew(connection, held, owner=self.id, lease_until=now + self._lease)
+        self._next_renewal_at = now + self._lease / 3
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep until the next retry or window opening, a wake-up, or the poll interval."""
@@ -344,30 +336,15 @@ class Worker:
             await self._clock.sleep_until(min(next_due or poll_at, poll_at), self._wake)
         self._drained = False
 
-    def _sending_ids(self) -> list[int]:
-        """Reports this worker marked ``sending``: in flight, or answered but not yet written."""
-        return [report.id for report in self._in_flight.values()] + self._results.report_ids()
-
-    async def _renew_leases(self) -> None:
-        now = self._clock.now()
-        held = [report.id for report in self._hand_over.held] + self._sending_ids()
-        async with begin_write(self._database) as connection:
-            await repository.renew(connection, held, owner=self.id, lease_until=now + self._lease)
-        self._next_renewal_at = now + self._lease / 3
-
     async def _shut_down(self) -> None:
         if self._claiming is not None:  # let it finish, so what it claimed is released below
-            await asyncio.wait([self._claiming])
-            self._claiming = None
-        held = [report.id for report in self._hand_over.held]
-        self._hand_over.held.clear()
+            try:
+                await self._take_claim(wait=True)
+            except repository.UNAVAILABLE as exc:  # what it leased, if anything, runs out
+                _log.warning("the last claim failed at shutdown", error=repr(exc))
+        held = [report.id for report in self._held]
+        self._held.clear()
         await self._hand_over.release(held)
-        if self._in_flight:
-            _log.info("waiting for sends in flight", count=len(self._in_flight))
-            await asyncio.wait(list(self._in_flight), timeout=self._tuning.shutdown_grace)
-        for task in list(self._in_flight):
-            task.cancel()  # Sender.send turns this into a settlement: the outcome is unknown
-        if self._in_flight:
-            await asyncio.wait(list(self._in_flight))
-        await self._results.flush()
+        self._unrecorded.add(await self._in_flight.finish(self._tuning.shutdown_grace))
+        await self._record_all()
         _log.info("worker stopped", worker_id=self.id, released=len(held))

@@ -11,8 +11,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.dispatch import repository
-from sms_sender.dispatch.repository import Settlement
-from sms_sender.dispatch.results import Results
+from sms_sender.dispatch.results import Recorder
+from sms_sender.dispatch.types import Settlement
 from sms_sender.reports.models import Report, ReportStatus
 from tests.arrange import Arrange
 from tests.conftest import FakeClock
@@ -52,19 +52,9 @@ async def test_two_workers_settling_the_last_reports_together_finish_the_mailing
 
     monkeypatch.setattr(repository, "finish_mailings", finish_when_both_ask)
 
-    writers = [
-        Results(
-            database=clean_db,
-            clock=clock,
-            owner=owner,
-            provider_name="fake",
-            batch_size=1,
-            linger=0.0,
-        )
-        for owner in ("worker-a", "worker-b")
-    ]
-    for writer, report_id in zip(writers, (first, second), strict=True):
-        writer.add(
+    recorders = [Recorder(clean_db, clock, owner, "fake") for owner in ("worker-a", "worker-b")]
+    batches = [
+        [
             Settlement(
                 report_id=report_id,
                 mailing_id=mailing_id,
@@ -72,8 +62,12 @@ async def test_two_workers_settling_the_last_reports_together_finish_the_mailing
                 status=ReportStatus.SENT,
                 sent_at=clock.now(),
             )
-        )
-    await asyncio.gather(*(writer.flush() for writer in writers))
+        ]
+        for report_id in (first, second)
+    ]
+    await asyncio.gather(
+        *(recorder.record(batch) for recorder, batch in zip(recorders, batches, strict=True))
+    )
 
     assert await arrange.statuses(mailing_id) == {"sent": 2}
     assert await arrange.mailing_status(mailing_id) == "finished"

@@ -26,15 +26,12 @@ from sms_sender.dispatch.repository._schedule import (
 )
 from sms_sender.dispatch.repository._settle import (
     Reclaimed,
-    Settlement,
     fit,
     pause_mailings,
     reclaim,
     settle,
 )
 from sms_sender.dispatch.repository._work import (
-    ClaimedReport,
-    MailingTerms,
     claim,
     hand_over,
     mailing_terms,
@@ -45,6 +42,7 @@ from sms_sender.dispatch.repository._work import (
     skip_opted_out,
 )
 from sms_sender.dispatch.repository._workers import beat, beats, forget, release_claims_of
+from sms_sender.dispatch.types import ClaimedReport, MailingTerms, Settlement
 
 # Errors that say "the database (or the network to it) is unavailable right now".
 UNAVAILABLE = (DBAPIError, OSError, TimeoutError)

@@ -22,6 +22,7 @@ from sms_sender.dispatch.repository._rows import (
     status_is,
     update_each,
 )
+from sms_sender.dispatch.types import Settlement
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.lifecycle import (
     CLIENT_DELETED,
@@ -31,25 +32,6 @@ from sms_sender.reports.lifecycle import (
     outcome_unknown,
 )
 from sms_sender.reports.models import ERROR_SIZE, ReportStatus
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """How one send ended, as it is written to its report."""
-
-    report_id: int
-    mailing_id: int
-    client_id: int | None
-    status: ReportStatus
-    error: str | None = None
-    provider_message_id: str | None = None
-    sent_at: datetime | None = None
-    next_attempt_at: datetime | None = None
-    # False when the provider was never called (shutdown before the call, a window that
-    # closed, a refusal for lack of funds): the attempt counted at hand-over is given back.
-    attempted: bool = True
-    # The provider's account cannot pay: the mailing pauses, with ``error`` as the reason.
-    pauses_mailing: bool = False
 
 
 def fit(text: str | None, size: int) -> str | None:

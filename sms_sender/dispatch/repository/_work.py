@@ -6,7 +6,6 @@ How the sends end (settle, reclaim) is in :mod:`sms_sender.dispatch.repository._
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import BigInteger, func, or_, select, update
@@ -23,30 +22,10 @@ from sms_sender.dispatch.repository._rows import (
     reports,
     update_each,
 )
+from sms_sender.dispatch.types import ClaimedReport, MailingTerms
 from sms_sender.dispatch.window import DailyWindow
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.reports.models import ReportStatus
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedReport:
-    """A due report this worker holds a lease on; still ``pending`` until handed over."""
-
-    id: int
-    mailing_id: int
-    client_id: int | None
-    phone: str
-    text: str
-    timezone: str
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class MailingTerms:
-    """What a worker must respect when sending a mailing's reports."""
-
-    end_at: datetime
-    window: DailyWindow | None
 
 
 async def claim(

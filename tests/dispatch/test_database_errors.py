@@ -1,0 +1,41 @@
+"""The engine's tuning reaches its worker: after a database error it tries again that soon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from sms_sender.dispatch import repository
+from sms_sender.providers.fake import FakeProvider
+from tests.dispatch.conftest import Arrange, EngineFactory, eventually
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+async def test_the_worker_tries_again_after_the_engines_retry_after_error(
+    arrange: Arrange, make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claim = repository.claim
+    failures: list[str] = []
+
+    async def unavailable_once(*args: Any, **kwargs: Any) -> Any:
+        if not failures:
+            failures.append("claim")
+            raise OperationalError("claim", {}, ConnectionError("the database went away"))
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "claim", unavailable_once)
+    await arrange.many_clients(3)
+    provider = FakeProvider()
+    # The tests' engine waits 0.1 s after a database error; the default is 2 s.
+    async with make_engine(provider).running():
+        mailing_id = await arrange.mailing()
+
+        async def finished() -> bool:
+            return await arrange.mailing_status(mailing_id) == "finished"
+
+        await eventually(finished, within=1.5, what="the mailing sent after one failed claim")
+    assert failures == ["claim"]
+    assert await arrange.statuses(mailing_id) == {"sent": 3}
