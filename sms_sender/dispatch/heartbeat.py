@@ -82,7 +82,7 @@ class Heartbeat:
             dead = self._dead(await repository.beats(connection))
             if not dead:
                 return []
-            settled = await repository.reclaim(
+            taken_over = await repository.reclaim(
                 connection,
                 now=now,
                 in_flight=[],
@@ -93,7 +93,7 @@ class Heartbeat:
             await repository.forget(connection, dead)
         for worker_id in dead:
             self._seen.pop(worker_id, None)
-        for report in settled:
+        for report in taken_over:
             _log.warning(
                 "took over a send of a dead worker",
                 mailing_id=report.mailing_id,
@@ -104,7 +104,7 @@ class Heartbeat:
         _log.warning(
             "took over the leases of dead workers",
             dead_workers=dead,
-            settled=len(settled),
+            taken_over=len(taken_over),
             released=released,
         )
         self._on_take_over()

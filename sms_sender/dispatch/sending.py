@@ -221,7 +221,7 @@ class InFlight:
         settlement = None
         try:
             settlement = await self._sender.send(handed.report, handed.terms, handed.slot_at)
-        except Exception:  # a bug: its lease runs out, then reclaim settles it
+        except Exception:  # a bug: its lease runs out, then reclaim takes it over
             _log.exception(
                 "send task failed", mailing_id=handed.report.mailing_id, report_id=handed.report.id
             )

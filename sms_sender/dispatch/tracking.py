@@ -87,13 +87,13 @@ class DeliveryPoller:
         """One round over the messages due a question; returns how many got a final status."""
         now = self._clock.now()
         try:
-            settled = await self._poll_round(now)
+            delivered = await self._poll_round(now)
         except TrackingThrottled as exc:
             self._slow_down(exc)
             return 0
         self._last_round_at = now
         self._backoff = None
-        return settled
+        return delivered
 
     def _slow_down(self, throttled: TrackingThrottled) -> None:
         doubled = 2 * (self._backoff or self._interval)
@@ -110,7 +110,7 @@ class DeliveryPoller:
     async def _poll_round(self, now: datetime) -> int:
         sent_since = now - self._horizon
         after: tuple[datetime, int] | None = None
-        settled = 0
+        finals = 0
         while True:
             async with self._reader.connect() as connection:
                 page = await repository.awaiting_delivery(
@@ -121,10 +121,10 @@ class DeliveryPoller:
                     limit=self._batch_size,
                 )
             if not page:
-                return settled
+                return finals
             due = [report for report in page if self._is_due(report.sent_at, now)]
             if due:
-                settled += await self._settle(due)
+                finals += await self._record_statuses(due)
             after = (page[-1].sent_at, page[-1].id)
 
     def _is_due(self, sent_at: datetime, now: datetime) -> bool:
@@ -138,7 +138,8 @@ class DeliveryPoller:
             cap=cap,
         )
 
-    async def _settle(self, page: list[AwaitingDelivery]) -> int:
+    async def _record_statuses(self, page: list[AwaitingDelivery]) -> int:
+        """Ask the provider about these sent messages; record and count the final answers."""
         answers = await self._tracker.delivery_status(
             [report.provider_message_id for report in page]
         )

@@ -35,7 +35,11 @@ class MailingTerms:
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    """How one send ended, as it is written to its report ("settling" it)."""
+    """How one send ended, as it is written to its report: "settling" it, in dispatch's words.
+
+    Only this is called settling; a dead worker's sends are *reclaimed* (taken over), a
+    delivery status is *recorded*.
+    """
 
     report_id: int
     mailing_id: int

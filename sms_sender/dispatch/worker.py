@@ -40,6 +40,7 @@ from sms_sender.dialects import begin_write, read_only
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.handover import Claim, HandOver, clearance
 from sms_sender.dispatch.heartbeat import new_worker_id
+from sms_sender.dispatch.leases import Leases
 from sms_sender.dispatch.ratelimit import RateLimiter
 from sms_sender.dispatch.results import Recorder, Unrecorded
 from sms_sender.dispatch.retry import RetryPolicy
@@ -57,8 +58,7 @@ class WorkerTuning:
     """Timings with sensible defaults; tests shorten some."""
 
     poll_interval: timedelta = timedelta(seconds=5)  # look for due work even without a wake-up
-    # How often to look for sends abandoned by dead workers; None: half the lease, so one is
-    # taken over within 1.5 leases of its worker's death.
+    # How often to look for sends abandoned by dead workers (None: half the lease).
     reclaim_interval: timedelta | None = None
     result_linger: float = 0.05  # seconds an answer may wait to be written with others
     shutdown_grace: float = 10.0  # seconds in-flight sends get to answer at shutdown
@@ -94,6 +94,14 @@ class Worker:
         self._hand_over = HandOver(
             database, clock, self.id, provider.name, self._lease, self._limiter
         )
+        self._leases = Leases(
+            database=database,
+            clock=clock,
+            owner=self.id,
+            provider=provider,
+            lease=self._lease,
+            reclaim_interval=self._tuning.reclaim_interval,
+        )
         sender = Sender(
             provider=provider,
             clock=clock,
@@ -116,9 +124,7 @@ class Worker:
         self._drained = False
         self._last_claim_empty = False
         self._wake = asyncio.Event()
-        self._next_reclaim_at = clock.now()
         self._claimed_up_to = clock.now()
-        self._next_renewal_at = clock.now() + self._lease / 3
 
     @property
     def provider_name(self) -> str:
@@ -170,10 +176,9 @@ class Worker:
 
     async def turn(self, stop: asyncio.Event) -> bool:
         """One turn of the loop, from claim to record; False when there is nothing to do."""
-        now = self._clock.now()
-        if now >= self._next_renewal_at:
-            await self._renew_leases()
-        if now >= self._next_reclaim_at:
+        if self._leases.renewal_due():
+            await self._leases.renew([report.id for report in self._held] + self._sending_ids())
+        if self._leases.reclaim_due():
             await self.reclaim()
         # Record what was answered: in the background, or at once if a mailing pauses.
         await self._record_when_due()
@@ -298,32 +303,11 @@ class Worker:
 
     async def reclaim(self) -> None:
         """Take over ``sending`` reports abandoned by dead workers (see repository.reclaim)."""
-        now = self._clock.now()
-        resendable = self._provider.name if self._provider.idempotent else None
-        async with begin_write(self._database) as connection:
-            reclaimed = await repository.reclaim(
-                connection, now=now, in_flight=self._sending_ids(), resendable_provider=resendable
-            )
-        self._next_reclaim_at = now + (self._tuning.reclaim_interval or self._lease / 2)
-        for report in reclaimed:
-            _log.warning(
-                "reclaimed a send abandoned by a stopped worker",
-                mailing_id=report.mailing_id,
-                report_id=report.report_id,
-                client_id=report.client_id,
-                status=report.status,
-            )
+        await self._leases.reclaim(self._sending_ids())
 
     def _sending_ids(self) -> list[int]:
         """Reports this worker marked ``sending``: in flight, or answered but not yet written."""
         return self._in_flight.report_ids() + self._unrecorded.report_ids()
-
-    async def _renew_leases(self) -> None:
-        now = self._clock.now()
-        held = [report.id for report in self._held] + self._sending_ids()
-        async with begin_write(self._database) as connection:
-            await repository.renew(connection, held, owner=self.id, lease_until=now + self._lease)
-        self._next_renewal_at = now + self._lease / 3
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep until the next retry or window opening, a wake-up, or the poll interval."""

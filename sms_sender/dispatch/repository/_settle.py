@@ -1,4 +1,5 @@
-"""How a worker's sends end: answers settled in batches, abandoned sends reclaimed.
+"""How a worker's sends end: answers settled (written to their reports) in batches; sends
+abandoned by a dead worker reclaimed.
 
 A report that goes back to ``pending`` either way is closed instead when it can never be sent
 (see :func:`_unless_closed`).
@@ -154,7 +155,7 @@ async def reclaim(
     resendable_provider: str | None,
     dead_owners: Sequence[str] = (),
 ) -> list[Reclaimed]:
-    """Settle ``sending`` reports whose lease expired, or whose owner died: outcome unknown.
+    """Take over ``sending`` reports whose lease expired, or whose owner died: outcome unknown.
 
     A live worker renews the leases of its sends, so an expired one means its worker died, or
     lost track of it (a commit whose answer never arrived). They become ``unknown`` and are
@@ -162,7 +163,7 @@ async def reclaim(
     provider: a repeat is delivered once), which go back to ``pending``, or close if they can
     never be sent (see :func:`_unless_closed`). ``in_flight``: the calling worker's own sends,
     alive whatever their lease says. ``dead_owners``: workers known dead (heartbeat stopped,
-    or process gone), whose sends are settled without waiting for their leases (see
+    or process gone), whose sends are taken over without waiting for their leases (see
     :mod:`sms_sender.dispatch.heartbeat`). Reports merely claimed (still ``pending``) need
     nothing here: an expired lease makes them claimable again, and a dead owner's are released
     by :func:`release_claims_of`.
