@@ -82,13 +82,16 @@ class Recorder:
                 first = await self._record(batch[:half], now, paused)
                 return first + await self._record(batch[half:], now, paused)
             [refused] = batch
+            # The driver's first line says what was wrong ("value too long for type …"); no
+            # traceback: the statement is always the settle, and the row's data is the bug.
+            said = _first_line(exc)
             _log.error(
                 "the database refused a result; recorded as unknown or failed instead",
                 mailing_id=refused.mailing_id,
                 report_id=refused.report_id,
-                exc_info=exc,
+                reason=said,
             )
-            return await self._record_together([_unrecordable(refused, exc)], now, paused)
+            return await self._record_together([_unrecordable(refused, said)], now, paused)
 
     async def _record_together(
         self, batch: Sequence[Settlement], now: datetime, paused: list[int]
@@ -166,11 +169,14 @@ class Unrecorded:
             raise
 
 
-def _unrecordable(settlement: Settlement, error: Exception) -> Settlement:
+def _first_line(error: Exception) -> str:
+    """The database's own first line; asyncpg's come prefixed with their class, which says
+    nothing to an operator."""
+    return str(getattr(error, "orig", error)).splitlines()[0].split(">: ", 1)[-1]
+
+
+def _unrecordable(settlement: Settlement, said: str) -> Settlement:
     """The settlement of a result the database refused: unknown if the gateway may have it."""
-    # The driver's first line says what was wrong ("value too long for type …"); asyncpg's
-    # errors come prefixed with their class, which says nothing to an operator.
-    said = str(getattr(error, "orig", error)).splitlines()[0].split(">: ", 1)[-1]
     status, reason = lifecycle.unrecorded(settlement.status, said)
     return Settlement(
         report_id=settlement.report_id,
