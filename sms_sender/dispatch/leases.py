@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.clock import Clock
-from sms_sender.db import begin_write
+from sms_sender.dialects import begin_write
 from sms_sender.dispatch import repository
 from sms_sender.providers.base import Provider
 
