@@ -9,7 +9,8 @@ from sqlalchemy.exc import OperationalError
 
 from sms_sender.dispatch import repository
 from sms_sender.providers.fake import FakeProvider
-from tests.dispatch.conftest import Arrange, EngineFactory, eventually
+from tests.arrange import Arrange
+from tests.dispatch.conftest import EngineFactory, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
