@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Row, Select, String, bindparam, func, select, true
+from sqlalchemy import ColumnElement, Insert, Row, Select, String, bindparam, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -159,13 +159,14 @@ async def search(
 ) -> Sequence[Row[Any]]:
     """Up to ``limit + 1`` clients after ``after_id`` matching every filter given (the console).
 
-    Keyset order by id, so any page costs the same; a rare phone prefix scans further for its
-    rows than a common one.
+    Keyset order by id, so any page costs the same. A phone prefix is a range of the phone
+    index (a LIKE could use it on neither database: SQLite's is case-insensitive, PostgreSQL's
+    needs the C collation), so a rare prefix costs no more than a common one.
     """
     clients = Client.__table__.c
     statement = select(Client.__table__).where(clients.id > after_id)
     if phone_prefix:
-        statement = statement.where(clients.phone.startswith(phone_prefix, autoescape=True))
+        statement = statement.where(*_phone_prefix(clients.phone, phone_prefix))
     if tag:
         statement = statement.where(clients.tag == tag)
     if operator_code:
@@ -176,3 +177,18 @@ async def search(
         await session.execute(statement.order_by(clients.id).limit(limit + 1))
     ).all()
     return rows
+
+
+def _phone_prefix(phone: ColumnElement[str], prefix: str) -> list[ColumnElement[bool]]:
+    """Phones starting with ``prefix``: ``prefix <= phone < next`` when it is digits.
+
+    ``next`` is the prefix plus one (7999 -> 8000): among strings of digits exactly those
+    starting with the prefix lie between (digits sort alike in byte order and in collations).
+    """
+    if not prefix.isascii() or not prefix.isdigit():
+        return [phone.startswith(prefix, autoescape=True)]  # no phone has it; nothing to find
+    bounds = [phone >= prefix]
+    if prefix.strip("9"):
+        upper = str(int(prefix) + 1).zfill(len(prefix))
+        bounds.append(phone < upper)
+    return bounds

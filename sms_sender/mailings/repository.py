@@ -106,15 +106,6 @@ async def next_scheduled(session: AsyncSession, limit: int) -> Sequence[Mailing]
     return (await session.scalars(query)).all()
 
 
-async def ids_sending_since(session: AsyncSession, since: datetime) -> list[int]:
-    """Mailings that may have sent something at or after ``since``: started, not done before."""
-    query = select(Mailing.id).where(
-        Mailing.started_at.is_not(None),
-        (Mailing.finished_at.is_(None)) | (Mailing.finished_at >= since),
-    )
-    return list(await session.scalars(query))
-
-
 async def count_by_mailing_and_status(
     session: AsyncSession,
 ) -> Sequence[tuple[int, str, str | None, int]]:

@@ -33,6 +33,7 @@ ERROR_SIZE = 1000
 _PENDING = text("status = 'pending'")
 _SENDING = text("status = 'sending'")
 _SENT = text("status = 'sent'")
+_HANDED_OVER = text("sent_at IS NOT NULL")
 
 
 class Report(Base):
@@ -85,6 +86,14 @@ class Report(Base):
             "lease_expires_at",
             postgresql_where=_SENDING,
             sqlite_where=_SENDING,
+        ),
+        # The console's activity (sent today, this week, per minute this hour): a range of
+        # sent_at. Partial, so the fan-out's pending reports (sent_at null) add nothing to it.
+        Index(
+            "ix_reports_sent_at",
+            "sent_at",
+            postgresql_where=_HANDED_OVER,
+            sqlite_where=_HANDED_OVER,
         ),
         Index(
             "ix_reports_awaiting_delivery",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sms_sender.admin import (
@@ -388,3 +389,60 @@ async def test_the_live_part_s_pager_leads_to_the_page_not_to_the_part(
     page = await _mailing(client, clock)
     live = await client.get(f"{page}/live", params={"report_status": "pending"})
     assert f'rel="next" href="{page}?report_status=pending&amp;cursor=' in live.text
+
+
+async def test_activity_counts_what_was_sent_in_each_period(
+    signed_in: SignedIn,
+    clock: FakeClock,
+    arrange: Arrange,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await arrange.clients([ClientSpec(phone, "900", "vip") for phone in phones(5)])
+    client = await signed_in(Role.OPERATOR)
+    mailing_id = int((await _mailing(client, clock)).rsplit("/", 1)[1])
+    now = clock.now()
+    sent = [  # (status, sent_at): one still pending
+        ("sent", now - timedelta(minutes=2, seconds=30)),
+        ("delivered", now - timedelta(minutes=2)),
+        ("delivered", now - timedelta(hours=3)),
+        ("failed", now - timedelta(days=3)),
+    ]
+    async with sessionmaker() as session, session.begin():
+        ids = (
+            await session.scalars(
+                select(Report.id).where(Report.mailing_id == mailing_id).order_by(Report.id)
+            )
+        ).all()
+        for report_id, (status, sent_at) in zip(ids, sent, strict=False):
+            await session.execute(
+                update(Report).where(Report.id == report_id).values(status=status, sent_at=sent_at)
+            )
+    activity = (await client.get("/admin/activity.json")).json()
+    assert activity["today"] == {"sent": 1, "delivered": 2}
+    assert activity["week"] == {"sent": 1, "delivered": 2, "failed": 1}
+    minutes = {m["at"]: m["by_status"] for m in activity["per_minute"] if m["by_status"]}
+    assert list(minutes.values()) == [{"sent": 1}, {"delivered": 1}]
+
+
+async def test_a_phone_prefix_is_a_range_of_the_phone_index(
+    signed_in: SignedIn, arrange: Arrange
+) -> None:
+    await arrange.clients(
+        [
+            ClientSpec(phone)
+            for phone in ("79001234567", "79009999999", "79010000000", "79991234567")
+        ]
+    )
+    client = await signed_in(Role.VIEWER)
+
+    async def found(prefix: str) -> list[str]:
+        page = (await client.get("/admin/clients", params={"phone_prefix": prefix})).text
+        return sorted(set(re.findall(r"7\d{10}", page)))
+
+    assert await found("7900") == ["79001234567", "79009999999"]
+    assert await found("79009") == ["79009999999"]
+    assert await found("7999") == ["79991234567"]
+    assert await found("7") == ["79001234567", "79009999999", "79010000000", "79991234567"]
+    assert await found("8") == []
+    assert await found("79_") == []  # not a wildcard
+    assert await found("7%") == []
