@@ -238,8 +238,11 @@ async def count_by_status(
 
 async def sent_by_status(session: AsyncSession, since: datetime) -> dict[str, int]:
     """Reports handed to a provider at or after ``since``, by status now (ix_reports_sent_at)."""
+    # Grouped by an expression, not the bare column: SQLite would otherwise walk the whole
+    # (status, id) index for its order instead of the range of sent_at.
+    status = func.coalesce(Report.status, "")
     rows = await session.execute(
-        select(Report.status, func.count()).where(Report.sent_at >= since).group_by(Report.status)
+        select(status, func.count()).where(Report.sent_at >= since).group_by(status)
     )
     return {str(status): int(count) for status, count in rows}
 
