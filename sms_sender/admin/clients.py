@@ -187,6 +187,21 @@ async def record_consent(
     return RedirectResponse(f"{PREFIX}/clients/{client_id}?consent=1", status_code=303)
 
 
+@router.post("/{client_id}/withdraw-consent")
+async def withdraw_consent(
+    client_id: int,
+    user: Operator,
+    session: SessionDep,
+    clock: ClockDep,
+    hasher: PhoneHasherDep,
+    actor: CallerDep,
+) -> Response:
+    """The API's PATCH with consent_at: null: advertising stops; service messages still go."""
+    payload = parse(ClientUpdate, {"consent_at": None})
+    await service.update(session, client_id, payload, hasher=hasher, actor=actor, now=clock.now())
+    return RedirectResponse(f"{PREFIX}/clients/{client_id}?withdrawn=1", status_code=303)
+
+
 @router.post("/{client_id}/opt-out", response_class=HTMLResponse)
 async def opt_out_client(
     request: Request,

@@ -433,6 +433,20 @@ RUSSIAN: dict[str, str] = {
     # consent on the client page
     "Consent": "Согласие",
     "Consent recorded.": "Согласие записано.",
+    "Consent withdrawn.": "Согласие отозвано.",
+    "The header may end with ,consent_at,consent_source: when the person agreed to advertising "
+    "(ISO 8601 with an offset, e.g. 2026-11-30T18:00:00+03:00; not in the future) and where (a "
+    "form, a shop, a call). Both or neither; empty cells: no consent.": (
+        "Заголовок может заканчиваться на ,consent_at,consent_source: когда человек согласился "
+        "на рекламу (ISO 8601 со смещением, например 2026-11-30T18:00:00+03:00; не в будущем) и "
+        "где (форма, магазин, звонок). Оба или ни одного; пустые ячейки — согласия нет."
+    ),
+    "Withdraw consent": "Отозвать согласие",
+    "Withdraw the consent of this client? Advertising mailings skip them from now on; service "
+    "messages still go.": (
+        "Отозвать согласие клиента? Рекламные рассылки с этого момента его пропускают; "
+        "сервисные сообщения по-прежнему отправляются."
+    ),
     "The client is opted out.": "Клиент отписан.",
     "Consent given": "Согласие дано",
     "no consent": "согласия нет",

@@ -203,3 +203,57 @@ async def _running_mailing(browser: httpx.AsyncClient, clock: FakeClock) -> str:
     )
     assert response.status_code == 303, response.text
     return response.headers["location"].split("?")[0]
+
+
+async def test_consent_withdrawn_on_the_page_is_the_apis_null(
+    signed_in: SignedIn,
+    clock: FakeClock,
+    arrange: Arrange,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    client_id = await _client_id(arrange)
+    browser = await signed_in(Role.OPERATOR)
+    page = f"/admin/clients/{client_id}"
+    assert ">Withdraw consent</button>" not in (await browser.get(page)).text  # none to withdraw
+    agreed = clock.now() - timedelta(days=1)
+    given = await browser.post(
+        f"{page}/consent",
+        data={
+            "csrf_token": await page_csrf(browser, page),
+            "zone": "UTC",
+            "consent_at": agreed.strftime("%Y-%m-%dT%H:%M"),
+            "consent_source": "web form",
+        },
+    )
+    assert given.status_code == 303
+    assert ">Withdraw consent</button>" in (await browser.get(page)).text
+    withdrawn = await browser.post(
+        f"{page}/withdraw-consent", data={"csrf_token": await page_csrf(browser, page)}
+    )
+    assert withdrawn.status_code == 303
+    assert withdrawn.headers["location"] == f"{page}?withdrawn=1"
+    stored = await _stored(sessionmaker, client_id)
+    assert (stored.consent_at, stored.consent_source) == (None, None)
+    changes = [event.change for event in await _events(sessionmaker, client_id)]
+    assert changes == ["consent_given", "consent_withdrawn"]
+    shown = await browser.get(f"{page}?withdrawn=1")
+    assert "Consent withdrawn." in shown.text
+    assert ">Withdraw consent</button>" not in shown.text
+
+
+async def test_a_viewer_may_not_withdraw_consent(
+    signed_in: SignedIn, arrange: Arrange, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    client_id = await _client_id(arrange)
+    browser = await signed_in(Role.VIEWER)
+    page = f"/admin/clients/{client_id}"
+    refused = await browser.post(
+        f"{page}/withdraw-consent", data={"csrf_token": await page_csrf(browser, page)}
+    )
+    assert refused.status_code == 403
+
+
+async def test_the_import_form_describes_the_consent_columns(signed_in: SignedIn) -> None:
+    browser = await signed_in(Role.OPERATOR)
+    page = (await browser.get("/admin/clients")).text
+    assert "The header may end with ,consent_at,consent_source" in page
