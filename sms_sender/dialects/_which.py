@@ -1,4 +1,4 @@
-"""Which database a caller holds: the one place that reads the dialect's name."""
+"""Which database a connection, session or engine is on (read from its dialect)."""
 
 from __future__ import annotations
 
