@@ -196,3 +196,25 @@ async def test_a_failed_fan_out_leaves_reports_counted(
         counted = await _counted(session, [mailing_id])
         assert counted == await _full_count(session, [mailing_id])
         assert counted == {mailing_id: Counter(pending=6)}
+
+
+async def test_a_fan_out_into_a_reused_mailing_id_adds_to_its_counter_rows(
+    arrange: Arrange, sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    # SQLite gives a deleted mailing's id to the next one (no AUTOINCREMENT), and the deleted
+    # one's counter rows stay, at 0, until the scheduler folds them. A fan-out that put its
+    # count in a second row beside them would have every later change counted twice.
+    await arrange.many_clients(5)
+    deleted = await arrange.mailing()
+    await arrange.control("cancel", deleted)
+    async with sessionmaker() as session, session.begin():
+        await mailings_service.delete(session, deleted)
+
+    reused = await arrange.mailing()
+    async with sessionmaker() as session, session.begin():
+        await _add_report_by_hand(session, reused, clock)
+
+    async with sessionmaker() as session:
+        counted = await _counted(session, [reused])
+        assert counted == await _full_count(session, [reused])
+        assert counted == {reused: Counter(pending=6)}
