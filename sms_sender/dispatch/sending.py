@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from prometheus_client import Histogram
@@ -49,9 +50,13 @@ class Sender:
 
     async def send(self, report: ClaimedReport, terms: MailingTerms, slot_at: float) -> Settlement:
         """Wait for the rate-limit slot, ask may it go now, call the provider; never raises."""
-        structlog.contextvars.bind_contextvars(
-            mailing_id=report.mailing_id, report_id=report.id, client_id=report.client_id
-        )
+        # Passed to each line, not bound as context variables: binding three of them for every
+        # message cost a tenth of the worker's busy time (docs/benchmarks.md, finding 9).
+        ids = {
+            "mailing_id": report.mailing_id,
+            "report_id": report.id,
+            "client_id": report.client_id,
+        }
         called = False
         try:
             await wait_for_slot(slot_at)
@@ -74,7 +79,7 @@ class Sender:
                 valid_for=terms.end_at - now,
             )
             called = True
-            result = await self._call(message)
+            result = await self._call(message, ids)
             why_none = f"no answer within {self.timeout:g}s"
         except asyncio.CancelledError:
             # Only the worker's shutdown cancels a send, and it wants the settlement back.
@@ -89,10 +94,10 @@ class Sender:
             now=self.clock.now(),
             retry_at=self.retry.next_attempt_at,
         )
-        self._log_transition(transition, report.attempts + 1)
+        self._log_transition(transition, report.attempts + 1, ids)
         return self._settlement(report, transition)
 
-    async def _call(self, message: OutgoingMessage) -> SendResult | None:
+    async def _call(self, message: OutgoingMessage, ids: dict[str, Any]) -> SendResult | None:
         """The provider's answer, or None when it did not give a usable one in time."""
         started = time.perf_counter()
         result: SendResult | None = None
@@ -102,23 +107,30 @@ class Sender:
             if len(results) == 1:
                 result = results[0]
             else:
-                _log.error("provider answered %d results for 1 message", len(results))
+                _log.error("provider answered %d results for 1 message", len(results), **ids)
         except TimeoutError:
             pass
         except Exception:  # the provider broke its contract; the message may or may not be out
-            _log.exception("provider raised instead of answering", provider=self.provider.name)
+            _log.exception(
+                "provider raised instead of answering", provider=self.provider.name, **ids
+            )
         finally:
             elapsed = time.perf_counter() - started
             self._latency.observe(elapsed)
-            self._log_exchange(message, result, elapsed)
+            self._log_exchange(message, result, elapsed, ids)
         return result
 
     def _log_exchange(
-        self, message: OutgoingMessage, result: SendResult | None, elapsed: float
+        self,
+        message: OutgoingMessage,
+        result: SendResult | None,
+        elapsed: float,
+        ids: dict[str, Any],
     ) -> None:
-        """One line per send: what went to the provider and what came back (ids are bound)."""
+        """One line per send: what went to the provider and what came back."""
         _log.info(
             "provider exchange",
+            **ids,
             provider=self.provider.name,
             request=message_fields(message.phone, message.text),
             response=(
@@ -133,18 +145,20 @@ class Sender:
             duration_ms=round(elapsed * 1000, 2),
         )
 
-    def _log_transition(self, transition: lifecycle.Transition, attempts: int) -> None:
+    def _log_transition(
+        self, transition: lifecycle.Transition, attempts: int, ids: dict[str, Any]
+    ) -> None:
         status, error = transition.status, transition.error
         if transition.pauses_mailing:
-            _log.warning("provider account cannot pay; the mailing pauses", error=error)
+            _log.warning("provider account cannot pay; the mailing pauses", error=error, **ids)
         elif status is ReportStatus.PENDING:
             metrics.RETRIES.labels(self.provider.name).inc()
             at = transition.next_attempt_at
-            _log.info("send failed; will retry", error=error, attempts=attempts, at=at)
+            _log.info("send failed; will retry", error=error, attempts=attempts, at=at, **ids)
         elif status is ReportStatus.UNKNOWN:
-            _log.warning("send outcome unknown; not sent again", error=error)
+            _log.warning("send outcome unknown; not sent again", error=error, **ids)
         elif status is ReportStatus.FAILED:
-            _log.warning("message failed", error=error, attempts=attempts)
+            _log.warning("message failed", error=error, attempts=attempts, **ids)
 
     def _settlement(self, report: ClaimedReport, transition: lifecycle.Transition) -> Settlement:
         """The transition as it is written to the report; strings from outside cut to size."""
