@@ -162,7 +162,9 @@ async def test_two_workers_share_ten_thousand_reports_without_a_duplicate(
     assert len(first) + len(second) == sum(len(p.calls) for p in providers)  # none twice
     assert first.isdisjoint(second)
     assert len(first | second) == 10_000
-    assert min(len(first), len(second)) > 1_000  # both did real work
+    # Both did real work: at least one full batch each. (How the rest is shared depends on the
+    # machine's load: one worker sent exactly two batches on a busy CI machine.)
+    assert min(len(first), len(second)) >= 500
     assert await arrange.statuses(mailing_id) == {"sent": 10_000}
     assert await arrange.mailing_status(mailing_id) == "finished"
 
