@@ -6,8 +6,10 @@ stopped with SIGTERM (then SIGKILL) by its pid.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,10 +93,21 @@ class ServiceProcess:
 
     def rss_bytes(self) -> int:
         """The process's resident memory now (VmRSS), read from /proc."""
-        return _proc_status_kib(self.pid, "VmRSS") * 1024
+        return rss_bytes(self.pid)
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
+
+    def children(self) -> list[int]:
+        """Pids of the processes it started (``serve``: its delivery engine)."""
+        return child_pids(self.pid)
+
+    def kill_9(self) -> None:
+        """SIGKILL it and its children at once, as a power cut or the OOM killer would."""
+        for pid in [*self.children(), self.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait()
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -130,7 +143,7 @@ def _start_profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:
     output = Path(directory) / f"{name}-{pid}.txt"
     return subprocess.Popen(
         [
-            *(py_spy, "record", "--nonblocking"),
+            *(py_spy, "record", "--nonblocking", "--subprocesses"),
             *("--pid", str(pid), "--format", "raw", "--rate", "200", "--output", str(output)),
         ],
         stdout=subprocess.DEVNULL,
@@ -138,11 +151,27 @@ def _start_profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:
     )
 
 
+def child_pids(parent: int) -> list[int]:
+    """Pids whose parent is ``parent`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # The command name (field 2) may hold spaces; the parent pid is the field after state.
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == parent:
+                found.append(int(stat.parent.name))
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time the process has used so far, user and system, all threads (from /proc)."""
     # The command name (field 2) may hold spaces; utime and stime are fields 14 and 15.
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident memory now (VmRSS), read from /proc."""
+    return _proc_status_kib(pid, "VmRSS") * 1024
 
 
 def _proc_status_kib(pid: int, field: str) -> int:

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -36,7 +36,9 @@ from sms_sender.consent.endpoints import STOP_LIST_PATH, inbound_router, inbound
 from sms_sender.consent.endpoints import router as consent_router
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
 from sms_sender.dialects import read_only
-from sms_sender.dispatch.runtime import delivery_engine
+from sms_sender.dispatch import repository as dispatch_repository
+from sms_sender.dispatch.child import EngineProcess
+from sms_sender.dispatch.heartbeat import HeartbeatTuning, new_worker_id
 from sms_sender.errors import Problem
 from sms_sender.limits import BodyLimit, Limit
 from sms_sender.mailings.endpoints import router as mailings_router
@@ -65,7 +67,7 @@ def create_app(
     db_engine: AsyncEngine | None = None,
     with_delivery: bool = False,
 ) -> FastAPI:
-    """The API application; ``with_delivery`` runs the delivery engine in the same process.
+    """The API application; ``with_delivery`` runs the delivery engine in a child process.
 
     ``db_engine`` (SQLAlchemy's) lets tests share one database; otherwise the lifespan creates
     and disposes one.
@@ -80,7 +82,7 @@ def create_app(
         app.state.read_sessionmaker = create_sessionmaker(read_only(database), app.state.notifier)
         try:
             if with_delivery:
-                async with _delivery_in_background(app):
+                async with _delivery_beside(app):
                     yield
             else:
                 yield
@@ -102,6 +104,7 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.notifier = Notifier()
     app.state.delivery_stopped = asyncio.Event()  # set if the engine beside the API dies
+    app.state.engine_worker_id = None  # the heartbeat /readyz asks for, with_delivery only
     app.state.recent_tokens = RecentTokens(timedelta(seconds=settings.token_cache_seconds))
     install_error_handlers(app)
     api_routers = (
@@ -165,37 +168,37 @@ def _register_problem_schema(app: FastAPI) -> None:
 
 
 @asynccontextmanager
-async def _delivery_in_background(app: FastAPI) -> AsyncIterator[None]:
-    """Scheduler and worker beside the API (``sms-sender serve``); stopped gracefully at exit.
+async def _delivery_beside(app: FastAPI) -> AsyncIterator[None]:
+    """The delivery engine in a child process (``sms-sender serve``), stopped with the API.
 
-    Should the engine stop on its own (a bug), ``app.state.delivery_stopped`` is set: /readyz
-    fails from then on and ``serve`` exits non-zero. An API that answers while nothing is
-    sent would hide the failure from whoever watches the process.
+    Should the engine exit on its own (a bug, kill -9), ``app.state.delivery_stopped`` is set:
+    /readyz fails from then on and ``serve`` stops and exits non-zero. An API that answers
+    while nothing is sent would hide the failure from whoever watches the process.
     """
     state = app.state
-    async with delivery_engine(
-        state.settings, state.sessionmaker, state.notifier, state.clock
-    ) as delivery:
-        stop = asyncio.Event()
-        task = asyncio.create_task(delivery.run(stop), name="delivery-engine")
+    engine = EngineProcess(state.notifier, new_worker_id())
+    await engine.start()
+    state.engine_worker_id = engine.worker_id
+    stopping = False
 
-        def on_done(task: asyncio.Task[None]) -> None:
-            if stop.is_set():
-                return
-            error = None if task.cancelled() else task.exception()
+    async def watch() -> None:
+        code = await engine.exited()
+        if not stopping:
             _log.critical(
-                "the delivery engine stopped; nothing is sent, the process exits", exc_info=error
+                "the delivery engine process exited; nothing is sent, the API stops",
+                pid=engine.pid,
+                exit_code=code,
             )
             state.delivery_stopped.set()
 
-        task.add_done_callback(on_done)
-        try:
-            yield
-        finally:
-            stop.set()
-            await asyncio.wait([task])
-            if not state.delivery_stopped.is_set():
-                await task  # an error during the graceful stop is raised here
+    watcher = asyncio.create_task(watch(), name="watch-delivery-engine")
+    try:
+        yield
+    finally:
+        stopping = not state.delivery_stopped.is_set()
+        code = await engine.stop()
+        await watcher
+        _log.info("delivery engine process stopped", exit_code=code)
 
 
 def _operations_router() -> APIRouter:
@@ -205,16 +208,30 @@ def _operations_router() -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: the database answers", response_model=None)
+    @router.get(
+        "/readyz",
+        summary="Readiness: the database answers (serve: and the delivery engine beats)",
+        response_model=None,
+    )
     async def readyz(request: Request) -> dict[str, str] | JSONResponse:
-        if request.app.state.delivery_stopped.is_set():
+        state = request.app.state
+        if state.delivery_stopped.is_set():
             return problem(503, "Not ready", "the delivery engine stopped: nothing is being sent")
         try:
-            async with read_only(request.app.state.db_engine).connect() as connection:
+            async with read_only(state.db_engine).connect() as connection:
                 await connection.execute(text("SELECT 1"))
+                beat_at = (
+                    await dispatch_repository.last_seen(connection, state.engine_worker_id)
+                    if state.engine_worker_id is not None
+                    else None
+                )
         except Exception as exc:  # any failure to reach the database means "not ready"
             _log.warning("database not reachable", error=repr(exc))
             return problem(503, "Not ready", "the database is not reachable")
+        if state.engine_worker_id is not None:
+            silent = _engine_silence(beat_at, state.clock.now())
+            if silent is not None:
+                return problem(503, "Not ready", silent)
         return {"status": "ready"}
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -222,6 +239,16 @@ def _operations_router() -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def _engine_silence(beat_at: datetime | None, now: datetime) -> str | None:
+    """Why the engine beside the API does not count as running, or None if its beat is fresh."""
+    if beat_at is None:
+        return "the delivery engine has not started yet"
+    silent_for = (now - beat_at).total_seconds()
+    if silent_for > HeartbeatTuning().dead_after:
+        return f"the delivery engine has not beaten for {silent_for:.0f} s"
+    return None
 
 
 class RequestContextMiddleware:

@@ -10,8 +10,6 @@ Messages go through the ``http`` provider to the fake gateway, whose record coun
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from datetime import timedelta
 
@@ -109,8 +107,7 @@ async def _kill_when_sent(db: BenchDatabase, mailing_id: int, victim: ServicePro
                 await connection.rollback()
                 total = sum(counts.values())
                 if counts.get(ReportStatus.SENT, 0) >= KILL_AFTER * total:
-                    os.kill(victim.pid, signal.SIGKILL)
-                    victim.process.wait()
+                    victim.kill_9()
                     left = counts.get(ReportStatus.PENDING, 0) + counts.get(ReportStatus.SENDING, 0)
                     if left == 0:
                         raise RuntimeError("the mailing finished before the kill: use more reports")

@@ -1,10 +1,9 @@
 """Soak: N API clients doing a realistic mix for a while as a large mailing is sent.
 
 A mailing to every seeded client runs through the http provider to the benchmark gateway on
-127.0.0.1, at a set rate, on the embedded default as people run it (``sms-sender serve``: API
-and engine together) and on PostgreSQL as it scales out (``sms-sender api`` + ``worker``).
-On SQLite the same soak runs a second time with the API and the engine in two processes
-(``api`` + ``worker``), which shows what sharing one event loop with the engine costs the API.
+127.0.0.1, at a set rate, on both databases twice: as people run the simple set-up
+(``sms-sender serve``: the API, and the engine in a child process; both are sampled) and as it
+scales out (``sms-sender api`` + ``worker``).
 Meanwhile each API client loops over a mix of what the admin console and scripts ask: a page of
 clients at a random cursor, the mailing's stats, a page of its reports, the mailings list with
 their counts, GET /tags, and a new client. Reported: requests and errors, p50/p99 per route,
@@ -41,7 +40,7 @@ from benchmarks.databases import (
 )
 from benchmarks.delivery import LEFT_TO_DO, observer, wait_until_done
 from benchmarks.gateway import Gateway, duplicates
-from benchmarks.services import HttpService, ServiceProcess, worker_process
+from benchmarks.services import HttpService, ServiceProcess, rss_bytes, worker_process
 from benchmarks.suite import Context, Figure, Row, Target, percentile
 from sms_sender.reports.models import Report
 
@@ -117,18 +116,18 @@ async def _api_client(
 
 
 async def _sample_rss(
-    processes: dict[str, ServiceProcess], samples: dict[str, list[float]], stop: asyncio.Event
+    pids: dict[str, int], samples: dict[str, list[float]], stop: asyncio.Event
 ) -> None:
     while not stop.is_set():
-        for name, process in processes.items():
-            samples[name].append(round(process.rss_bytes() / 2**20, 1))
+        for name, pid in pids.items():
+            samples[name].append(round(rss_bytes(pid) / 2**20, 1))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), RSS_EVERY)
 
 
-# How the service runs: one process (serve) or the API apart from the engine (api + worker).
+# How the service runs: serve (the API starts the engine as its child) or api + worker.
 SERVE, APART = "serve", "api + worker"
-LAYOUTS = {"sqlite": (SERVE, APART), "postgresql": (APART,)}
+LAYOUTS = {"sqlite": (SERVE, APART), "postgresql": (SERVE, APART)}
 
 
 def _services(
@@ -148,6 +147,15 @@ def _services(
         return api, {"api": api, "worker": worker}
     serve = HttpService("serve", settings, workdir / "soak-serve.log")
     return serve, {"serve": serve}
+
+
+def _pids(processes: dict[str, ServiceProcess]) -> dict[str, int]:
+    """Each process to sample, and the engine ``serve`` runs in a child process."""
+    pids = {name: process.pid for name, process in processes.items()}
+    for name, process in processes.items():
+        for child in process.children():
+            pids[f"{name} engine"] = child
+    return pids
 
 
 async def measure(context: Context) -> list[Row]:
@@ -174,7 +182,7 @@ async def _soak(context: Context, layout: str) -> list[Row]:
                     running.enter_context(process)
                 await api.ready()
                 stop_sampling = asyncio.Event()
-                sampler = asyncio.create_task(_sample_rss(processes, rss, stop_sampling))
+                sampler = asyncio.create_task(_sample_rss(_pids(processes), rss, stop_sampling))
                 until = time.monotonic() + seconds
                 https = [
                     httpx.AsyncClient(

@@ -15,6 +15,7 @@ from sms_sender.cli._common import Host, Port, run_event_loop, settings_from_env
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
+from sms_sender.dispatch.child import follow_api
 from sms_sender.dispatch.runtime import WORKER_DATABASE_OPTIONS, delivery_engine
 from sms_sender.migrations import upgrade_to_head
 
@@ -40,7 +41,11 @@ def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 
 
 def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
-    """Run the API, the scheduler and a worker in one process: the simple set-up."""
+    """Run the API, and the scheduler and a worker in a child process: the simple set-up.
+
+    The two stop together: SIGTERM or Ctrl-C stops both gracefully; should either die, the
+    other stops too and serve exits non-zero.
+    """
     _serve_http(settings_from_env(), host, port, with_delivery=True)
 
 
@@ -86,6 +91,13 @@ def worker(
     metrics_port: Annotated[
         int, typer.Option(help="Port for Prometheus /metrics, e.g. 9100; 0 (default): off.")
     ] = 0,
+    beside_api: Annotated[
+        bool,
+        typer.Option(hidden=True, help="Started by serve: wake-ups on stdin, stop at its end."),
+    ] = False,
+    worker_id: Annotated[
+        str | None, typer.Option(hidden=True, help="The id serve's /readyz looks for.")
+    ] = None,
 ) -> None:
     """Run the scheduler and a worker without the API; start as many as needed on PostgreSQL.
 
@@ -106,8 +118,17 @@ def worker(
             loop = asyncio.get_running_loop()
             for stop_signal in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(stop_signal, stop.set)
-            async with delivery_engine(settings, sessionmaker, notifier, SystemClock()) as delivery:
-                await delivery.run(stop)
+            async with delivery_engine(
+                settings, sessionmaker, notifier, SystemClock(), worker_id=worker_id
+            ) as delivery:
+                if not beside_api:
+                    await delivery.run(stop)
+                    return
+                api = asyncio.create_task(follow_api(notifier, stop), name="follow-api")
+                try:
+                    await delivery.run(stop)
+                finally:
+                    api.cancel()
         finally:
             await database.dispose()
 

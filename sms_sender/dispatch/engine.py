@@ -1,10 +1,11 @@
 """DeliveryEngine: the scheduler, a worker, (when the provider can tell) the delivery poller and
 (when someone is to hear of it) the notifications loop: daily reports and alerts.
 
-``sms-sender serve`` runs it beside the API in one process; ``sms-sender worker`` runs it
-alone, as many times as wanted against one PostgreSQL. It is built from what the process
-already owns (settings, sessionmaker and its notifier, clock, provider) and runs until its stop
-event is set, then shuts down gracefully (see :mod:`sms_sender.dispatch.worker`).
+``sms-sender serve`` runs it in a child process of the API (:mod:`sms_sender.dispatch.child`);
+``sms-sender worker`` runs it alone, as many times as wanted against one PostgreSQL. It is
+built from what the process already owns (settings, sessionmaker and its notifier, clock,
+provider) and runs until its stop event is set, then shuts down gracefully (see
+:mod:`sms_sender.dispatch.worker`).
 
 A database that cannot be reached does not stop the engine: each loop logs the error and tries
 again a moment later. Any other exception is a bug and stops the engine with it.

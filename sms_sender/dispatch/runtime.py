@@ -27,6 +27,8 @@ async def delivery_engine(
     sessionmaker: async_sessionmaker[AsyncSession],
     notifier: Notifier,
     clock: Clock,
+    *,
+    worker_id: str | None = None,
 ) -> AsyncIterator[DeliveryEngine]:
     """The delivery engine for ``settings.provider``; its gateway sessions close with the block."""
     async with gateway_sessions(settings) as sessions:
@@ -36,4 +38,5 @@ async def delivery_engine(
             notifier=notifier,
             clock=clock,
             provider=build_provider(settings, sessions),
+            worker_id=worker_id,
         )

@@ -1,12 +1,13 @@
 """The scheduler: starts mailings at start_at and ends them at end_at, from the database alone.
 
 It sleeps until the next start_at or end_at it knows of (one query), and is woken early when a
-mailing is created, edited or resumed (the in-process notifier; PostgreSQL LISTEN for other
-processes), with a poll every few seconds as a safety net. The schedule lives only in the
-mailings table, so a restart loses nothing: a mailing whose start_at passed while no process
-ran starts at once, and one whose end_at passed too starts and ends in the same tick (its
-reports all ``expired``, which shows that nothing was sent). Several schedulers (one per
-process) may run against one database: each status change is a compare-and-set.
+mailing is created, edited or resumed (the process's notifier, fired by serve's API through
+its pipe to the engine, or by PostgreSQL LISTEN), with a poll every few seconds as a safety
+net. The schedule lives only in the mailings table, so a restart loses nothing: a mailing
+whose start_at passed while no process ran starts at once, and one whose end_at passed too
+starts and ends in the same tick (its reports all ``expired``, which shows that nothing was
+sent). Several schedulers (one per process) may run against one database: each status change
+is a compare-and-set.
 """
 
 from __future__ import annotations

@@ -1,76 +1,197 @@
-"""If the delivery engine beside the API dies, nobody is told "ready" and ``serve`` exits.
+"""``sms-sender serve``: the API, and the delivery engine in a child process; they stop together.
 
-An API that answers while nothing is sent would hide the failure from whoever watches it.
+If the engine dies, nobody is told "ready" and ``serve`` exits non-zero: an API that answers
+while nothing is sent would hide the failure from whoever watches it. If the API dies, the
+engine stops. A mailing created through the API wakes the engine in the other process at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from sms_sender.app import create_app
-from sms_sender.config import Settings
-from sms_sender.dispatch.scheduler import Scheduler
-from tests.conftest import FakeClock
+from sms_sender.db import begin_write
+from sms_sender.dispatch import repository
+from sms_sender.mailings.models import Mailing
+from tests.dispatch.conftest import child_pids, eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
-
-async def _broken_tick(self: Scheduler) -> None:
-    raise RuntimeError("a bug in the scheduler")
-
-
-async def test_readyz_fails_once_the_engine_beside_the_api_died(
-    settings: Settings, clock: FakeClock, clean_db: AsyncEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    application = create_app(settings, clock=clock, db_engine=clean_db, with_delivery=True)
-    transport = httpx.ASGITransport(app=application)
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
-    ):
-        assert (await client.get("/readyz")).status_code == 200
-        monkeypatch.setattr(Scheduler, "tick", _broken_tick)
-        stopped: asyncio.Event = application.state.delivery_stopped
-        async with asyncio.timeout(10):
-            while not stopped.is_set():
-                clock.advance(seconds=10)  # the scheduler wakes for its next look, and crashes
-                await asyncio.sleep(0.01)
-        answer = await client.get("/readyz")
-    assert answer.status_code == 503
-    assert answer.json()["detail"] == "the delivery engine stopped: nothing is being sent"
+SMS_SENDER = Path(sys.executable).with_name("sms-sender")
+READY_WITHIN = 60.0  # seconds: two Python processes start, on a loaded CI machine too
 
 
-def test_serve_exits_non_zero_when_its_engine_dies(tmp_path: Path) -> None:
-    # The scheduler is broken in the child before ``serve`` starts: its first tick raises.
-    program = "\n".join(
-        [
-            "from sms_sender.dispatch.scheduler import Scheduler",
-            "async def broken(self): raise RuntimeError('a bug in the scheduler')",
-            "Scheduler.tick = broken",
-            "from sms_sender.cli import app",
-            "app(['serve', '--host', '127.0.0.1', '--port', '0'])",
-        ]
-    )
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    @property
+    def engine_pid(self) -> int:
+        children = child_pids(self.process.pid)
+        assert len(children) == 1, children
+        return children[0]
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@contextmanager
+def serving(database_url: str, tmp_path: Path) -> Iterator[Served]:
+    """``sms-sender serve`` on a free loopback port, once /readyz says ready; SIGTERM at the end."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "serve.log"
     environment = os.environ | {
-        "SMS_SENDER_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "SMS_SENDER_DATABASE_URL": database_url,
         "SMS_SENDER_PROVIDER": "console",
     }
-    finished = subprocess.run(
-        [sys.executable, "-c", program],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    output = finished.stdout + finished.stderr
-    assert finished.returncode == 1, output
-    assert "the delivery engine stopped" in output
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [str(SMS_SENDER), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(process, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_until_ready(served)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _wait_until_ready(served: Served) -> None:
+    deadline = time.monotonic() + READY_WITHIN
+    while time.monotonic() < deadline:
+        assert served.process.poll() is None, served.output()
+        try:
+            if httpx.get(f"{served.base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"serve not ready within {READY_WITHIN:g}s:\n{served.output()}")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie (dead, not yet reaped by its parent) still answers signal 0.
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+
+
+def test_serve_runs_its_engine_in_a_child_process_and_is_ready_once_it_beats(
+    database_url: str, tmp_path: Path
+) -> None:
+    with serving(database_url, tmp_path) as served:
+        engine = Path(f"/proc/{served.engine_pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--beside-api" in engine
+        assert httpx.get(f"{served.base_url}/readyz").json() == {"status": "ready"}
+    assert served.process.returncode in (0, -signal.SIGTERM), served.output()
+
+
+def test_serve_exits_non_zero_when_its_engine_is_killed(database_url: str, tmp_path: Path) -> None:
+    with serving(database_url, tmp_path) as served:
+        os.kill(served.engine_pid, signal.SIGKILL)
+        code = served.process.wait(timeout=30)
+    assert code == 1, served.output()
+    assert "the delivery engine process exited" in served.output()
+
+
+def test_the_engine_stops_when_serve_is_killed(database_url: str, tmp_path: Path) -> None:
+    with serving(database_url, tmp_path) as served:
+        engine_pid = served.engine_pid
+        os.kill(served.process.pid, signal.SIGKILL)
+        served.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while not _gone(engine_pid):
+            assert time.monotonic() < deadline, f"the engine outlived serve:\n{served.output()}"
+            time.sleep(0.05)
+    assert "the API process of serve is gone; stopping the delivery engine" in served.output()
+
+
+async def test_mailings_created_through_the_api_start_on_time(
+    database_url: str, tmp_path: Path, token: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # The engine's own look at the schedule comes every 5 s: three mailings created 2.5 s apart,
+    # each due 0.5 s after its creation, can all start within 1.5 s of start_at only if the
+    # API's wake-up reaches the engine in the other process (on SQLite, through the pipe).
+    started_late = {}
+    with serving(database_url, tmp_path) as served:
+        async with httpx.AsyncClient(
+            base_url=f"{served.base_url}/api/v1", headers={"Authorization": f"Bearer {token}"}
+        ) as api:
+            message = await api.post("/messages", json={"text": "Doors open at nine"})
+            for _ in range(3):
+                start_at = datetime.now(UTC) + timedelta(seconds=0.5)
+                created = await api.post(
+                    "/mailings",
+                    json={
+                        "start_at": start_at.isoformat(),
+                        "end_at": (start_at + timedelta(hours=1)).isoformat(),
+                        "message_id": message.json()["id"],
+                        "filter": {},
+                    },
+                )
+                assert created.status_code == 201, created.text
+                mailing_id = created.json()["id"]
+
+                async def started(mailing_id: int = mailing_id) -> bool:
+                    return await _started_at(sessionmaker, mailing_id) is not None
+
+                await eventually(started, within=10, what="the start")
+                started_at = await _started_at(sessionmaker, mailing_id)
+                assert started_at is not None
+                started_late[mailing_id] = (started_at - start_at).total_seconds()
+                await asyncio.sleep(2.5 - (datetime.now(UTC) - start_at).total_seconds())
+    assert all(late < 1.5 for late in started_late.values()), (started_late, served.output())
+
+
+async def _started_at(
+    sessionmaker: async_sessionmaker[AsyncSession], mailing_id: int
+) -> datetime | None:
+    async with sessionmaker() as session:
+        return await session.scalar(select(Mailing.started_at).where(Mailing.id == mailing_id))
+
+
+async def test_readyz_fails_while_the_engine_beside_the_api_does_not_beat(
+    app: FastAPI, anon_client: httpx.AsyncClient, clean_db: AsyncEngine
+) -> None:
+    app.state.engine_worker_id = "host:1:engine"
+    answer = await anon_client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["detail"] == "the delivery engine has not started yet"
+
+    now = app.state.clock.now()
+    async with begin_write(clean_db) as connection:
+        await repository.beat(connection, "host:1:engine", now=now - timedelta(seconds=30))
+    answer = await anon_client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["detail"] == "the delivery engine has not beaten for 30 s"
+
+    async with begin_write(clean_db) as connection:
+        await repository.beat(connection, "host:1:engine", now=now)
+    assert (await anon_client.get("/readyz")).status_code == 200

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sms_sender.clock import SystemClock
 from sms_sender.reports.models import ReportStatus
 from tests.arrange import Arrange
-from tests.dispatch.conftest import eventually
+from tests.dispatch.conftest import child_pids, eventually
 from tests.fakes.gateway import GatewayProcess
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -94,7 +94,9 @@ async def test_a_process_killed_mid_mailing_and_restarted_loses_nothing_and_repe
 
         with engine_process(command, database_url, gateway, log) as pid:
             await eventually(some_accepted, within=30, what="the first messages")
-            os.kill(pid, signal.SIGKILL)  # mid-mailing, with sends in flight
+            # Mid-mailing, with sends in flight; serve with its engine (a power cut).
+            for victim in [*child_pids(pid), pid]:
+                os.kill(victim, signal.SIGKILL)
 
         in_flight_at_kill = await _check_killed_mid_mailing(arrange, mailing_id)
         restarted_at = time.monotonic()
@@ -117,7 +119,7 @@ async def test_a_worker_killed_beside_another_is_taken_over_by_it_in_seconds(
     sessionmaker: async_sessionmaker[AsyncSession], database_url: str, tmp_path: Path
 ) -> None:
     if _command(database_url) == "serve":
-        pytest.skip("SQLite is served by one process: nothing runs beside it")
+        pytest.skip("SQLite has one engine, serve's: nothing runs beside it")
     arrange = Arrange(sessionmaker, SystemClock())  # type: ignore[arg-type]
     await arrange.many_clients(CLIENTS)
     log = tmp_path / "engine.log"

@@ -41,7 +41,13 @@ from sms_sender.dispatch.repository._work import (
     renew,
     skip_opted_out,
 )
-from sms_sender.dispatch.repository._workers import beat, beats, forget, release_claims_of
+from sms_sender.dispatch.repository._workers import (
+    beat,
+    beats,
+    forget,
+    last_seen,
+    release_claims_of,
+)
 from sms_sender.dispatch.types import ClaimedReport, MailingTerms, Settlement
 
 # Errors that say "the database (or the network to it) is unavailable right now".
@@ -87,6 +93,7 @@ __all__ = [
     "forget",
     "hand_over",
     "is_bad_data",
+    "last_seen",
     "mailing_terms",
     "mailings_to_start",
     "next_due_at",

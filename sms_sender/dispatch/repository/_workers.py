@@ -36,6 +36,14 @@ async def beats(connection: AsyncConnection) -> dict[str, int]:
     return {str(worker_id): int(count) for worker_id, count in rows}
 
 
+async def last_seen(connection: AsyncConnection, worker_id: str) -> datetime | None:
+    """When ``worker_id`` last beat, by its own clock; None if it is not registered."""
+    seen: datetime | None = await connection.scalar(
+        select(heartbeats.c.last_seen_at).where(heartbeats.c.worker_id == worker_id)
+    )
+    return seen
+
+
 async def forget(connection: AsyncConnection, worker_ids: Sequence[str]) -> None:
     """Remove workers that stopped (or died and were taken over)."""
     if worker_ids:
