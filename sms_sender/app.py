@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -105,6 +105,7 @@ def create_app(
     app.state.notifier = Notifier()
     app.state.delivery_stopped = asyncio.Event()  # set if the engine beside the API dies
     app.state.engine_worker_id = None  # the heartbeat /readyz asks for, with_delivery only
+    app.state.engine_metrics_dir = None  # where that engine keeps its metrics for /metrics
     app.state.recent_tokens = RecentTokens(timedelta(seconds=settings.token_cache_seconds))
     install_error_handlers(app)
     api_routers = (
@@ -179,6 +180,7 @@ async def _delivery_beside(app: FastAPI) -> AsyncIterator[None]:
     engine = EngineProcess(state.notifier, new_worker_id())
     await engine.start()
     state.engine_worker_id = engine.worker_id
+    state.engine_metrics_dir = engine.metrics_dir
     stopping = False
 
     async def watch() -> None:
@@ -235,8 +237,9 @@ def _operations_router() -> APIRouter:
         return {"status": "ready"}
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus_metrics(request: Request) -> Response:
+        engine_metrics_dir = request.app.state.engine_metrics_dir
+        return Response(metrics.exposition(engine_metrics_dir), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -9,7 +9,8 @@ They live and stop together:
   recorded, claims released);
 * should the engine exit on its own (a bug, kill -9, the OOM killer), the API is told
   (:meth:`EngineProcess.exited`): /readyz fails and ``serve`` stops and exits non-zero;
-* should the API die, the engine reads end-of-file on its stdin and stops gracefully.
+* should the API die, the engine reads end-of-file on its stdin and stops gracefully;
+* the engine keeps its metrics in files of a folder the API adds to its /metrics.
 
 The same pipe carries wake-ups: each channel the API's notifier fires after a commit (a
 mailing created, resumed, cancelled) is written as one line, and the engine fires it on its
@@ -22,8 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 import structlog
 
@@ -40,6 +45,8 @@ class EngineProcess:
     def __init__(self, notifier: Notifier, worker_id: str) -> None:
         self._notifier = notifier
         self.worker_id = worker_id
+        # Where the engine keeps its metrics for the API's /metrics (sms_sender.metrics).
+        self.metrics_dir = Path(tempfile.mkdtemp(prefix="sms-sender-engine-metrics."))
         self._process: asyncio.subprocess.Process | None = None
         self._forwarders: list[asyncio.Task[None]] = []
 
@@ -49,6 +56,7 @@ class EngineProcess:
             *("--beside-api", "--worker-id", self.worker_id),
             stdin=asyncio.subprocess.PIPE,
             start_new_session=True,
+            env=os.environ | {"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)},
         )
         self._forwarders = [
             asyncio.create_task(self._forward(channel), name=f"wake-engine-{channel}")
@@ -76,6 +84,7 @@ class EngineProcess:
         await asyncio.gather(*self._forwarders, return_exceptions=True)
         if process.stdin is not None:
             process.stdin.close()
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
         return code
 
     async def _forward(self, channel: str) -> None:

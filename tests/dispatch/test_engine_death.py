@@ -170,6 +170,42 @@ async def test_mailings_created_through_the_api_start_on_time(
     assert all(late < 1.5 for late in started_late.values()), (started_late, served.output())
 
 
+async def test_serves_metrics_count_what_its_engine_sent(
+    database_url: str, tmp_path: Path, token: str
+) -> None:
+    sent = 'sms_sender_messages_total{provider="console",status="sent"} 2.0'
+    with serving(database_url, tmp_path) as served:
+        async with httpx.AsyncClient(
+            base_url=f"{served.base_url}/api/v1", headers={"Authorization": f"Bearer {token}"}
+        ) as api:
+            for phone in ("79001112233", "79001112234"):
+                assert (await api.post("/clients", json={"phone": phone})).status_code == 201
+            message = await api.post("/messages", json={"text": "Doors open at nine"})
+            now = datetime.now(UTC)
+            created = await api.post(
+                "/mailings",
+                json={
+                    "start_at": now.isoformat(),
+                    "end_at": (now + timedelta(hours=1)).isoformat(),
+                    "message_id": message.json()["id"],
+                    "filter": {},
+                },
+            )
+            assert created.status_code == 201, created.text
+
+            async def counted() -> bool:
+                return sent in (await api.get(f"{served.base_url}/metrics")).text
+
+            await eventually(counted, within=30, what="the engine's sends in serve's /metrics")
+            exposed = (await api.get(f"{served.base_url}/metrics")).text
+    # The API's own metrics are there too, and each family once.
+    assert (
+        'sms_sender_http_requests_total{method="POST",route="/mailings",status="201"} 1.0'
+        in exposed
+    )
+    assert exposed.count("# TYPE sms_sender_messages_total counter") == 1
+
+
 async def _started_at(
     sessionmaker: async_sessionmaker[AsyncSession], mailing_id: int
 ) -> datetime | None:
