@@ -19,7 +19,7 @@ from sms_sender import dialects
 from sms_sender.mailings.models import Mailing, MailingStatus
 from sms_sender.notifications.models import Notification, NotificationKind, NotificationStatus
 from sms_sender.notifications.schemas import FAILED_STATUSES, UNKNOWN_STATUS, MailingFigures
-from sms_sender.reports.models import Report
+from sms_sender.reports.models import MailingReportCount, Report
 
 _table = Notification.__table__
 
@@ -149,14 +149,18 @@ async def _figures(connection: AsyncConnection, which: ColumnElement[bool]) -> l
             .order_by(Mailing.id)
         )
     ).all()
+    # The counters the triggers keep exact (reports per mailing and status), not a scan of
+    # the mailings' reports: a key's rows are summed, and a status counted to zero is left out.
     counts: dict[int, dict[str, int]] = defaultdict(dict)
+    reports = func.sum(MailingReportCount.reports)
     counted = (
-        select(Report.mailing_id, Report.status, func.count())
-        .where(Report.mailing_id.in_(select(Mailing.id).where(which)))
-        .group_by(Report.mailing_id, Report.status)
+        select(MailingReportCount.mailing_id, MailingReportCount.status, reports)
+        .where(MailingReportCount.mailing_id.in_(select(Mailing.id).where(which)))
+        .group_by(MailingReportCount.mailing_id, MailingReportCount.status)
+        .having(reports > 0)
     )
     for mailing_id, status, count in await connection.execute(counted):
-        counts[mailing_id][status] = count
+        counts[mailing_id][status] = int(count)
     return [
         MailingFigures(row.id, row.status, row.start_at, row.end_at, counts[row.id])
         for row in mailings
