@@ -11,7 +11,7 @@ from sms_sender.audit.models import AuditAction, AuditTarget
 from sms_sender.audit.schemas import AuditEntryRead
 from sms_sender.db import MAX_ID
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
-from sms_sender.web import SessionDep
+from sms_sender.web import ReadSessionDep
 
 # Mounted by app.py behind auth's require_audit_token: only tokens created to read it
 # (``token create NAME --audit``) may, as it tells who did what. (audit is below auth.)
@@ -28,7 +28,7 @@ router = APIRouter(tags=["audit"])
     "gets 403.",
 )
 async def list_audit_entries(
-    session: SessionDep,
+    session: ReadSessionDep,
     page: Annotated[PageRequest, Depends(page_request)],
     actor: Annotated[
         str | None, Query(max_length=200, description="Only this user or token name.")

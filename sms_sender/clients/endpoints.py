@@ -24,7 +24,7 @@ from sms_sender.consent.dependencies import PhoneHasherDep
 from sms_sender.consent.schemas import ConsentEventRead, OptOutRequest
 from sms_sender.db import MAX_ID
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
-from sms_sender.web import CallerDep, ClockDep, SessionDep, SettingsDep
+from sms_sender.web import CallerDep, ClockDep, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["clients"])
 # A client's opt-out and consent history: client routes, listed with consent's in the API docs.
@@ -59,7 +59,7 @@ async def create_client(
 
 @router.get("/clients", summary="List clients, optionally by tag and operator code")
 async def list_clients(
-    session: SessionDep,
+    session: ReadSessionDep,
     page: Annotated[PageRequest, Depends(page_request)],
     tag: Annotated[
         list[TagText],
@@ -84,7 +84,7 @@ async def list_clients(
 
 
 @router.get("/tags", summary="Every tag and operator code in the directory")
-async def read_facets(session: SessionDep) -> Facets:
+async def read_facets(session: ReadSessionDep) -> Facets:
     return await service.facets(session)
 
 
@@ -156,7 +156,7 @@ async def import_takes_only_post() -> None:
 
 
 @router.get("/clients/{client_id:int}", summary="Read a client")
-async def read_client(client_id: ClientId, session: SessionDep) -> ClientRead:
+async def read_client(client_id: ClientId, session: ReadSessionDep) -> ClientRead:
     return ClientRead.model_validate(await service.get(session, client_id))
 
 
@@ -242,7 +242,7 @@ async def opt_out_client(
 )
 async def read_consent_history(
     client_id: ClientId,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: Annotated[PageRequest, Depends(page_request)],
 ) -> Page[ConsentEventRead]:
     client = await service.get(session, client_id)

@@ -20,7 +20,7 @@ from sms_sender.mailings.schemas import (
 )
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.providers.registry import text_limits
-from sms_sender.web import ClockDep, SessionDep, SettingsDep
+from sms_sender.web import ClockDep, ReadSessionDep, SessionDep, SettingsDep
 
 _log = structlog.get_logger(__name__)
 
@@ -52,13 +52,15 @@ async def create_mailing(
     "this purpose would skip: opted out (any purpose) or, for advertising, without consent. "
     "Nothing is saved.",
 )
-async def preview_mailing(payload: MailingPreviewRequest, session: SessionDep) -> MailingPreview:
+async def preview_mailing(
+    payload: MailingPreviewRequest, session: ReadSessionDep
+) -> MailingPreview:
     return await service.preview(session, payload)
 
 
 @router.get("", summary="List mailings, each with its report counts")
 async def list_mailings(
-    session: SessionDep,
+    session: ReadSessionDep,
     page: Annotated[PageRequest, Depends(page_request)],
     mailing_status: Annotated[
         MailingStatus | None, Query(alias="status", description="Only mailings in this status.")
@@ -74,7 +76,7 @@ async def list_mailings(
 
 
 @router.get("/{mailing_id:int}", summary="Read a mailing")
-async def read_mailing(mailing_id: MailingId, session: SessionDep) -> MailingRead:
+async def read_mailing(mailing_id: MailingId, session: ReadSessionDep) -> MailingRead:
     return await service.describe_one(session, await service.get(session, mailing_id))
 
 
@@ -180,7 +182,7 @@ stats_router = APIRouter()
 )
 async def read_mailing_stats(
     mailing_id: MailingId,
-    session: SessionDep,
+    session: ReadSessionDep,
 ) -> MailingStatsDetail:
     return await stats.mailing_stats(session, mailing_id)
 
@@ -190,5 +192,5 @@ async def read_mailing_stats(
     tags=["statistics"],
     summary="Reports by status over every mailing, and per mailing",
 )
-async def read_overall_stats(session: SessionDep) -> OverallStats:
+async def read_overall_stats(session: ReadSessionDep) -> OverallStats:
     return await stats.overall_stats(session)

@@ -8,7 +8,7 @@ from sms_sender.db import MAX_ID
 from sms_sender.messages import service
 from sms_sender.messages.schemas import MessageCreate, MessageRead, MessageUpdate
 from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
-from sms_sender.web import ClockDep, SessionDep
+from sms_sender.web import ClockDep, ReadSessionDep, SessionDep
 
 router = APIRouter(prefix="/messages", tags=["messages"])
 
@@ -24,7 +24,7 @@ async def create_message(
 
 @router.get("", summary="List message texts")
 async def list_messages(
-    session: SessionDep, page: Annotated[PageRequest, Depends(page_request)]
+    session: ReadSessionDep, page: Annotated[PageRequest, Depends(page_request)]
 ) -> Page[MessageRead]:
     messages = await service.page(session, after_id=page.after_id, limit=page.limit)
     return Page[MessageRead](
@@ -34,7 +34,7 @@ async def list_messages(
 
 
 @router.get("/{message_id}", summary="Read a message text")
-async def read_message(message_id: MessageId, session: SessionDep) -> MessageRead:
+async def read_message(message_id: MessageId, session: ReadSessionDep) -> MessageRead:
     return service.to_read(await service.get(session, message_id))
 
 

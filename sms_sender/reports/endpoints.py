@@ -11,14 +11,14 @@ from sms_sender.pagination import Page, PageRequest, next_cursor, page_request
 from sms_sender.reports import service
 from sms_sender.reports.models import ReportStatus
 from sms_sender.reports.schemas import ReportRead
-from sms_sender.web import SessionDep
+from sms_sender.web import ReadSessionDep
 
 router = APIRouter()
 
 
 @router.get("/reports", tags=["reports"], summary="List reports, one per message")
 async def list_reports(
-    session: SessionDep,
+    session: ReadSessionDep,
     page: Annotated[PageRequest, Depends(page_request)],
     mailing_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Only this mailing's reports.")
@@ -52,6 +52,6 @@ async def list_reports(
 @router.get("/reports/{report_id}", tags=["reports"], summary="Read a report")
 async def read_report(
     report_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The report's id.")],
-    session: SessionDep,
+    session: ReadSessionDep,
 ) -> ReportRead:
     return ReportRead.model_validate(await service.get(session, report_id))
