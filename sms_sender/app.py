@@ -197,7 +197,7 @@ async def _delivery_beside(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        stopping = not state.delivery_stopped.is_set()
+        stopping = True  # from here on, its exit is ours
         code = await engine.stop()
         await watcher
         _log.info("delivery engine process stopped", exit_code=code)

@@ -52,7 +52,6 @@ async def test_read_routes_answer_while_a_writer_holds_the_lock(
         ("GET", f"/api/v1/mailings/{mailing_id}/stats"),
         ("GET", "/api/v1/stats"),
         ("GET", "/api/v1/reports"),
-        ("GET", "/api/v1/audit"),
         ("POST", "/api/v1/mailings/preview"),
     ]
 
