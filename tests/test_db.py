@@ -30,7 +30,10 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(
 
             async def gone() -> bool:
                 query = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
-                return await admin.scalar(query, {"pid": dropped}) == 0
+                count = await admin.scalar(query, {"pid": dropped})
+                # pg_stat_activity is read once per transaction: look again in a new one.
+                await admin.rollback()
+                return count == 0
 
             await eventually(gone, what="the backend exited")
         assert await _backend_pid(engine) != dropped
