@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, event, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.dispatch.repository import fold_counts
 from sms_sender.notifications import repository
 from sms_sender.reports.models import Report, ReportStatus
-from tests.conftest import FakeClock
-from tests.dispatch.conftest import Arrange
+from tests.arrange import Arrange
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -51,9 +50,8 @@ async def _full_count(engine: AsyncEngine) -> dict[int, dict[str, int]]:
 
 
 async def test_figures_equal_a_full_count_and_read_no_report(
-    sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock, clean_db: AsyncEngine
+    arrange: Arrange, clean_db: AsyncEngine
 ) -> None:
-    arrange = Arrange(sessionmaker, clock)
     await arrange.many_clients(30)
     first = await arrange.mailing()
     second = await arrange.mailing(lasts=timedelta(hours=2))
