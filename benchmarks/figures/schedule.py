@@ -136,7 +136,7 @@ async def measure_start_lag(context: Context) -> list[Row]:
             sizes,
             details=details,
         ),
-        Row("start-lag", "p99", percentile(started, 0.99), "ms", Target("<=", 200, "ms"), sizes),
+        Row("start-lag", "p99", percentile(started, 0.99), "ms", Target("<=", 50, "ms"), sizes),
     ]
 
 
