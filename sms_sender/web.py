@@ -11,12 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sms_sender.audit.actor import current_actor
 from sms_sender.clock import Clock
 from sms_sender.config import Settings
+from sms_sender.dialects import writer_turn_at_begin
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: commit when the handler returns, roll back when it raises."""
+    """The request's unit of work: commit when the handler returns, roll back when it raises.
+
+    On SQLite each of its transactions waits for the writer turn every process shares (the
+    delivery engine's writers queue there too) at its BEGIN and gives it back after its end,
+    so reading the request's body before the first statement holds nothing.
+    """
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    database = sessionmaker.kw["bind"]
+    async with writer_turn_at_begin(database) as bind, sessionmaker(bind=bind) as session:
         try:
             yield session
             await session.commit()

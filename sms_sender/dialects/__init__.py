@@ -8,9 +8,10 @@ they exist:
 
 - Connecting (:func:`create_engine_for`, :func:`read_only`): PostgreSQL gets a pool and a ping
   at checkout; SQLite gets WAL, a busy timeout and IMMEDIATE transactions.
-- Writing (:func:`writer_turn`, :func:`begin_write`, :func:`writes_lock_whole_database`,
-  :func:`advisory_lock`): SQLite lets one writer at a time into the whole file; PostgreSQL
-  locks rows, so concurrent writers need explicit locks where they must not overlap.
+- Writing (:func:`writer_turn`, :func:`writer_turn_at_begin`, :func:`begin_write`,
+  :func:`writes_lock_whole_database`, :func:`advisory_lock`): SQLite lets one writer at a time
+  into the whole file, so every process's writers queue for it in one line; PostgreSQL locks
+  rows, so concurrent writers need explicit locks where they must not overlap.
 - Statements (:func:`insert_ignoring_conflicts`, :func:`insert_or_update`, :func:`given_rows`,
   :func:`among`, :func:`update_from_rows`, :func:`skip_locked`, :func:`planner_setting`,
   :func:`greatest`, :func:`epoch_seconds`, :func:`now_epoch_seconds`): the same meaning in each
@@ -34,6 +35,7 @@ from sms_sender.dialects._connecting import (
     notify_other_processes,
     read_only,
     writer_turn,
+    writer_turn_at_begin,
     writes_lock_whole_database,
 )
 from sms_sender.dialects._statements import (
@@ -77,5 +79,6 @@ __all__ = [
     "stored_datetime",
     "update_from_rows",
     "writer_turn",
+    "writer_turn_at_begin",
     "writes_lock_whole_database",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -16,6 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import Pool
+from sqlalchemy.util import await_only
 
 from sms_sender.dialects._which import Bind, on_postgresql
 
@@ -80,10 +83,24 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # IMMEDIATE takes the write lock up front: a read-then-write transaction can then wait
         # on busy_timeout instead of failing with SQLITE_BUSY when another writer got there first.
         # A read-only unit of work (see read_only) reads a WAL snapshot beside the writer instead.
-        if connection.get_execution_options().get(_READ_ONLY_OPTION):
+        options = connection.get_execution_options()
+        if options.get(_READ_ONLY_OPTION):
             connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        turn: _Turn | None = options.get(_LAZY_TURN_OPTION)
+        if turn is not None:
+            # Events are sync, but run in SQLAlchemy's greenlet under the awaiting task: this
+            # waits for the turn in the event loop, as the driver's own awaits do.
+            await_only(turn.take())
+            connection.connection.record_info[_LAZY_TURN_OPTION] = turn
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        # A unit of work's connection comes back after its COMMIT or ROLLBACK: its turn ends.
+        turn = record.record_info.pop(_LAZY_TURN_OPTION, None)
+        if turn is not None:
+            turn.give_back()
 
 
 _READ_ONLY_OPTION = "sms_sender_read_only"
@@ -108,26 +125,141 @@ _SQLITE_WRITERS: WeakKeyDictionary[Pool, tuple[asyncio.AbstractEventLoop, asynci
     WeakKeyDictionary()
 )
 
+# How long a writer sleeps between tries of another process's lock: short at first (a writer
+# in the engine holds it for a few ms), growing so a long import is not polled for nothing.
+_FILE_LOCK_FIRST_WAIT = 0.0005
+_FILE_LOCK_LONGEST_WAIT = 0.002
+
 
 def writer_turn(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[Any]:
-    """Hold this while writing through ``engine``: on SQLite, this process's writers queue here.
+    """Hold this while writing through ``engine``: on SQLite, every process's writers queue here.
 
     SQLite lets one writer in at a time. A transaction that finds the lock taken sleeps in
-    SQLite's busy handler, for 1, 2, 5, 10, 15 … ms at a time, and so starts up to 10-25 ms
-    after the lock came free: in the engine, where a claim, a hand-over and a results write
-    often meet, that idled every send slot for 10-25 ms per group. Queued on an asyncio lock,
-    the next writer of this process starts the moment the last one ends. Writers in other
-    processes (a second ``serve``, the CLI) still meet in the busy handler. PostgreSQL's rows
-    are locked one by one, so there it is nothing.
+    SQLite's busy handler, for 1, 2, 5, 10 … and then 100 ms at a time, and so starts long
+    after the lock came free while a writer that never sleeps gets in again and again: in the
+    engine, where a claim, a hand-over and a results write often meet, that idled every send
+    slot for 10-25 ms per group; beside the engine's process, the API's writes waited up to
+    400 ms. So this process's writers queue on an asyncio lock, and then take an exclusive
+    ``flock`` on ``<database>-writer.lock`` (passing ``<database>-writer.lock.gate`` first, so
+    they take turns) that every process writing the file takes: the next writer, wherever it
+    runs, starts within a few ms of the last one's end. The CLI does not
+    take it (it writes rarely; it waits in the busy handler). PostgreSQL's rows are locked one
+    by one, so there it is nothing.
     """
     if not writes_lock_whole_database(engine):
         return contextlib.nullcontext()
-    pool, loop = engine.sync_engine.pool, asyncio.get_running_loop()
+    return _sqlite_turn(engine.sync_engine.pool, engine.url.database)
+
+
+def _process_lock(pool: Pool) -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
     owner, lock = _SQLITE_WRITERS.get(pool, (None, None))
     if owner is not loop or lock is None:  # first use, or an engine outliving its loop (tests)
         lock = asyncio.Lock()
         _SQLITE_WRITERS[pool] = (loop, lock)
     return lock
+
+
+def _lock_file_path(database: str | None) -> str | None:
+    """Where the writers of this SQLite database meet; None for one that lives in memory."""
+    if not database or database == ":memory:" or "mode=memory" in database:
+        return None
+    return f"{database.removeprefix('file:').partition('?')[0]}-writer.lock"
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_turn(pool: Pool, database: str | None) -> AsyncIterator[None]:
+    turn = _Turn(pool, database)
+    await turn.take()
+    try:
+        yield
+    finally:
+        turn.give_back()
+
+
+class _Turn:
+    """This process's lock, then the lock file every process shares; given back in reverse."""
+
+    def __init__(self, pool: Pool, database: str | None) -> None:
+        self._pool, self._path = pool, _lock_file_path(database)
+        self._held: asyncio.Lock | None = None
+        self._descriptor: int | None = None
+
+    async def take(self) -> None:
+        if self._held is not None:
+            return
+        lock = _process_lock(self._pool)
+        await lock.acquire()
+        try:
+            if self._path is not None:
+                # flock is no queue: a writer that gives the lock back and asks again at once
+                # would win it again and again over one that polls. So every writer first
+                # passes a gate, and only the gate's holder polls the lock: the last writer,
+                # asking again, waits at the gate until the one there has got in.
+                gate = await _take_file_lock(f"{self._path}.gate")
+                try:
+                    self._descriptor = await _take_file_lock(self._path)
+                finally:
+                    os.close(gate)
+        except BaseException:
+            lock.release()
+            raise
+        self._held = lock
+
+    def give_back(self) -> None:
+        lock, self._held = self._held, None
+        if lock is None:
+            return
+        descriptor, self._descriptor = self._descriptor, None
+        try:
+            if descriptor is not None:
+                os.close(descriptor)  # closing the only descriptor of it releases the flock
+        finally:
+            lock.release()
+
+
+async def _take_file_lock(path: str) -> int:
+    """A descriptor holding an exclusive ``flock`` on ``path``, waited for without blocking.
+
+    Polled with LOCK_NB and short sleeps: a blocking flock would stop the event loop, and one
+    in a thread could take the lock after its waiter was cancelled, and hold it for no one.
+    """
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    wait = _FILE_LOCK_FIRST_WAIT
+    try:
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return descriptor
+            except BlockingIOError:
+                await asyncio.sleep(wait)
+                wait = min(wait * 1.5, _FILE_LOCK_LONGEST_WAIT)
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+_LAZY_TURN_OPTION = "sms_sender_lazy_writer_turn"
+
+
+@contextlib.asynccontextmanager
+async def writer_turn_at_begin(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The engine for a unit of work that takes :func:`writer_turn` only if it writes.
+
+    A request's session may only read, or read its body first (a form, an upload): on SQLite
+    its transaction takes the turn at its BEGIN, from before its first statement, and gives it
+    back when the transaction's connection returns to the pool after COMMIT or ROLLBACK (so a
+    unit of work that commits batch by batch waits its turn for each batch). On PostgreSQL it
+    is the engine itself.
+    """
+    if not writes_lock_whole_database(engine):
+        yield engine
+        return
+    turn = _Turn(engine.sync_engine.pool, engine.url.database)
+    try:
+        yield engine.execution_options(**{_LAZY_TURN_OPTION: turn})
+    finally:
+        turn.give_back()  # a connection that never came back (a cancelled request) holds none
 
 
 @contextlib.asynccontextmanager
