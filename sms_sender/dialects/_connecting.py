@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -119,11 +120,31 @@ def writes_lock_whole_database(bind: Bind) -> bool:
     return not on_postgresql(bind)
 
 
+class _Writers:
+    """This process's writers of one SQLite database: their lock, and the lock files they share.
+
+    The files stay open while the pool lives: a turn is then two ``flock`` calls and no
+    ``open`` (a turn is taken for every claim, hand-over and settle of the engine).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, database: str | None) -> None:
+        self.loop, self.lock = loop, asyncio.Lock()
+        self.files: tuple[int, int] | None = None  # the gate's descriptor, the lock's
+        path = _lock_file_path(database)
+        if path is not None:
+            flags, mode = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+            self.files = (os.open(f"{path}.gate", flags, mode), os.open(path, flags, mode))
+            weakref.finalize(self, _close_all, self.files)
+
+
+def _close_all(descriptors: tuple[int, ...]) -> None:
+    for descriptor in descriptors:
+        os.close(descriptor)  # closing the only descriptor of a file releases its flock
+
+
 # One per SQLite database this process writes to, keyed by the engine's pool (which its
-# option variants such as read_only share), with the event loop the lock belongs to.
-_SQLITE_WRITERS: WeakKeyDictionary[Pool, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = (
-    WeakKeyDictionary()
-)
+# option variants such as read_only share), for the event loop its lock belongs to.
+_SQLITE_WRITERS: WeakKeyDictionary[Pool, _Writers] = WeakKeyDictionary()
 
 # How long a writer sleeps between tries of another process's lock: short at first (a writer
 # in the engine holds it for a few ms), growing so a long import is not polled for nothing.
@@ -148,16 +169,15 @@ def writer_turn(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[A
     """
     if not writes_lock_whole_database(engine):
         return contextlib.nullcontext()
-    return _sqlite_turn(engine.sync_engine.pool, engine.url.database)
+    return _Turn(engine.sync_engine.pool, engine.url.database)
 
 
-def _process_lock(pool: Pool) -> asyncio.Lock:
+def _writers(pool: Pool, database: str | None) -> _Writers:
     loop = asyncio.get_running_loop()
-    owner, lock = _SQLITE_WRITERS.get(pool, (None, None))
-    if owner is not loop or lock is None:  # first use, or an engine outliving its loop (tests)
-        lock = asyncio.Lock()
-        _SQLITE_WRITERS[pool] = (loop, lock)
-    return lock
+    writers = _SQLITE_WRITERS.get(pool)
+    if writers is None or writers.loop is not loop:  # first use, or an engine outliving its loop
+        writers = _SQLITE_WRITERS[pool] = _Writers(loop, database)
+    return writers
 
 
 def _lock_file_path(database: str | None) -> str | None:
@@ -167,76 +187,66 @@ def _lock_file_path(database: str | None) -> str | None:
     return f"{database.removeprefix('file:').partition('?')[0]}-writer.lock"
 
 
-@contextlib.asynccontextmanager
-async def _sqlite_turn(pool: Pool, database: str | None) -> AsyncIterator[None]:
-    turn = _Turn(pool, database)
-    await turn.take()
-    try:
-        yield
-    finally:
-        turn.give_back()
-
-
 class _Turn:
     """This process's lock, then the lock file every process shares; given back in reverse."""
 
     def __init__(self, pool: Pool, database: str | None) -> None:
-        self._pool, self._path = pool, _lock_file_path(database)
-        self._held: asyncio.Lock | None = None
-        self._descriptor: int | None = None
+        self._pool, self._database = pool, database
+        self._held: _Writers | None = None
+
+    async def __aenter__(self) -> None:
+        await self.take()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.give_back()
 
     async def take(self) -> None:
         if self._held is not None:
             return
-        lock = _process_lock(self._pool)
-        await lock.acquire()
+        writers = _writers(self._pool, self._database)
+        await writers.lock.acquire()
         try:
-            if self._path is not None:
+            if writers.files is not None:
                 # flock is no queue: a writer that gives the lock back and asks again at once
                 # would win it again and again over one that polls. So every writer first
                 # passes a gate, and only the gate's holder polls the lock: the last writer,
                 # asking again, waits at the gate until the one there has got in.
-                gate = await _take_file_lock(f"{self._path}.gate")
+                gate, lock = writers.files
+                await _take_file_lock(gate)
                 try:
-                    self._descriptor = await _take_file_lock(self._path)
+                    await _take_file_lock(lock)
                 finally:
-                    os.close(gate)
+                    fcntl.flock(gate, fcntl.LOCK_UN)
         except BaseException:
-            lock.release()
+            writers.lock.release()
             raise
-        self._held = lock
+        self._held = writers
 
     def give_back(self) -> None:
-        lock, self._held = self._held, None
-        if lock is None:
+        writers, self._held = self._held, None
+        if writers is None:
             return
-        descriptor, self._descriptor = self._descriptor, None
         try:
-            if descriptor is not None:
-                os.close(descriptor)  # closing the only descriptor of it releases the flock
+            if writers.files is not None:
+                fcntl.flock(writers.files[1], fcntl.LOCK_UN)
         finally:
-            lock.release()
+            writers.lock.release()
 
 
-async def _take_file_lock(path: str) -> int:
-    """A descriptor holding an exclusive ``flock`` on ``path``, waited for without blocking.
+async def _take_file_lock(descriptor: int) -> None:
+    """An exclusive ``flock`` on the open file, waited for without blocking the event loop.
 
     Polled with LOCK_NB and short sleeps: a blocking flock would stop the event loop, and one
     in a thread could take the lock after its waiter was cancelled, and hold it for no one.
     """
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     wait = _FILE_LOCK_FIRST_WAIT
-    try:
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return descriptor
-            except BlockingIOError:
-                await asyncio.sleep(wait)
-                wait = min(wait * 1.5, _FILE_LOCK_LONGEST_WAIT)
-    except BaseException:
-        os.close(descriptor)
-        raise
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(wait)
+            wait = min(wait * 1.5, _FILE_LOCK_LONGEST_WAIT)
 
 
 _LAZY_TURN_OPTION = "sms_sender_lazy_writer_turn"
