@@ -163,9 +163,9 @@ def writer_turn(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[A
     400 ms. So this process's writers queue on an asyncio lock, and then take an exclusive
     ``flock`` on ``<database>-writer.lock`` (passing ``<database>-writer.lock.gate`` first, so
     they take turns) that every process writing the file takes: the next writer, wherever it
-    runs, starts within a few ms of the last one's end. The CLI does not
-    take it (it writes rarely; it waits in the busy handler). PostgreSQL's rows are locked one
-    by one, so there it is nothing.
+    runs, starts within a few ms of the last one's end. The CLI does not take it (it writes
+    rarely; it waits in the busy handler). PostgreSQL's rows are locked one by one, so there it
+    is nothing.
     """
     if not writes_lock_whole_database(engine):
         return contextlib.nullcontext()
