@@ -1,4 +1,8 @@
-"""Filling the directory: ``import`` (a client CSV) and ``demo``."""
+"""Filling the directory: ``import`` (a client CSV) and ``demo``.
+
+The importer is imported when a command runs, not at the top: every command's module is loaded
+to start any command, ``sms-sender worker`` included, and a worker never imports a file.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,9 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender.cli._common import in_session, settings_from_env
-from sms_sender.clients.csv_import import import_clients
 from sms_sender.clients.schemas import ImportResult
 from sms_sender.clock import SystemClock
 from sms_sender.consent.service import hasher_for
-from sms_sender.demo import load_demo
 from sms_sender.text_lines import read_lines
 
 
@@ -24,6 +26,8 @@ def import_csv(
     ],
 ) -> None:
     """Import clients from a CSV file; bad rows are reported by line, good rows are kept."""
+    from sms_sender.clients.csv_import import import_clients
+
     settings = settings_from_env()
 
     async def work(session: AsyncSession) -> ImportResult:
@@ -46,6 +50,8 @@ def import_csv(
 
 def demo() -> None:
     """Fill a demo directory, two messages and two mailings, to see the whole flow at once."""
+    from sms_sender.demo import load_demo
+
     settings = settings_from_env()
 
     async def work(session: AsyncSession) -> str:

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import prometheus_client
 import typer
-import uvicorn
 
 from sms_sender.auth.oidc_access import OidcConfigurationError
 from sms_sender.cli._common import Host, Port, run_event_loop, settings_from_env
@@ -51,8 +50,10 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 
 def _serve_http(settings: Settings, host: str, port: int, *, with_delivery: bool) -> None:
     # Imported here, not at the top, for memory, not for a cycle: the web application (FastAPI,
-    # the console, its templates and OIDC) is about 21 MB of a process, and `sms-sender worker`
-    # (or any other command) never serves it. tests/test_cli.py checks it stays out.
+    # the console, its templates and OIDC) and uvicorn are about 22 MB of a process, and
+    # `sms-sender worker` (or any other command) never serves them. tests/test_cli.py checks it.
+    import uvicorn
+
     from sms_sender.app import create_app
 
     try:  # before anything else, so bad console settings stop start-up with their sentence

@@ -1,4 +1,8 @@
-"""``sms-sender user create|list|disable``: people who sign in to the console."""
+"""``sms-sender user create|list|disable``: people who sign in to the console.
+
+Each command imports ``auth.users`` (and with it argon2, 1 MB) when it runs, not at the top:
+every command's module is loaded to start any command, ``sms-sender worker`` included.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sms_sender.auth import users as auth_users
 from sms_sender.auth.models import Role, User
 from sms_sender.cli._common import in_session, settings_from_env
 from sms_sender.clock import SystemClock
@@ -27,6 +30,8 @@ def user_create(
     ] = Role.VIEWER,
 ) -> None:
     """Create a console user; the password is asked for (or read from stdin when piped)."""
+    from sms_sender.auth import users as auth_users
+
     password = _read_password()
     in_session(
         settings_from_env(),
@@ -45,6 +50,7 @@ def _read_password() -> str:
 @user_app.command("list")
 def user_list() -> None:
     """List console users with their role, how they sign in and whether they are disabled."""
+    from sms_sender.auth import users as auth_users
 
     async def every_user(session: AsyncSession) -> list[User]:
         found: list[User] = []
@@ -63,6 +69,7 @@ def user_list() -> None:
 @user_app.command("disable")
 def user_disable(name: str) -> None:
     """Disable a user: they cannot sign in and their open sessions end at once."""
+    from sms_sender.auth import users as auth_users
 
     async def work(session: AsyncSession) -> None:
         user = await auth_users.by_name(session, name)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,10 +13,17 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sms_sender.migrations import alembic_config, current_revision
+from sms_sender.migrations import (
+    VERSIONS_DIR,
+    alembic_config,
+    current_revision,
+    heads,
+    upgrade_to_head,
+)
 from sms_sender.models import Base
 
 
@@ -66,3 +76,78 @@ async def test_interrupted_reports_become_unknown(clean_db: AsyncEngine) -> None
     async with clean_db.connect() as connection:
         statuses = list(await connection.scalars(text("SELECT status FROM reports")))
     assert statuses == ["unknown"]
+
+
+def _alembic_heads() -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def test_heads_read_from_the_files_are_alembics() -> None:
+    """The quick look at start-up finds the same newest revision alembic does."""
+    assert heads() == _alembic_heads()
+
+
+def test_a_revision_file_the_quick_look_cannot_read_leaves_it_to_alembic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for source in VERSIONS_DIR.glob("*.py"):
+        (tmp_path / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "20300101_later_0001.py").write_text("revision = make_id()\n", encoding="utf-8")
+    monkeypatch.setattr("sms_sender.migrations.VERSIONS_DIR", tmp_path)
+    assert heads() == frozenset()
+
+
+async def test_an_older_schema_is_upgraded_at_start(clean_db: AsyncEngine) -> None:
+    """What `worker`, `api`, `serve` and `migrate` run first: an older schema reaches head."""
+    (head,) = _alembic_heads()
+    script = ScriptDirectory.from_config(alembic_config()).get_revision(head)
+    async with clean_db.begin() as connection:
+        await connection.run_sync(
+            lambda sync: command.downgrade(alembic_config(sync), str(script.down_revision))
+        )
+    assert await current_revision(clean_db) == script.down_revision
+    await upgrade_to_head(clean_db)
+    assert await current_revision(clean_db) == head
+    async with clean_db.connect() as connection:
+        assert await connection.run_sync(_diff) == []
+
+
+async def test_an_unknown_revision_stops_start_up_with_alembics_error(
+    clean_db: AsyncEngine,
+) -> None:
+    """A schema newer than this release (or from another project) is refused, not touched."""
+    (head,) = _alembic_heads()
+    async with clean_db.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = 'from_later'"))
+    try:
+        with pytest.raises(CommandError, match="from_later"):
+            await upgrade_to_head(clean_db)
+    finally:
+        async with clean_db.begin() as connection:
+            await connection.execute(
+                text("UPDATE alembic_version SET version_num = :head"), {"head": head}
+            )
+    assert await current_revision(clean_db) == head
+
+
+async def test_a_start_on_the_newest_schema_does_not_load_alembic(
+    db_engine: AsyncEngine, database_url: str
+) -> None:
+    """Alembic is about 7 MB of a worker's memory; a start with nothing to migrate leaves it out."""
+    check = (
+        "import asyncio, sys\n"
+        "from sms_sender.db import create_engine\n"
+        "from sms_sender.migrations import upgrade_to_head\n"
+        "async def start():\n"
+        "    engine = create_engine(sys.argv[1])\n"
+        "    await upgrade_to_head(engine)\n"
+        "    await engine.dispose()\n"
+        "asyncio.run(start())\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    started = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", check, database_url, stdout=asyncio.subprocess.PIPE
+    )
+    output, _ = await started.communicate()
+    assert started.returncode == 0
+    assert output.decode().strip() == "[]"
