@@ -110,15 +110,16 @@ def given_rows(
         )
         return {name: given.c[name] for name in columns}
     converters = [type_.dialect_impl(dialect).bind_processor(dialect) for type_ in columns.values()]
-    document = json.dumps(
-        [
+    if any(converters):
+        rows = [
             [
                 value if convert is None else convert(value)
                 for value, convert in zip(row, converters, strict=True)
             ]
             for row in rows
         ]
-    )
+    # Rows of text need no conversion: json.dumps writes the tuples as they are.
+    document = json.dumps(rows)
     each = func.json_each(bindparam(None, document, type_=String())).table_valued("value")
     return {
         name: func.json_extract(each.c.value, f"$[{index}]", type_=type_)
