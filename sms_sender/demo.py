@@ -36,7 +36,7 @@ def demo_csv_lines() -> list[str]:
 async def load_demo(session: AsyncSession, now: datetime, hasher: PhoneHasher) -> str:
     """Create the demo data (clients already there are skipped) and describe what was made."""
     imported = await import_clients(
-        session, demo_csv_lines(), default_timezone="UTC", hasher=hasher, now=now
+        session, [demo_csv_lines()], default_timezone="UTC", hasher=hasher, now=now
     )
     sale = await messages.create(
         session, MessageCreate(text="Winter sale: -20% on everything until Sunday!"), now

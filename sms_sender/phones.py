@@ -25,8 +25,13 @@ def _phone_from_json_number(value: Any) -> Any:
     return value
 
 
+def is_phone(text: str) -> bool:
+    """Whether the text is a phone as the directory keeps it (the rule of :data:`Phone`)."""
+    return _PHONE.fullmatch(text) is not None
+
+
 def _check_phone(value: str) -> str:
-    if not _PHONE.fullmatch(value):
+    if not is_phone(value):
         raise reasons.PHONE_FORMAT.invalid(got=shown(value))
     return value
 

@@ -118,7 +118,7 @@ async def import_clients(
             raise InvalidInput.field(["file"], reasons.IMPORT_FILE_MISSING)
         return await csv_import.import_clients(
             session,
-            text_lines.read_lines(_chunks_of(upload)),
+            text_lines.read_line_batches(_chunks_of(upload)),
             default_timezone=settings.default_timezone,
             hasher=hasher,
             now=clock.now(),

@@ -16,7 +16,7 @@ from sms_sender.cli._common import in_session, settings_from_env
 from sms_sender.clients.schemas import ImportResult
 from sms_sender.clock import SystemClock
 from sms_sender.consent.service import hasher_for
-from sms_sender.text_lines import read_lines
+from sms_sender.text_lines import read_line_batches
 
 
 def import_csv(
@@ -34,7 +34,7 @@ def import_csv(
         with path.open("rb") as csv_file:
             return await import_clients(
                 session,
-                read_lines(csv_file),
+                read_line_batches(csv_file),
                 default_timezone=settings.default_timezone,
                 hasher=await hasher_for(session, settings.suppression_key.get_secret_value()),
                 now=SystemClock().now(),

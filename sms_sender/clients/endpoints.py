@@ -137,11 +137,11 @@ async def import_clients(
     async with upload.received_csv(request, settings.upload_read_timeout) as csv_file:
         # A file that is not UTF-8, has an absurd line or a wrong header is refused whole,
         # before the first batch is written (batches are committed one by one).
-        await csv_import.check_lines(text_lines.read_lines(upload.chunks_of(csv_file)))
+        await csv_import.check_lines(text_lines.read_line_batches(upload.chunks_of(csv_file)))
         await csv_file.seek(0)
         return await csv_import.import_clients(
             session,
-            text_lines.read_lines(upload.chunks_of(csv_file)),
+            text_lines.read_line_batches(upload.chunks_of(csv_file)),
             default_timezone=settings.default_timezone,
             hasher=hasher,
             now=clock.now(),

@@ -22,7 +22,7 @@ from pydantic_core import CoreSchema
 
 from sms_sender import reasons
 from sms_sender.errors import shown
-from sms_sender.phones import Phone
+from sms_sender.phones import Phone, is_phone
 from sms_sender.timestamps import UtcDatetime
 
 # [0-9], not \d: \d also matches other scripts' digits, such as Arabic-Indic ones.
@@ -31,8 +31,12 @@ _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 TAG_MAX_LENGTH = 64
 
 
+def _is_operator_code(value: str) -> bool:
+    return _OPERATOR_CODE.fullmatch(value) is not None
+
+
 def _check_operator_code(value: str) -> str:
-    if not _OPERATOR_CODE.fullmatch(value):
+    if not _is_operator_code(value):
         raise reasons.OPERATOR_CODE_FORMAT.invalid(got=shown(value))
     return value
 
@@ -79,8 +83,12 @@ Timezone = Annotated[
 ]
 
 
+def _is_printable(value: str) -> bool:
+    return _CONTROL_CHARACTER.search(value) is None
+
+
 def _printable_tag(value: str) -> str:
-    if _CONTROL_CHARACTER.search(value):
+    if not _is_printable(value):
         raise reasons.TAG_CONTROL_CHARACTER.invalid(got=shown(value))
     return value
 
@@ -162,6 +170,22 @@ class ClientCreate(_ConsentFields):
     operator_code: OperatorCode | None = None
     tag: Tag = None
     timezone: Timezone | None = None
+
+
+def surely_accepted(phone: str, operator_code: str, tag: str, timezone: str) -> bool:
+    """True when ClientCreate accepts these text values, "" meaning left out (the CSV import).
+
+    The same rules checked without building a model, for a row the import can take as it
+    is; False means "ask ClientCreate" (for its verdict and its message), not "invalid".
+    tests/clients/test_csv_rows.py holds the two to the same verdicts.
+    """
+    return (
+        is_phone(phone)
+        and (not operator_code or _is_operator_code(operator_code))
+        and len(tag) <= TAG_MAX_LENGTH
+        and _is_printable(tag)
+        and (not timezone or timezone in _known_timezones())
+    )
 
 
 class ClientUpdate(_ConsentFields):

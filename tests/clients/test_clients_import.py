@@ -238,6 +238,40 @@ async def test_duplicates_across_batches_are_caught(client: httpx.AsyncClient) -
     ]
 
 
+async def test_bad_lines_anywhere_in_a_long_file_are_reported_by_their_own_number(
+    client: httpx.AsyncClient,
+) -> None:
+    # Lines are checked a batch at a time; the numbers must run on across batches, chunks and
+    # line ends, up to a last line without one.
+    size = csv_import.BATCH_ROWS
+    rows = [f"7900{number:07d},,t,UTC" for number in range(2 * size + 10)]
+    bad = {size - 1: "bad,,,", size: ",,,", 2 * size + 9: "79001234567,12,,"}
+    for index, line in bad.items():
+        rows[index] = line
+    rows[size + 1] = '"79009999999","900","a, b",""'  # quoted, in the second batch
+    rows[size + 2] = ""  # blank, skipped
+    body = ("\r\n".join([HEADER, *rows])).encode()  # CRLF, and no line end at the end
+    chunks = [body[start : start + 777] for start in range(0, len(body), 777)]
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    response = await client.post(IMPORT, content=chunked(), headers={"Content-Type": "text/csv"})
+    result = response.json()
+    assert [(error["line"], error["error"].split(":")[0]) for error in result["errors"]] == [
+        (size + 1, "phone"),
+        (size + 2, "phone"),
+        (2 * size + 11, "operator_code"),
+    ]
+    assert result["imported"] == len(rows) - len(bad) - 1
+    stored = {
+        item["phone"]: item
+        for item in (await client.get("/api/v1/clients?limit=1000")).json()["items"]
+    }
+    assert stored["79009999999"]["tag"] == "a, b"
+
+
 async def test_a_large_streamed_body_is_inserted_in_batches_quickly(
     client: httpx.AsyncClient, clean_db: AsyncEngine, session: AsyncSession
 ) -> None:
@@ -290,7 +324,7 @@ async def test_the_service_takes_plain_lines_for_the_cli(
 
     result = await csv_import.import_clients(
         session,
-        lines(),
+        [list(lines())],
         default_timezone="Europe/Moscow",
         hasher=await hasher_for(session, ""),
         now=clock.now(),
@@ -317,6 +351,19 @@ async def test_read_lines_joins_characters_and_line_ends_split_across_chunks() -
     for cut in range(1, len(raw)):
         assert await _collect([raw[:cut], raw[cut:]]) == ["phone,日本語\r", "€uro,ж\r", "last"]
     assert await _collect([b"a\n", b"", b"b\n"]) == ["a", "b"]
+
+
+async def test_read_line_batches_names_the_line_and_byte_of_a_bad_byte_in_a_chunk() -> None:
+    chunks = [b"one\ntwo\nthr", b"ee\nfo\xffur\nfive\n"]
+    with pytest.raises(InvalidInput, match=r"line 4 is not UTF-8 \(byte 3\)"):
+        [lines async for lines in text_lines.read_line_batches(chunks)]
+    with pytest.raises(InvalidInput, match=r"line 3 is not UTF-8 \(byte 1\)"):
+        [lines async for lines in text_lines.read_line_batches([b"a\nb\n\xe9t\xe9"])]
+
+
+async def test_read_line_batches_gives_each_chunks_complete_lines() -> None:
+    batches = [lines async for lines in text_lines.read_line_batches([b"a\nb", b"c\nd\n", b"e"])]
+    assert batches == [["a"], ["bc", "d"], ["e"]]
 
 
 async def test_read_lines_names_the_line_of_a_bad_byte() -> None:
