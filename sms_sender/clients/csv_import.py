@@ -1,8 +1,9 @@
 """Bulk import of clients from CSV, streamed: memory stays flat whatever the size of the file.
 
-The bytes are split into lines as they are read (``text_lines.read_lines``); each line is checked on
-its own and the valid rows are inserted a batch at a time, one statement per batch, skipping
-phones already taken (:func:`import_clients`). A record is one line: quoted cells may hold
+The bytes are split into lines a chunk at a time as they are read
+(``text_lines.read_line_batches``); each line is checked on its own (:func:`parse_lines`) and
+the valid rows are inserted a batch at a time, one statement per batch, skipping phones
+already taken (:func:`import_clients`). A record is one line: quoted cells may hold
 commas but not line breaks, which no valid client field contains. The API reads from the
 complete upload (``clients/upload.py``), checks the whole file first (:func:`check_lines`) and
 commits batch by batch; the CLI imports in one transaction.
