@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -57,9 +58,22 @@ class PhoneHasher:
     """The suppression list's keyed hash of a phone: HMAC-SHA256, hex."""
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        # The key is set up once; each phone's HMAC starts from a copy of that state, half the
+        # cost of hmac.digest, which sets the key up again on every call (an import hashes
+        # every row).
+        self._keyed = hmac.new(key, digestmod="sha256")
 
     def __call__(self, phone: str) -> str:
-        # hmac.digest: OpenSSL's one-shot HMAC, without an HMAC object per phone (an import
-        # hashes every row).
-        return hmac.digest(self._key, phone.encode(), "sha256").hex()
+        mac = self._keyed.copy()
+        mac.update(phone.encode())
+        return mac.hexdigest()
+
+    def many(self, phones: Iterable[str]) -> list[str]:
+        """The hashes of the phones, in their order (one call for a batch)."""
+        keyed = self._keyed
+        hashes = []
+        for phone in phones:
+            mac = keyed.copy()
+            mac.update(phone.encode())
+            hashes.append(mac.hexdigest())
+        return hashes

@@ -145,7 +145,7 @@ async def suppress_new_clients(
     One lookup per batch; the clients found (rare) are opted out as the entry says, each with
     an audit entry. Returns how many.
     """
-    by_hash = {hasher(phone): phone for phone in phones}
+    by_hash = dict(zip(hasher.many(phones), phones, strict=True))
     entries = await repository.suppressions(session, list(by_hash))
     if not entries:
         return 0
