@@ -144,7 +144,7 @@ async def insert_new(session: AsyncSession, rows: Sequence[NewClient], now: date
         select(*given.values(), stamp, stamp).where(true()),
     )
     result = await session.execute(statement.returning(Client.__table__.c.phone))
-    return set(result.scalars())
+    return set(result.scalars().all())  # one fetchall, not a fetch per row
 
 
 async def search(
