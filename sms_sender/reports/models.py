@@ -30,6 +30,10 @@ UNSENT_REPORT_STATUSES = (ReportStatus.PENDING,)
 PROVIDER_MESSAGE_ID_SIZE = 128
 ERROR_SIZE = 1000
 
+# The order of a mailing's pages, as its index spells it (see Report's indexes).
+PAGE_ORDER_SQL = "(id + 0)"
+_PAGE_ORDER = text(PAGE_ORDER_SQL)
+
 _PENDING = text("status = 'pending'")
 _SENDING = text("status = 'sending'")
 _SENT = text("status = 'sent'")
@@ -69,8 +73,12 @@ class Report(Base):
         # At most one report per (mailing, client); client_id first, so that it also finds a
         # client's reports when the client is deleted.
         UniqueConstraint("client_id", "mailing_id"),
-        # Everything about one mailing: counts by status, cancel, expiry, delete, finishing.
-        Index(None, "mailing_id", "status"),
+        # Everything about one mailing: counts by status, cancel, expiry, delete, finishing,
+        # and its pages (reports.repository.page), which read one status in the order of the
+        # last key. That key is id as an expression (PAGE_ORDER_SQL) so that no other index offers
+        # its order: the planners took the primary key or (status, id) for "id order", filtered
+        # by mailing, and at a mailing's end read every later mailing's reports.
+        Index("ix_reports_mailing_pages", "mailing_id", "status", _PAGE_ORDER),
         # GET /reports?phone= and ?status= (keyset pages in id order).
         Index(None, "phone"),
         Index(None, "status", "id"),

@@ -25,13 +25,17 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy import (
+    ColumnElement,
+    Select,
     Table,
     case,
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -39,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sms_sender import dialects
 from sms_sender.reports.lifecycle import CLIENT_DELETED, Closing
 from sms_sender.reports.models import (
+    PAGE_ORDER_SQL,
     UNSENT_REPORT_STATUSES,
     MailingReportCount,
     Report,
@@ -223,15 +228,49 @@ async def page(
     after_id: int,
     limit: int,
 ) -> Sequence[Report]:
-    """Up to ``limit + 1`` reports after ``after_id`` matching every filter given."""
-    query = select(Report).where(Report.id > after_id)
-    if mailing_id is not None:
-        query = query.where(Report.mailing_id == mailing_id)
-    if status is not None:
-        query = query.where(Report.status == status)
-    if phone is not None:
-        query = query.where(Report.phone == phone)
+    """Up to ``limit + 1`` reports after ``after_id`` matching every filter given, in id order.
+
+    Every shape reads about a page from an index in id order, at any depth and size (a plan
+    test holds it): ``phone`` (its entries end with the id), ``(status, id)``, and for a
+    mailing ``ix_reports_mailing_pages`` status by status (:func:`_ids_of_mailing`).
+    """
+    if mailing_id is not None and phone is None:
+        statuses = list(ReportStatus) if status is None else [status]
+        ids = _ids_of_mailing(mailing_id, statuses, after_id, limit + 1)
+        query = select(Report).where(Report.id.in_(ids))
+    else:
+        query = select(Report).where(Report.id > after_id)
+        if mailing_id is not None:
+            query = query.where(Report.mailing_id == mailing_id)
+        if status is not None:
+            query = query.where(Report.status == status)
+        if phone is not None:
+            query = query.where(Report.phone == phone)
     return (await session.scalars(query.order_by(Report.id).limit(limit + 1))).all()
+
+
+def _ids_of_mailing(
+    mailing_id: int, statuses: Sequence[ReportStatus], after_id: int, limit: int
+) -> Select[tuple[int]]:
+    """The ids of the mailing's first ``limit`` reports after ``after_id`` in these statuses.
+
+    One status of one mailing is in id order in ``ix_reports_mailing_pages``, so each status
+    gives its first ``limit`` from there at once, and the first ``limit`` of those few are the
+    page's, whatever the mailing's size: one statement. Its order is the index's own
+    expression, which no other index has, so neither planner can choose one that is in id
+    order but not by mailing. Every status is asked: reports hold only these.
+    """
+    order: ColumnElement[int] = literal_column(PAGE_ORDER_SQL)
+    firsts = [
+        select(Report.id)
+        .where(Report.mailing_id == mailing_id, Report.status == status, order > after_id)
+        .order_by(order)
+        .limit(limit)
+        .subquery()
+        for status in statuses
+    ]
+    merged = union_all(*(select(first.c.id) for first in firsts)).subquery()
+    return select(merged.c.id)
 
 
 async def count_by_status(

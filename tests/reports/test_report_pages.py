@@ -1,0 +1,216 @@
+"""Keyset pages of reports: exact while statuses change, and read from an index in id order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from sms_sender.reports import repository
+from sms_sender.reports.models import ReportStatus
+from tests.arrange import Arrange
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+STATUSES = list(ReportStatus)
+CLIENTS = 23
+
+
+@pytest.fixture
+async def mailings(arrange: Arrange) -> list[int]:
+    """Three running mailings to the same clients, their reports spread over every status."""
+    await arrange.many_clients(CLIENTS)
+    message_id = await arrange.message("Sale!")
+    made = [await arrange.mailing(message_id=message_id) for _ in range(3)]
+    for mailing_id in made:
+        reports = await arrange.reports(mailing_id)
+        for offset, status in enumerate(STATUSES):
+            spread = reports[offset :: len(STATUSES)]
+            await arrange.reports_in(status, [report.id for report in spread])
+    return made
+
+
+async def _pages(
+    client: httpx.AsyncClient, params: dict[str, Any], between: Callable[[int], Awaitable[None]]
+) -> list[int]:
+    """Every id the pages give, with ``between(turn)`` run after each page but the last."""
+    seen: list[int] = []
+    cursor = None
+    for turn in range(100):
+        query = params | ({"cursor": cursor} if cursor else {})
+        answer = await client.get("/api/v1/reports", params=query)
+        assert answer.status_code == 200, answer.text
+        seen += [item["id"] for item in answer.json()["items"]]
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            return seen
+        await between(turn)
+    raise AssertionError("the pages never ended")
+
+
+async def test_a_mailings_pages_give_each_report_once_in_id_order(
+    client: httpx.AsyncClient, arrange: Arrange, mailings: list[int]
+) -> None:
+    for mailing_id in mailings:
+        expected = [report.id for report in await arrange.reports(mailing_id)]
+
+        async def move_some(turn: int, mailing_id: int = mailing_id) -> None:
+            # Reports seen and not yet seen change status, as a running mailing's do.
+            reports = await arrange.reports(mailing_id)
+            moved = [report.id for report in reports[turn % 4 :: 4]]
+            await arrange.reports_in(STATUSES[turn % len(STATUSES)], moved)
+
+        params = {"mailing_id": mailing_id, "limit": 3}
+        assert await _pages(client, params, move_some) == expected
+
+
+async def test_pages_of_one_status_of_a_mailing_are_exact(
+    client: httpx.AsyncClient, arrange: Arrange, mailings: list[int]
+) -> None:
+    mailing_id = mailings[1]
+    reports = await arrange.reports(mailing_id)
+    pending = [report.id for report in reports if report.status == ReportStatus.PENDING]
+    assert len(pending) > 2  # more than a page
+
+    async def nothing(turn: int) -> None:
+        return None
+
+    params = {"mailing_id": mailing_id, "status": "pending", "limit": 2}
+    assert await _pages(client, params, nothing) == pending
+
+
+# Each shape of GET /reports, as (mailing, status, phone); a mailing is replaced by its id.
+SHAPES = [
+    pytest.param(True, None, False, id="mailing"),
+    pytest.param(True, ReportStatus.SENT, False, id="mailing-status"),
+    pytest.param(True, None, True, id="mailing-phone"),
+    pytest.param(False, ReportStatus.SENT, False, id="status"),
+    pytest.param(False, None, True, id="phone"),
+    pytest.param(False, None, False, id="none"),
+]
+# What ANALYZE records for a table of 3,000,000 reports in three mailings. With these figures
+# SQLite took the primary key for a mailing's page (filtered by mailing: at the end of a
+# mailing it read every later one); with none it sorted the whole mailing in a temp B-tree.
+BIG_TABLE_STATS = [
+    ("reports", "ix_reports_mailing_pages", "3000000 1000000 100000 1"),
+    ("reports", "ix_reports_status_id", "3000000 300000 1"),
+    ("reports", "ix_reports_phone", "3000000 3"),
+    ("reports", "uq_reports_client_id_mailing_id", "3000000 3 1"),
+]
+
+
+@contextmanager
+def _statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
+    seen: list[tuple[str, Any]] = []
+
+    def record(*args: Any) -> None:
+        statement, parameters = args[2], args[3]
+        seen.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def _page_statement(
+    session: AsyncSession, engine: AsyncEngine, mailing_id: int, shape: tuple[Any, ...]
+) -> tuple[str, Any]:
+    by_mailing, status, by_phone = shape
+    with _statements(engine) as seen:
+        await repository.page(
+            session,
+            mailing_id=mailing_id if by_mailing else None,
+            status=status,
+            phone="79000000001" if by_phone else None,
+            after_id=5,
+            limit=50,
+        )
+    await session.rollback()
+    [statement] = [(sql, values) for sql, values in seen if sql.lstrip().startswith("SELECT")]
+    return statement
+
+
+@pytest.mark.parametrize("with_stats", [False, True], ids=["no-stats", "big-table-stats"])
+@pytest.mark.parametrize(("by_mailing", "status", "by_phone"), SHAPES)
+async def test_sqlite_reads_a_page_in_index_order(
+    dialect: str,
+    clean_db: AsyncEngine,
+    session: AsyncSession,
+    mailings: list[int],
+    with_stats: bool,
+    by_mailing: bool,
+    status: ReportStatus | None,
+    by_phone: bool,
+) -> None:
+    if dialect != "sqlite":
+        pytest.skip("SQLite's plan (PostgreSQL's: the next test)")
+    shape = (by_mailing, status, by_phone)
+    statement, parameters = await _page_statement(session, clean_db, mailings[1], shape)
+    async with clean_db.connect() as connection:
+        if with_stats:
+            await connection.execute(text("ANALYZE"))
+            await connection.execute(text("DELETE FROM sqlite_stat1"))
+            for row in BIG_TABLE_STATS:
+                await connection.execute(
+                    text("INSERT INTO sqlite_stat1 VALUES (:tbl, :idx, :stat)"),
+                    dict(zip(("tbl", "idx", "stat"), row, strict=True)),
+                )
+            await connection.execute(text("ANALYZE sqlite_schema"))  # reload the figures
+        try:
+            plan = "\n".join(
+                row[-1]
+                for row in await connection.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}", parameters
+                )
+            )
+        finally:
+            await connection.execute(text("DROP TABLE IF EXISTS sqlite_stat1"))
+            await connection.commit()
+    assert "TEMP B-TREE" not in plan, plan
+    assert "SCAN reports" not in plan, plan
+    if by_mailing and not by_phone:
+        assert plan.count("ix_reports_mailing_pages") == (1 if status else len(STATUSES)), plan
+        assert "rowid>?" not in plan, plan
+
+
+async def test_postgresql_reads_each_status_of_a_mailing_from_its_index(
+    dialect: str, clean_db: AsyncEngine, session: AsyncSession, mailings: list[int]
+) -> None:
+    """Every status's first rows come from ix_reports_mailing_pages, in its order (no sort).
+
+    Sorting is made all but forbidden, so only an index whose order is the subqueries' own can
+    serve them: this fails if the index and the query spell that order differently.
+    """
+    if dialect != "postgresql":
+        pytest.skip("PostgreSQL's plan (SQLite's: the previous test)")
+    statement, parameters = await _page_statement(
+        session, clean_db, mailings[1], (True, None, False)
+    )
+    async with clean_db.connect() as connection:
+        await connection.execute(text("SET LOCAL enable_sort = off"))
+        await connection.execute(text("SET LOCAL enable_seqscan = off"))
+        [[document]] = (
+            await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+        ).all()
+    plan = document if isinstance(document, list) else json.loads(document)
+    limited = list(_nodes_under_limits(plan[0]["Plan"]))
+    assert len(limited) == len(STATUSES)
+    assert {node.get("Index Name") for node in limited} == {"ix_reports_mailing_pages"}
+
+
+def _nodes_under_limits(node: dict[str, Any], under_limit: int = 0) -> Iterator[dict[str, Any]]:
+    """The nodes read by a Limit inside the plan's top one: the per-status reads."""
+    if under_limit == 2:
+        yield node
+        return
+    depth = under_limit + (node["Node Type"] == "Limit")
+    for child in node.get("Plans", []):
+        yield from _nodes_under_limits(child, depth)
