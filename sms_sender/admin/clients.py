@@ -53,8 +53,15 @@ UPLOAD_CHUNK_BYTES = 64 * 1024
 @router.get("", response_class=HTMLResponse)
 async def list_clients(request: Request, user: CurrentUser, session: ReadSessionDep) -> Response:
     filters = {name: request.query_params.get(name, "").strip()[:64] for name in SEARCH_FIELDS}
+    # In phone order the cursor is the last phone shown (digits, as an id is), else the last id.
+    cursor = cursor_of(request)
+    by_phone = service.search_in_phone_order(**filters)
     rows = await service.search(
-        session, after_id=cursor_of(request), limit=DEFAULT_LIMIT, **filters
+        session,
+        after_id=cursor,
+        after_phone=str(cursor) if cursor else "",
+        limit=DEFAULT_LIMIT,
+        **filters,
     )
     return render(
         request,
@@ -63,7 +70,7 @@ async def list_clients(request: Request, user: CurrentUser, session: ReadSession
             "clients": [
                 ClientRead.model_validate(row, from_attributes=True) for row in rows[:DEFAULT_LIMIT]
             ],
-            "next_cursor": next_cursor_of([row.id for row in rows]),
+            "next_cursor": next_cursor_of([int(row.phone) if by_phone else row.id for row in rows]),
             "filters": filters,
             "facets": await service.facets(session),
         },

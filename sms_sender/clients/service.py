@@ -100,11 +100,19 @@ async def page(
     )
 
 
+search_in_phone_order = repository.search_in_phone_order
+
+
 async def search(
-    session: AsyncSession, *, after_id: int, limit: int, **filters: str
+    session: AsyncSession, *, after_id: int, after_phone: str, limit: int, **filters: str
 ) -> Sequence[Row[Any]]:
-    """A page of clients by phone prefix, tag, operator code and time zone (the console)."""
-    return await repository.search(session, after_id=after_id, limit=limit, **filters)
+    """A page of clients by phone prefix, tag, operator code and time zone (the console).
+
+    In id order, or in phone order when :func:`search_in_phone_order` says so.
+    """
+    return await repository.search(
+        session, after_id=after_id, after_phone=after_phone, limit=limit, **filters
+    )
 
 
 async def replace(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from datetime import timedelta
@@ -446,3 +447,20 @@ async def test_a_phone_prefix_is_a_range_of_the_phone_index(
     assert await found("8") == []
     assert await found("79_") == []  # not a wildcard
     assert await found("7%") == []
+
+
+async def test_clients_by_phone_prefix_page_in_phone_order(
+    signed_in: SignedIn, arrange: Arrange
+) -> None:
+    """More than a page of matches, added in the reverse of their phone order: each once."""
+    matching = [f"7903{number:07d}" for number in range(120, 0, -1)]
+    await arrange.clients([ClientSpec(phone) for phone in ["79001234567", *matching]])
+    client = await signed_in(Role.VIEWER)
+    seen: list[str] = []
+    path: str | None = "/admin/clients?phone_prefix=7903"
+    while path:
+        page = (await client.get(path)).text
+        seen += re.findall(r"<td>(7\d{10})</td>", page)
+        following = re.search(r'<a rel="next" href="([^"]+)"', page)
+        path = html.unescape(following.group(1)) if following else None
+    assert seen == sorted(matching)

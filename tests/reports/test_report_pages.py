@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from sms_sender.reports import repository
 from sms_sender.reports.models import ReportStatus
 from tests.arrange import Arrange
+from tests.plans import Statement, sqlite_plan, the_select
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -105,36 +105,22 @@ BIG_TABLE_STATS = [
 ]
 
 
-@contextmanager
-def _statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def record(*args: Any) -> None:
-        statement, parameters = args[2], args[3]
-        seen.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 async def _page_statement(
     session: AsyncSession, engine: AsyncEngine, mailing_id: int, shape: tuple[Any, ...]
-) -> tuple[str, Any]:
+) -> Statement:
     by_mailing, status, by_phone = shape
-    with _statements(engine) as seen:
-        await repository.page(
+    statement = await the_select(
+        engine,
+        lambda: repository.page(
             session,
             mailing_id=mailing_id if by_mailing else None,
             status=status,
             phone="79000000001" if by_phone else None,
             after_id=5,
             limit=50,
-        )
+        ),
+    )
     await session.rollback()
-    [statement] = [(sql, values) for sql, values in seen if sql.lstrip().startswith("SELECT")]
     return statement
 
 
@@ -153,9 +139,9 @@ async def test_sqlite_reads_a_page_in_index_order(
     if dialect != "sqlite":
         pytest.skip("SQLite's plan (PostgreSQL's: the next test)")
     shape = (by_mailing, status, by_phone)
-    statement, parameters = await _page_statement(session, clean_db, mailings[1], shape)
-    async with clean_db.connect() as connection:
-        if with_stats:
+    statement = await _page_statement(session, clean_db, mailings[1], shape)
+    if with_stats:
+        async with clean_db.begin() as connection:
             await connection.execute(text("ANALYZE"))
             await connection.execute(text("DELETE FROM sqlite_stat1"))
             for row in BIG_TABLE_STATS:
@@ -163,17 +149,12 @@ async def test_sqlite_reads_a_page_in_index_order(
                     text("INSERT INTO sqlite_stat1 VALUES (:tbl, :idx, :stat)"),
                     dict(zip(("tbl", "idx", "stat"), row, strict=True)),
                 )
-            await connection.execute(text("ANALYZE sqlite_schema"))  # reload the figures
-        try:
-            plan = "\n".join(
-                row[-1]
-                for row in await connection.exec_driver_sql(
-                    f"EXPLAIN QUERY PLAN {statement}", parameters
-                )
-            )
-        finally:
+    try:
+        # Every pooled connection reads the figures anew: the schema changed.
+        plan = await sqlite_plan(clean_db, statement)
+    finally:
+        async with clean_db.begin() as connection:
             await connection.execute(text("DROP TABLE IF EXISTS sqlite_stat1"))
-            await connection.commit()
     assert "TEMP B-TREE" not in plan, plan
     assert "SCAN reports" not in plan, plan
     if by_mailing and not by_phone:
