@@ -23,11 +23,14 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Select,
     Table,
+    bindparam,
     case,
     delete,
     func,
@@ -232,45 +235,51 @@ async def page(
 
     Every shape reads about a page from an index in id order, at any depth and size (a plan
     test holds it): ``phone`` (its entries end with the id), ``(status, id)``, and for a
-    mailing ``ix_reports_mailing_pages`` status by status (:func:`_ids_of_mailing`).
+    mailing ``ix_reports_mailing_pages`` status by status (:func:`_mailing_page`).
     """
     if mailing_id is not None and phone is None:
-        statuses = list(ReportStatus) if status is None else [status]
-        ids = _ids_of_mailing(mailing_id, statuses, after_id, limit + 1)
-        query = select(Report).where(Report.id.in_(ids))
-    else:
-        query = select(Report).where(Report.id > after_id)
-        if mailing_id is not None:
-            query = query.where(Report.mailing_id == mailing_id)
-        if status is not None:
-            query = query.where(Report.status == status)
-        if phone is not None:
-            query = query.where(Report.phone == phone)
+        statuses = tuple(ReportStatus) if status is None else (status,)
+        values = {"mailing_id": mailing_id, "after_id": after_id, "row_limit": limit + 1}
+        return (await session.scalars(_mailing_page(statuses), values)).all()
+    query = select(Report).where(Report.id > after_id)
+    if mailing_id is not None:
+        query = query.where(Report.mailing_id == mailing_id)
+    if status is not None:
+        query = query.where(Report.status == status)
+    if phone is not None:
+        query = query.where(Report.phone == phone)
     return (await session.scalars(query.order_by(Report.id).limit(limit + 1))).all()
 
 
-def _ids_of_mailing(
-    mailing_id: int, statuses: Sequence[ReportStatus], after_id: int, limit: int
-) -> Select[tuple[int]]:
-    """The ids of the mailing's first ``limit`` reports after ``after_id`` in these statuses.
+@cache
+def _mailing_page(statuses: tuple[ReportStatus, ...]) -> Select[Report]:
+    """A mailing's first ``row_limit`` reports after ``after_id`` in these statuses.
 
     One status of one mailing is in id order in ``ix_reports_mailing_pages``, so each status
-    gives its first ``limit`` from there at once, and the first ``limit`` of those few are the
-    page's, whatever the mailing's size: one statement. Its order is the index's own
-    expression, which no other index has, so neither planner can choose one that is in id
-    order but not by mailing. Every status is asked: reports hold only these.
+    gives its first ``row_limit`` from there at once, and the first ``row_limit`` of those few
+    are the page's, whatever the mailing's size: one statement. Its order is the index's own
+    expression, which no other index has, so neither planner can take one that is in id order
+    but not by mailing. Every status is asked: reports hold only these. Built once per shape:
+    building these subqueries cost more than running them.
     """
     order: ColumnElement[int] = literal_column(PAGE_ORDER_SQL)
+    row_limit: BindParameter[int] = bindparam("row_limit")
     firsts = [
         select(Report.id)
-        .where(Report.mailing_id == mailing_id, Report.status == status, order > after_id)
+        .where(
+            Report.mailing_id == bindparam("mailing_id"),
+            Report.status == status,
+            order > bindparam("after_id"),
+        )
         .order_by(order)
-        .limit(limit)
+        .limit(row_limit)
         .subquery()
         for status in statuses
     ]
-    merged = union_all(*(select(first.c.id) for first in firsts)).subquery()
-    return select(merged.c.id)
+    ids = union_all(*(select(first.c.id) for first in firsts)).subquery()
+    return (
+        select(Report).where(Report.id.in_(select(ids.c.id))).order_by(Report.id).limit(row_limit)
+    )
 
 
 async def count_by_status(
