@@ -118,3 +118,72 @@ async def test_an_api_write_gets_in_while_another_process_writes_continuously(
         stop.set()
         await writer
     assert slowest < 0.25
+
+
+async def test_a_priority_writer_goes_before_a_waiting_engine_writer(
+    clean_db: AsyncEngine, other_process: AsyncEngine, dialect: str
+) -> None:
+    """The API's next write does not wait behind the engine's write that asked first."""
+    api_holding = asyncio.Event()
+    released_at = 0.0
+    entered_at: dict[str, float] = {}
+
+    async def first_request() -> None:
+        nonlocal released_at
+        async with writer_turn(clean_db, priority=True):
+            api_holding.set()
+            await asyncio.sleep(0.2)
+            released_at = time.monotonic()
+
+    async def engine_write() -> None:
+        await api_holding.wait()
+        async with writer_turn(other_process):
+            entered_at["engine"] = time.monotonic()
+            await asyncio.sleep(0.2)
+
+    async def next_request() -> None:
+        await api_holding.wait()
+        await asyncio.sleep(0.05)  # the engine's writer is at the gate by now (SQLite)
+        async with writer_turn(clean_db, priority=True):  # queued behind the first request
+            entered_at["api"] = time.monotonic()
+
+    started = time.monotonic()
+    await asyncio.gather(first_request(), engine_write(), next_request())
+    if dialect == "postgresql":  # nobody waited for anybody
+        assert max(entered_at.values()) - started < 0.15
+        return
+    assert entered_at["api"] - released_at < PROMPT
+    assert entered_at["engine"] > entered_at["api"]
+
+
+async def test_the_engine_gets_a_turn_in_a_stream_of_priority_writes(
+    clean_db: AsyncEngine, other_process: AsyncEngine, dialect: str
+) -> None:
+    """Requests writing back to back, several queued at once, let the engine in between."""
+    stop = asyncio.Event()
+    api_turns = 0
+
+    async def requests() -> None:
+        nonlocal api_turns
+        while not stop.is_set():
+            async with writer_turn(clean_db, priority=True):
+                api_turns += 1
+                await asyncio.sleep(0.05)
+
+    streams = [asyncio.create_task(requests()) for _ in range(3)]
+    try:
+        await asyncio.sleep(0.12)
+        turns_before = api_turns
+        asked_at = time.monotonic()
+        async with writer_turn(other_process):
+            waited = time.monotonic() - asked_at
+            turns_in_between = api_turns - turns_before
+    finally:
+        stop.set()
+        await asyncio.gather(*streams)
+    if dialect == "postgresql":
+        assert waited < 0.04
+        return
+    # The write under way, then at most the one it gave way to (each 50 ms).
+    assert turns_in_between <= 2
+    assert waited < 0.1 + PROMPT
