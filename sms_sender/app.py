@@ -66,11 +66,13 @@ def create_app(
     clock: Clock | None = None,
     db_engine: AsyncEngine | None = None,
     with_delivery: bool = False,
+    engine_process: EngineProcess | None = None,
 ) -> FastAPI:
     """The API application; ``with_delivery`` runs the delivery engine in a child process.
 
     ``db_engine`` (SQLAlchemy's) lets tests share one database; otherwise the lifespan creates
-    and disposes one.
+    and disposes one. ``engine_process`` is that child when the caller started it already
+    (``serve`` does, so that it imports while this process does); the lifespan stops it.
     """
     settings = settings or Settings()
 
@@ -82,7 +84,7 @@ def create_app(
         app.state.read_sessionmaker = create_sessionmaker(read_only(database), app.state.notifier)
         try:
             if with_delivery:
-                async with _delivery_beside(app):
+                async with _delivery_beside(app, engine_process):
                     yield
             else:
                 yield
@@ -169,7 +171,7 @@ def _register_problem_schema(app: FastAPI) -> None:
 
 
 @asynccontextmanager
-async def _delivery_beside(app: FastAPI) -> AsyncIterator[None]:
+async def _delivery_beside(app: FastAPI, engine: EngineProcess | None) -> AsyncIterator[None]:
     """The delivery engine in a child process (``sms-sender serve``), stopped with the API.
 
     Should the engine exit on its own (a bug, kill -9), ``app.state.delivery_stopped`` is set:
@@ -177,8 +179,10 @@ async def _delivery_beside(app: FastAPI) -> AsyncIterator[None]:
     while nothing is sent would hide the failure from whoever watches the process.
     """
     state = app.state
-    engine = EngineProcess(state.notifier, new_worker_id())
-    await engine.start()
+    if engine is None:
+        engine = EngineProcess(new_worker_id())
+        await engine.start()
+    engine.forward_wake_ups(state.notifier)
     state.engine_worker_id = engine.worker_id
     state.engine_metrics_dir = engine.metrics_dir
     stopping = False

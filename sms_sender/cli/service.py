@@ -14,7 +14,8 @@ from sms_sender.cli._common import Host, Port, run_event_loop, settings_from_env
 from sms_sender.clock import SystemClock
 from sms_sender.config import Settings
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
-from sms_sender.dispatch.child import follow_api
+from sms_sender.dispatch.child import EngineProcess, follow_api
+from sms_sender.dispatch.heartbeat import new_worker_id
 from sms_sender.dispatch.runtime import WORKER_DATABASE_OPTIONS, delivery_engine
 from sms_sender.migrations import upgrade_to_head
 
@@ -49,6 +50,28 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 
 
 def _serve_http(settings: Settings, host: str, port: int, *, with_delivery: bool) -> None:
+    async def run() -> bool:
+        # serve: the engine's process first, so that it imports while this one does (a restart
+        # then waits for the slower of the two, not for one after the other). Its migration
+        # check waits for this one's, or this one's for its: the migration lock (SQLite: the
+        # write lock) takes them in turn.
+        engine = EngineProcess(new_worker_id()) if with_delivery else None
+        if engine is not None:
+            await engine.start()
+        try:
+            return await _serve_application(settings, host, port, engine)
+        finally:
+            if engine is not None:
+                await engine.stop()  # already stopped by the lifespan, unless start-up failed
+
+    if run_event_loop(run()):
+        raise typer.Exit(code=1)
+
+
+async def _serve_application(
+    settings: Settings, host: str, port: int, engine: EngineProcess | None
+) -> bool:
+    """Serve HTTP until stopped; True if it stopped because the delivery engine did."""
     # Imported here, not at the top, for memory, not for a cycle: the web application (FastAPI,
     # the console, its templates and OIDC) and uvicorn are about 22 MB of a process, and
     # `sms-sender worker` (or any other command) never serves them. tests/test_cli.py checks it.
@@ -57,34 +80,30 @@ def _serve_http(settings: Settings, host: str, port: int, *, with_delivery: bool
     from sms_sender.app import create_app
 
     try:  # before anything else, so bad console settings stop start-up with their sentence
-        application = create_app(settings, with_delivery=with_delivery)
+        application = create_app(settings, with_delivery=engine is not None, engine_process=engine)
     except OidcConfigurationError as bad:
         typer.echo(f"error: {bad}", err=True)
         raise typer.Exit(2) from None
 
-    async def run() -> bool:
-        database = create_engine(settings.database_url)
-        try:
-            await upgrade_to_head(database)
-        finally:
-            await database.dispose()
-        config = uvicorn.Config(application, host=host, port=port, log_config=None)
-        server = uvicorn.Server(config)
-        delivery_stopped: asyncio.Event = application.state.delivery_stopped
+    database = create_engine(settings.database_url)
+    try:
+        await upgrade_to_head(database)
+    finally:
+        await database.dispose()
+    config = uvicorn.Config(application, host=host, port=port, log_config=None)
+    server = uvicorn.Server(config)
+    delivery_stopped: asyncio.Event = application.state.delivery_stopped
 
-        async def exit_when_delivery_stops() -> None:
-            await delivery_stopped.wait()
-            server.should_exit = True
+    async def exit_when_delivery_stops() -> None:
+        await delivery_stopped.wait()
+        server.should_exit = True
 
-        watch = asyncio.create_task(exit_when_delivery_stops())
-        try:
-            await server.serve()
-        finally:
-            watch.cancel()
-        return delivery_stopped.is_set()
-
-    if run_event_loop(run()):
-        raise typer.Exit(code=1)
+    watch = asyncio.create_task(exit_when_delivery_stops())
+    try:
+        await server.serve()
+    finally:
+        watch.cancel()
+    return delivery_stopped.is_set()
 
 
 def worker(

@@ -40,10 +40,14 @@ _log = structlog.get_logger(__name__)
 
 
 class EngineProcess:
-    """The API's side: start the engine, forward wake-ups, learn of its exit, stop it."""
+    """The API's side: start the engine, forward wake-ups, learn of its exit, stop it.
 
-    def __init__(self, notifier: Notifier, worker_id: str) -> None:
-        self._notifier = notifier
+    ``serve`` starts it before it imports the web application, so that the two processes
+    import at once (a restart then waits for the slower of the two, not for one after the
+    other) and forwards wake-ups once the application's notifier exists.
+    """
+
+    def __init__(self, worker_id: str) -> None:
         self.worker_id = worker_id
         # Where the engine keeps its metrics for the API's /metrics (sms_sender.metrics).
         self.metrics_dir = Path(tempfile.mkdtemp(prefix="sms-sender-engine-metrics."))
@@ -58,11 +62,14 @@ class EngineProcess:
             start_new_session=True,
             env=os.environ | {"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)},
         )
+        _log.info("delivery engine process started", pid=self._process.pid)
+
+    def forward_wake_ups(self, notifier: Notifier) -> None:
+        """Write each channel ``notifier`` fires to the engine, from now until :meth:`stop`."""
         self._forwarders = [
-            asyncio.create_task(self._forward(channel), name=f"wake-engine-{channel}")
+            asyncio.create_task(self._forward(notifier, channel), name=f"wake-engine-{channel}")
             for channel in CHANNELS
         ]
-        _log.info("delivery engine process started", pid=self._process.pid)
 
     @property
     def pid(self) -> int:
@@ -87,12 +94,12 @@ class EngineProcess:
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         return code
 
-    async def _forward(self, channel: str) -> None:
+    async def _forward(self, notifier: Notifier, channel: str) -> None:
         """Write ``channel`` to the engine each time it fires here (wakes coalesce meanwhile)."""
         process = self._running()
         if process.stdin is None:
             raise RuntimeError("the engine process was started without a pipe")
-        wake = self._notifier.subscribe(channel)
+        wake = notifier.subscribe(channel)
         try:
             while True:
                 await wake.wait()
@@ -102,7 +109,7 @@ class EngineProcess:
         except (BrokenPipeError, ConnectionResetError):
             return  # the engine is gone: exited() says so
         finally:
-            self._notifier.unsubscribe(channel, wake)
+            notifier.unsubscribe(channel, wake)
 
     def _running(self) -> asyncio.subprocess.Process:
         if self._process is None:

@@ -113,6 +113,16 @@ def test_serve_runs_its_engine_in_a_child_process_and_is_ready_once_it_beats(
     assert served.process.returncode in (0, -signal.SIGTERM), served.output()
 
 
+def test_serve_starts_its_engine_before_it_imports_the_application(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Both processes import at once: a restart after a crash waits for one, not both in turn."""
+    with serving(database_url, tmp_path) as served:
+        output = served.output()
+    engine_started = output.index("delivery engine process started")
+    assert engine_started < output.index("Started server process"), output
+
+
 def test_serve_exits_non_zero_when_its_engine_is_killed(database_url: str, tmp_path: Path) -> None:
     with serving(database_url, tmp_path) as served:
         os.kill(served.engine_pid, signal.SIGKILL)
