@@ -158,3 +158,14 @@ async def test_a_start_on_the_newest_schema_does_not_load_alembic(
     output, _ = await started.communicate()
     assert started.returncode == 0
     assert output.decode().strip() == "[]"
+
+
+async def test_report_ids_come_in_blocks_on_postgresql(db_engine: AsyncEngine) -> None:
+    """A fan-out's nextval per report reads a cached block, not the sequence's page each time."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite gives rowids without a sequence")
+    async with db_engine.connect() as connection:
+        cache = await connection.scalar(
+            text("SELECT cache_size FROM pg_sequences WHERE sequencename = 'reports_id_seq'")
+        )
+    assert cache == 1000
