@@ -120,7 +120,8 @@ async def test_user_create_list_disable(
 
 # What the command line must not import for `sms-sender worker`, which needs none of it: the
 # web application (FastAPI, the console, OIDC: about 21 MB), the HTTP server, alembic (7 MB; it
-# comes only when a migration runs), argon2 (console passwords) and the CSV importer.
+# comes only when a migration runs), argon2 (console passwords) and the CSV importer; asyncpg
+# (3 MB) is loaded by SQLAlchemy and the LISTEN connection on PostgreSQL only.
 LEFT_TO_THEIR_COMMANDS = (
     "sms_sender.app",
     "fastapi",
@@ -131,6 +132,7 @@ LEFT_TO_THEIR_COMMANDS = (
     "argon2",
     "sms_sender.auth.users",
     "sms_sender.clients.csv_import",
+    "asyncpg",
 )
 
 

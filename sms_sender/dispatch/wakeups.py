@@ -8,6 +8,9 @@ notifier for each NOTIFY. The connection is checked every few seconds and re-ope
 after every (re)connection all channels are fired, since notifications sent while it was down
 are gone. The loops also poll every few seconds, so a missed notification costs a few seconds,
 never a mailing.
+
+asyncpg is imported by the listener when it runs, not at the top: a SQLite worker never listens,
+and the driver is about 3 MB of its memory (issue 17; tests/test_cli.py checks it stays out).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 import structlog
 
 from sms_sender.db import CHANNEL_MAILINGS, CHANNEL_REPORTS, Notifier, normalise_url
@@ -61,6 +63,8 @@ class PostgresListener:
         self.connected = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
+        import asyncpg
+
         while not stop.is_set():
             try:
                 await self._listen(stop)
@@ -74,6 +78,8 @@ class PostgresListener:
                 await wait_or_stop(self._retry_after, stop)
 
     async def _listen(self, stop: asyncio.Event) -> None:
+        import asyncpg
+
         connection = await asyncpg.connect(self._dsn, timeout=self._check_every)
         try:
             for channel in self._channels:
