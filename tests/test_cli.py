@@ -121,7 +121,8 @@ async def test_user_create_list_disable(
 # What the command line must not import for `sms-sender worker`, which needs none of it: the
 # web application (FastAPI, the console, OIDC: about 21 MB), the HTTP server, alembic (7 MB; it
 # comes only when a migration runs), argon2 (console passwords) and the CSV importer; asyncpg
-# (3 MB) is loaded by SQLAlchemy and the LISTEN connection on PostgreSQL only.
+# (3 MB) is loaded by SQLAlchemy and the LISTEN connection on PostgreSQL only; the notification
+# loop's wires (httpx, jinja2, aiosmtplib: 5 MB) only when someone is to hear.
 LEFT_TO_THEIR_COMMANDS = (
     "sms_sender.app",
     "fastapi",
@@ -133,6 +134,10 @@ LEFT_TO_THEIR_COMMANDS = (
     "sms_sender.auth.users",
     "sms_sender.clients.csv_import",
     "asyncpg",
+    "sms_sender.notifications.loop",
+    "httpx",
+    "jinja2",
+    "aiosmtplib",
 )
 
 

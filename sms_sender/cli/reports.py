@@ -1,4 +1,8 @@
-"""``sms-sender report show|send``: the daily statistics e-mail, by hand."""
+"""``sms-sender report show|send``: the daily statistics e-mail, by hand.
+
+The templates and the mail client are imported when a command runs, not at the top: every
+command's module is loaded to start any command, ``sms-sender worker`` included.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,7 @@ from sms_sender.config import Settings
 from sms_sender.db import create_engine
 from sms_sender.dialects import read_only
 from sms_sender.migrations import upgrade_to_head
-from sms_sender.notifications import render
 from sms_sender.notifications import service as notifications_service
-from sms_sender.notifications.mail import Mailer, MailError
 from sms_sender.notifications.schemas import DailyReport
 
 report_app = typer.Typer(
@@ -61,6 +63,8 @@ def _daily_report(settings: Settings, day_text: str | None) -> DailyReport:
 @report_app.command("show")
 def report_show(day: ReportDate = None) -> None:
     """Print the daily report of a day (plain text), as it stands now."""
+    from sms_sender.notifications import render
+
     settings = settings_from_env()
     report = _daily_report(settings, day)
     typer.echo(render.daily_report(report, settings.public_url).text, nl=False)
@@ -69,6 +73,9 @@ def report_show(day: ReportDate = None) -> None:
 @report_app.command("send")
 def report_send(day: ReportDate = None) -> None:
     """E-mail the daily report of a day to SMS_SENDER_REPORT_TO now (once, no retries)."""
+    from sms_sender.notifications import render
+    from sms_sender.notifications.mail import Mailer, MailError
+
     settings = settings_from_env()
     if not settings.report_to:
         typer.echo("error: SMS_SENDER_REPORT_TO is not set: nobody to send the report to", err=True)

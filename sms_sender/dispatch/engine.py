@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -33,9 +34,12 @@ from sms_sender.dispatch.scheduler import Scheduler
 from sms_sender.dispatch.tracking import DeliveryPoller
 from sms_sender.dispatch.wakeups import RETRY_AFTER_ERROR, PostgresListener, wait_or_stop
 from sms_sender.dispatch.worker import Worker, WorkerTuning
-from sms_sender.notifications.loop import NotificationLoop, notifications_wanted
+from sms_sender.notifications.service import notifications_wanted
 from sms_sender.providers.base import Provider
 from sms_sender.providers.registry import delivery_tracker
+
+if TYPE_CHECKING:
+    from sms_sender.notifications.loop import NotificationLoop
 
 _log = structlog.get_logger(__name__)
 
@@ -110,13 +114,15 @@ class DeliveryEngine:
             if tracker is not None
             else None
         )
-        self.notifications = (
-            NotificationLoop(
+        self.notifications: NotificationLoop | None = None
+        if notifications_wanted(settings):
+            # Imported only when someone is to hear: the loop's wires (httpx, jinja2,
+            # aiosmtplib) are about 5 MB of a worker that sends no notification (issue 17).
+            from sms_sender.notifications.loop import NotificationLoop
+
+            self.notifications = NotificationLoop(
                 settings=settings, database=database, clock=clock, owner=self.worker.id
             )
-            if notifications_wanted(settings)
-            else None
-        )
         self.listener = (
             PostgresListener(settings.database_url, notifier)
             if dialects.listens_across_processes(database)

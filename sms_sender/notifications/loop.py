@@ -68,11 +68,6 @@ class NotificationTuning:
         return now + min(self.retry_cap, delay)
 
 
-def notifications_wanted(settings: Settings) -> bool:
-    """Whether anyone is to hear anything: a report recipient, an alert recipient or webhook."""
-    return bool(settings.report_to or settings.alert_to or settings.alert_webhook_url)
-
-
 class NotificationLoop:
     """Daily reports and alerts; ``run(stop)`` beside the engine's other loops."""
 

@@ -30,6 +30,11 @@ FAILURE_SHARE_MIN_OUTCOMES = 20
 OUTCOME_STATUSES = ("sent", "delivered", "undelivered", "failed", "unknown")
 
 
+def notifications_wanted(settings: Settings) -> bool:
+    """Whether anyone is to hear anything: a report recipient, an alert recipient or webhook."""
+    return bool(settings.report_to or settings.alert_to or settings.alert_webhook_url)
+
+
 def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The day's first moment and the next day's, in UTC (23 or 25 hours around a DST change)."""
     start = datetime.combine(day, time(0), tzinfo=zone)
