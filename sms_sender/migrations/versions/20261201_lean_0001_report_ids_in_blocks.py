@@ -9,7 +9,7 @@ ids from their own blocks, which no reader relies on (ids never said which repor
 first). SQLite gives rowids without a sequence: nothing to do there.
 
 Revision ID: 20261201_lean_0001
-Revises: 20261201_console2_0003
+Revises: 20261201_pages_0001
 Create Date: 2026-12-01 21:40:00
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "20261201_lean_0001"
-down_revision: str | None = "20261201_console2_0003"
+down_revision: str | None = "20261201_pages_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
