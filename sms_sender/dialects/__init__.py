@@ -7,7 +7,8 @@ and signalled, ``_statements.py`` the SQL; this module is their face. The differ
 they exist:
 
 - Connecting (:func:`create_engine_for`, :func:`read_only`): PostgreSQL gets a pool and a ping
-  at checkout; SQLite gets WAL, a busy timeout and IMMEDIATE transactions.
+  at checkout; SQLite gets WAL, a busy timeout, IMMEDIATE transactions and a statement in one
+  hop to aiosqlite's thread (``_sqlite_driver.py``).
 - Writing (:func:`writer_turn`, :func:`writer_turn_at_begin`, :func:`begin_write`,
   :func:`writes_lock_whole_database`, :func:`advisory_lock`): SQLite lets one writer at a time
   into the whole file, so every process's writers queue for it in one line; PostgreSQL locks

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from sqlalchemy.pool import Pool
 from sqlalchemy.util import await_only
 
+from sms_sender.dialects._sqlite_driver import one_hop_dbapi
 from sms_sender.dialects._which import Bind, on_postgresql
 
 # --- Connecting ----------------------------------------------------------------------------
@@ -38,6 +39,7 @@ def create_engine_for(url: URL, **kwargs: Any) -> AsyncEngine:
             _ping_at_checkout(engine)
         return engine
     # The pool's reset is done by _configure_sqlite, which skips it when nothing is open.
+    kwargs.setdefault("module", one_hop_dbapi())  # a statement is one hop to aiosqlite's thread
     engine = create_async_engine(
         url, connect_args={"timeout": 30}, pool_reset_on_return=None, **kwargs
     )
