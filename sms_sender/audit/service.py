@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 from sqlalchemy import event
@@ -25,31 +26,49 @@ async def record(
     detail: str | None = None,
 ) -> AuditEntry:
     """Add an entry for the bound actor in the caller's transaction: it stands or falls with it."""
-    actor = current_actor()
-    entry = AuditEntry(
-        at=actor.clock.now(),
-        actor=actor.name,
-        source=actor.source,
-        action=action,
-        target=target,
-        target_id=target_id,
-        detail=detail[:1000] if detail else None,
-    )
+    values = entry_values(action, target, detail)
+    entry = AuditEntry(**values, target_id=target_id)
     await repository.add(session, entry)
-    ids = {f"{target}_id": target_id} if target_id is not None else {}
+    written(session, values, target_id, entry.id)
+    return entry
+
+
+def entry_values(
+    action: AuditAction, target: AuditTarget, detail: str | None = None
+) -> dict[str, Any]:
+    """An entry's columns for the bound actor, all but its target's id.
+
+    For a statement that writes the entry together with the thing it is about, which has no id
+    yet (``clients.repository.add``); the caller then reports it with :func:`written`.
+    """
+    actor = current_actor()
+    return {
+        "at": actor.clock.now(),
+        "actor": actor.name,
+        "source": str(actor.source),
+        "action": str(action),
+        "target": str(target),
+        "detail": detail[:1000] if detail else None,
+    }
+
+
+def written(
+    session: AsyncSession, values: Mapping[str, Any], target_id: int | None, audit_id: int
+) -> None:
+    """The entry is in the transaction: log it when the transaction commits."""
+    ids = {f"{values['target']}_id": target_id} if target_id is not None else {}
     # Logged when the transaction commits, so the log never tells of a change that was undone.
     session.info.setdefault(_PENDING_LINES, []).append(
         {
-            "action": str(action),
-            "target": str(target),
-            "actor": actor.name,
-            "source": str(actor.source),
-            "audit_id": entry.id,
-            "detail": entry.detail,
+            "action": values["action"],
+            "target": values["target"],
+            "actor": values["actor"],
+            "source": values["source"],
+            "audit_id": audit_id,
+            "detail": values["detail"],
             **ids,
         }
     )
-    return entry
 
 
 @event.listens_for(Session, "after_commit")

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Executable,
     Insert,
     Row,
     Select,
     String,
+    Table,
     bindparam,
     false,
     func,
@@ -23,7 +27,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender import dialects
+from sms_sender.audit import repository as audit_repository
 from sms_sender.clients.models import Client, ClientFacetCount
+from sms_sender.consent import repository as consent_repository
+from sms_sender.consent.models import Suppression
 from sms_sender.db import UTCDateTime
 
 
@@ -31,16 +38,84 @@ class PhoneInUse(Exception):
     """The phone already belongs to a client: the UNIQUE constraint refused the write."""
 
 
-async def add(session: AsyncSession, values: Mapping[str, Any]) -> Row[Any]:
-    """Insert a client from its column values and return its row; a taken phone: PhoneInUse.
+@dataclass(frozen=True)
+class AddedClient:
+    """A client just inserted, the id of its audit entry, and its phone's suppression entry."""
 
-    One statement built once, INSERT … ON CONFLICT (phone) DO NOTHING RETURNING: no ORM object,
-    flush, SAVEPOINT or second query, and a taken phone leaves the transaction as it was.
+    row: Row[Any]
+    audit_id: int
+    suppression: Suppression | None
+
+
+async def add(
+    session: AsyncSession,
+    values: Mapping[str, Any],
+    *,
+    phone_hash: str,
+    audit_entry: Mapping[str, Any],
+) -> AddedClient:
+    """Insert a client and its audit entry, reading its phone's suppression entry on the way.
+
+    A taken phone raises PhoneInUse and writes nothing (ON CONFLICT (phone) DO NOTHING: no
+    SAVEPOINT, the transaction stays as it was). PostgreSQL does it all in one statement (the
+    entry's INSERT in the WITH of the client's); SQLite in two, the suppression entry read by
+    the client's RETURNING. Either way no ORM object, flush or separate lookup.
     """
-    statement = _insert_skipping_taken_phones(session, returning=tuple(Client.__table__.c))
-    row: Row[Any] | None = (await session.execute(statement, dict(values))).one_or_none()
+    parameters = {
+        **values,
+        "phone_hash": phone_hash,
+        **{f"audit_{name}": audit_entry[name] for name in audit_repository.ENTRY_COLUMNS},
+    }
+    chained = dialects.chains_inserts(session)
+    insert = _insert_skipping_taken_phones(session)
+    row = (await session.execute(_add_statement(insert, chained), parameters)).one_or_none()
     if row is None:
         raise PhoneInUse(f"phone {values['phone']} is taken")
+    if chained:
+        audit_id = row.audit_id
+    else:
+        audit_id = (
+            await session.execute(_audit_statement(), parameters | {"audit_target_id": row.id})
+        ).scalar_one()
+    suppression = None
+    if row.suppressed_at is not None:
+        suppression = Suppression(
+            phone_hash=phone_hash, opted_out_at=row.suppressed_at, source=row.suppression_source
+        )
+    return AddedClient(row, audit_id, suppression)
+
+
+@cache
+def _add_statement(insert: Insert, chained: bool) -> Executable:
+    clients = Client.__table__
+    new_client = insert.values(
+        {c.name: bindparam(c.name, type_=c.type) for c in clients.c if c is not clients.c.id}
+    )
+    at, source = consent_repository.suppression_of(bindparam("phone_hash"))
+    suppression = (at.label("suppressed_at"), source.label("suppression_source"))
+    if not chained:
+        return new_client.returning(*clients.c, *suppression)
+    added = new_client.returning(*clients.c).cte("added")
+    entry = audit_repository.entry_insert(added.c.id, added).cte("entry")
+    return select(added, entry.c.id.label("audit_id"), *suppression).select_from(
+        added.join(entry, true())
+    )
+
+
+@cache
+def _audit_statement() -> Insert:
+    return audit_repository.entry_insert(bindparam("audit_target_id", type_=BigInteger()))
+
+
+async def set_consent(
+    session: AsyncSession, client_id: int, columns: Mapping[str, Any]
+) -> Row[Any]:
+    """Set a client's consent columns and return its row (a new client on the suppression list)."""
+    clients: Table = Client.__table__  # type: ignore[assignment]
+    statement = (
+        clients.update().where(clients.c.id == client_id).values(**columns).returning(*clients.c)
+    )
+    row: Row[Any] = (await session.execute(statement)).one()
     return row
 
 

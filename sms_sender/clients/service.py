@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender import reasons
 from sms_sender.audit.models import AuditAction, AuditTarget
-from sms_sender.audit.service import record
+from sms_sender.audit.service import entry_values, record, written
 from sms_sender.clients import repository
 from sms_sender.clients.models import Client
 from sms_sender.clients.schemas import ClientCreate, ClientUpdate, Facets
@@ -65,17 +65,29 @@ async def create(
     actor: str,
     now: datetime,
 ) -> Row[Any]:
-    """Add a client; a phone on the suppression list comes in opted out (unless a later consent)."""
+    """Add a client; a phone on the suppression list comes in opted out (unless a later consent).
+
+    The phone's suppression entry is read by the client's INSERT itself, so the client goes in
+    as if it had none; in the rare case it has one, the decision with it is written after.
+    """
     fields = with_defaults(payload, default_timezone)
-    decision = await consent_service.decide_for_new(
-        session, fields.phone, given_consent(payload), hasher=hasher, actor=actor, now=now
-    )
+    consent = given_consent(payload)
+    decision = consent_service.decide_for_new(consent, None, actor=actor, now=now)
     values = asdict(fields) | decision.state.columns() | {"created_at": now, "updated_at": now}
+    audit_entry = entry_values(AuditAction.CREATED, AuditTarget.CLIENT)
     try:
-        row = await repository.add(session, values)
+        added = await repository.add(
+            session, values, phone_hash=hasher(fields.phone), audit_entry=audit_entry
+        )
     except repository.PhoneInUse:
         raise await _phone_conflict(session, fields.phone) from None
-    await record(session, AuditAction.CREATED, AuditTarget.CLIENT, row.id)
+    row = added.row
+    written(session, audit_entry, row.id, added.audit_id)
+    if added.suppression is not None:
+        unsuppressed = decision
+        decision = consent_service.decide_for_new(consent, added.suppression, actor=actor, now=now)
+        if decision.state != unsuppressed.state:
+            row = await repository.set_consent(session, row.id, decision.state.columns())
     await consent_service.record(session, row.id, row.phone, decision, hasher=hasher, now=now)
     return row
 

@@ -6,7 +6,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    String,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender import dialects
@@ -94,6 +104,16 @@ async def suppressions(session: AsyncSession, hashes: Sequence[str]) -> dict[str
         select(Suppression).where(Suppression.phone_hash.in_(select(given["phone_hash"])))
     )
     return {entry.phone_hash: entry for entry in found}
+
+
+def suppression_of(phone_hash: ColumnElement[str]) -> tuple[ScalarSelect[Any], ScalarSelect[Any]]:
+    """The suppression entry of a phone hash as two columns for another statement: when the
+    phone opted out and where from (both null when it is not on the list)."""
+    entries = Suppression.__table__.c
+    return tuple(  # type: ignore[return-value]
+        select(column).where(entries.phone_hash == phone_hash).scalar_subquery()
+        for column in (entries.opted_out_at, entries.source)
+    )
 
 
 async def suppress(

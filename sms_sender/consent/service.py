@@ -121,20 +121,17 @@ def check_consent(consent: GivenConsent | None, now: datetime) -> None:
         )
 
 
-async def decide_for_new(
-    session: AsyncSession,
-    phone: str,
+def decide_for_new(
     consent: GivenConsent | None,
+    suppression: Suppression | None,
     *,
-    hasher: PhoneHasher,
     actor: str,
     now: datetime,
 ) -> Decision:
-    """The consent state of a client about to be added: its suppression entry, its consent."""
+    """The consent state of a client about to be added: its phone's suppression entry (read by
+    the caller, ``clients.repository.add``), then its consent."""
     check_consent(consent, now)
-    phone_hash = hasher(phone)
-    entry = (await repository.suppressions(session, [phone_hash])).get(phone_hash)
-    return decide(ConsentState(), consent=consent, suppression=entry, actor=actor, now=now)
+    return decide(ConsentState(), consent=consent, suppression=suppression, actor=actor, now=now)
 
 
 async def suppress_new_clients(

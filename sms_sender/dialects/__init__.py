@@ -16,7 +16,7 @@ they exist:
 - Statements (:func:`insert_ignoring_conflicts`, :func:`insert_or_update`, :func:`given_rows`,
   :func:`among`, :func:`update_from_rows`, :func:`skip_locked`, :func:`planner_setting`,
   :func:`greatest`, :func:`epoch_seconds`, :func:`now_epoch_seconds`): the same meaning in each
-  one's syntax.
+  one's syntax; :func:`chains_inserts`: whether one statement may feed an INSERT from another.
 - Storage (:func:`stored_datetime`): SQLite has no time zone type.
 - Counters (:func:`row_trigger_dropped`, :func:`fold_counter`): SQLite's counting triggers run
   once per row and keep one row per key, PostgreSQL's run once per statement and add rows.
@@ -42,6 +42,7 @@ from sms_sender.dialects._connecting import (
 from sms_sender.dialects._statements import (
     RowValues,
     among,
+    chains_inserts,
     epoch_seconds,
     fold_counter,
     given_rows,
@@ -63,6 +64,7 @@ __all__ = [
     "advisory_lock",
     "among",
     "begin_write",
+    "chains_inserts",
     "create_engine_for",
     "epoch_seconds",
     "fold_counter",

@@ -65,6 +65,16 @@ def _insert_ignoring_conflicts(
     return statement.returning(*returning) if returning else statement  # type: ignore[no-any-return]
 
 
+def chains_inserts(bind: Bind) -> bool:
+    """Whether one statement may insert rows from another INSERT's RETURNING.
+
+    PostgreSQL: ``WITH new AS (INSERT … RETURNING …) INSERT … SELECT … FROM new`` (a
+    data-modifying WITH), one round trip for both. SQLite allows no INSERT inside WITH: two
+    statements.
+    """
+    return on_postgresql(bind)
+
+
 def insert_or_update(
     bind: Bind,
     target: Any,

@@ -171,6 +171,29 @@ async def test_the_log_line_carries_the_ids(
     assert (line["action"], line["actor"], line["source"]) == ("created", "tests", "api")
 
 
+async def test_a_new_client_and_its_entry_are_written_together(
+    client: httpx.AsyncClient,
+    json_log_lines: io.StringIO,  # noqa: F811
+) -> None:
+    """POST /clients writes the entry in the client's own statement (two on SQLite)."""
+    first = (await client.post("/api/v1/clients", json={"phone": "79001234567"})).json()
+    taken = await client.post("/api/v1/clients", json={"phone": "79001234567", "tag": "again"})
+    assert taken.status_code == 409
+    second = (await client.post("/api/v1/clients", json={"phone": "79001234568"})).json()
+
+    entries = await _entries(client, target="client")
+    assert [(e["action"], e["target_id"], e["actor"]) for e in reversed(entries)] == [
+        ("created", first["id"], "tests"),
+        ("created", second["id"], "tests"),
+    ]
+    logs = [json.loads(line) for line in json_log_lines.getvalue().splitlines()]
+    lines = [log for log in logs if log["event"] == "audit"]
+    assert [(line["client_id"], line["audit_id"]) for line in lines] == [
+        (first["id"], entries[1]["id"]),
+        (second["id"], entries[0]["id"]),
+    ]
+
+
 async def test_tokens_made_outside_a_request_are_by_the_system(
     client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
 ) -> None:

@@ -210,6 +210,44 @@ async def test_a_consent_given_after_the_opt_out_clears_it(
     assert (await _client(client, STOPPED))["opted_out_at"] is None
 
 
+async def test_a_suppressed_phone_added_again_keeps_the_opt_out_unless_consent_is_later(
+    client: httpx.AsyncClient, session: AsyncSession, clock: FakeClock
+) -> None:
+    """POST /clients reads the suppression entry in its own INSERT; the rule is the same."""
+    for phone in (STOPPED, SILENT):
+        stopped = await _client(client, phone)
+        await _opt_out(client, stopped["id"], source="sms STOP")
+        assert (await client.delete(f"/api/v1/clients/{stopped['id']}")).status_code == 204
+    opted_out_at = clock.now()
+    clock.advance(minutes=5)
+
+    kept = await _client(client, STOPPED, tag="back")
+    assert (kept["opted_out_at"], kept["opt_out_source"], kept["tag"]) == (
+        opted_out_at.isoformat().replace("+00:00", "Z"),
+        "suppression list: sms STOP",
+        "back",
+    )
+    again = await _client(
+        client, SILENT, consent_at=clock.now().isoformat(), consent_source="web form"
+    )
+    assert (again["opted_out_at"], again["consent_source"]) == (None, "web form")
+
+    def history(created: dict[str, Any]) -> Any:
+        return client.get(f"/api/v1/clients/{created['id']}/consent-history")
+
+    kept_history = (await history(kept)).json()["items"]
+    assert [(e["change"], e["actor"]) for e in kept_history] == [("opted_out", "suppression list")]
+    again_history = (await history(again)).json()["items"]
+    assert [(e["change"], e["actor"]) for e in again_history] == [
+        ("opted_out", "suppression list"),
+        ("consent_given", "api:tests"),
+        ("opt_out_cleared", "api:tests"),
+    ]
+    # The later consent ended the entry; the other phone stays listed.
+    assert await session.scalar(select(func.count()).select_from(Suppression)) == 1
+    await session.commit()
+
+
 async def test_every_change_is_in_the_history_with_who_made_it(
     client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
