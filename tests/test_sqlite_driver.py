@@ -64,3 +64,21 @@ async def test_rows_counts_and_errors_are_those_of_the_driver(clean_db: AsyncEng
         assert [row.name async for row in streamed] == ["a", "b!", "c!", "d"]
         with pytest.raises(IntegrityError):
             await connection.execute(text("INSERT INTO things (id, name) VALUES (5, 'a')"))
+
+
+async def test_a_transaction_begins_in_the_hop_of_its_first_statement(
+    clean_db: AsyncEngine, dialect: str, thread_calls: list[Any]
+) -> None:
+    async with clean_db.connect() as connection:
+        await connection.execute(text("CREATE TEMPORARY TABLE things (id INTEGER PRIMARY KEY)"))
+        await connection.commit()
+        before = len(thread_calls)
+        await connection.execute(text("INSERT INTO things (id) VALUES (1)"))  # with its BEGIN
+        assert connection.in_transaction()
+        await connection.rollback()
+        async with connection.begin():
+            pass  # begun and committed without a statement: nothing to send
+        if dialect == "sqlite":
+            assert len(thread_calls) - before == 2  # the INSERT, the ROLLBACK
+        # The BEGIN was sent: the ROLLBACK undid the INSERT.
+        assert (await connection.execute(text("SELECT count(*) FROM things"))).scalar() == 0

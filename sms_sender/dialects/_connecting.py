@@ -79,7 +79,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_reset(dbapi_connection: Any, _record: Any, reset_state: Any) -> None:
         # The pool's rollback on return, but only when a transaction is still open: after a
         # commit it would be a needless hop to aiosqlite's thread on every request.
-        if not reset_state.terminate_only and dbapi_connection.driver_connection.in_transaction:
+        if not reset_state.terminate_only and dbapi_connection.in_transaction:
             dbapi_connection.rollback()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -88,8 +88,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # on busy_timeout instead of failing with SQLITE_BUSY when another writer got there first.
         # A read-only unit of work (see read_only) reads a WAL snapshot beside the writer instead.
         options = connection.get_execution_options()
+        # Sent with the transaction's first statement, in the same hop (_sqlite_driver.py).
+        begin = connection.connection.dbapi_connection.begin
         if options.get(_READ_ONLY_OPTION):
-            connection.exec_driver_sql("BEGIN")
+            begin("BEGIN")
             return
         turn: _Turn | None = options.get(_LAZY_TURN_OPTION)
         if turn is not None:
@@ -97,7 +99,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             # waits for the turn in the event loop, as the driver's own awaits do.
             await_only(turn.take())
             connection.connection.record_info[_LAZY_TURN_OPTION] = turn
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        begin("BEGIN IMMEDIATE")
 
     @event.listens_for(engine.sync_engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:

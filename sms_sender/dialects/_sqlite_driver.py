@@ -7,6 +7,7 @@ the cursor), so a request of four statements and a COMMIT waited for about fifte
 two threads; on a busy machine each one can cost a scheduling slice. Here a statement is one
 call in that thread: the cursor is opened, executed, read out and closed there, and what
 SQLAlchemy asks of a cursor afterwards (its description, rows, rowcount, lastrowid) is kept.
+A transaction's BEGIN travels with its first statement (:meth:`OneHopConnection.begin`).
 
 Only the plain cursor changes; server-side cursors (``stream``), COMMIT, ROLLBACK and connecting
 stay SQLAlchemy's and aiosqlite's own. It leans on aiosqlite's ``Connection._execute`` (how
@@ -33,9 +34,16 @@ _Outcome = tuple[Any, list[Any], int, int | None]
 
 
 def _run_statement(
-    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool
+    connection: sqlite3.Connection,
+    begin: str | None,
+    operation: str,
+    parameters: Any,
+    many: bool,
 ) -> _Outcome:
-    """In aiosqlite's thread: the whole life of a cursor, from opening to closing."""
+    """In aiosqlite's thread: the transaction's BEGIN if it is still to be sent, then the whole
+    life of a cursor, from opening to closing."""
+    if begin is not None:
+        connection.execute(begin)
     cursor = connection.cursor()
     try:
         if many:
@@ -70,10 +78,12 @@ class OneHopCursor:
         self._run(operation, seq_of_parameters, many=True)
 
     def _run(self, operation: str, parameters: Any, *, many: bool) -> None:
-        driver: aiosqlite.Connection = self._adapt_connection.driver_connection
+        adapt_connection = self._adapt_connection
+        driver: aiosqlite.Connection = adapt_connection.driver_connection
+        begin, adapt_connection.pending_begin = adapt_connection.pending_begin, None
         try:
             call = driver._execute(  # type: ignore[no-untyped-call]
-                _run_statement, driver._conn, operation, parameters, many
+                _run_statement, driver._conn, begin, operation, parameters, many
             )
             outcome: _Outcome = await_only(call)
         except Exception as error:
@@ -114,8 +124,40 @@ class OneHopCursor:
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    """aiosqlite's connection as SQLAlchemy sees it, whose BEGIN waits for the first statement.
+
+    A transaction's BEGIN goes to aiosqlite's thread in the hop of its first statement, not a
+    hop of its own; one that ends before running any statement never reaches SQLite, and its
+    COMMIT or ROLLBACK is no hop either (nothing was begun there).
+    """
+
+    __slots__ = ("pending_begin",)
     _cursor_cls = OneHopCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.pending_begin: str | None = None
+
+    def begin(self, statement: str) -> None:
+        """Begin a transaction with ``statement`` (``BEGIN``, ``BEGIN IMMEDIATE``), sent with
+        the next statement."""
+        self.pending_begin = statement
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.pending_begin is not None or bool(self.driver_connection.in_transaction)
+
+    def commit(self) -> None:
+        if self.pending_begin is not None:
+            self.pending_begin = None
+            return
+        super().commit()
+
+    def rollback(self) -> None:
+        if self.pending_begin is not None:
+            self.pending_begin = None
+            return
+        super().rollback()
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
