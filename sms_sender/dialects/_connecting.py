@@ -50,14 +50,21 @@ def create_engine_for(url: URL, **kwargs: Any) -> AsyncEngine:
 def _ping_at_checkout(engine: AsyncEngine) -> None:
     """Replace a pooled connection the server has dropped before a unit of work gets it.
 
-    What ``pool_pre_ping`` does, in one round trip instead of its three with asyncpg
-    (BEGIN, ";", ROLLBACK): a simple-protocol query needs no transaction, even behind pgbouncer.
+    What ``pool_pre_ping`` does (three round trips with asyncpg: BEGIN, ";", ROLLBACK) in no
+    round trip of its own: the unit of work's BEGIN, which SQLAlchemy's asyncpg adapter would
+    send before the first statement, is sent at checkout and answers the same question. A
+    connection in autocommit has no transaction to begin and asks with a ``SELECT 1``.
     """
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         try:
-            dbapi_connection.run_async(lambda driver: driver.execute("SELECT 1"))
+            if dbapi_connection.isolation_level == "autocommit":
+                dbapi_connection.run_async(lambda driver: driver.execute("SELECT 1"))
+            else:
+                # The adapter's own BEGIN (with its isolation settings); its first statement
+                # then finds the transaction open. Returned unused, the pool's reset ends it.
+                await_only(dbapi_connection._start_transaction())
         except Exception as error:  # any failure means the connection is unusable
             # The pool discards this connection and checks out (or opens) another.
             raise DisconnectionError(f"pooled connection is gone: {error!r}") from error
