@@ -87,6 +87,21 @@ async def test_import_keeps_good_rows_and_names_bad_lines(
         assert await session.scalar(select(Client.phone)) == "79160000001"
 
 
+async def test_import_reads_a_file_larger_than_one_chunk(
+    cli: Cli, tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    rows = [f"7916{number:07d},,t,UTC" for number in range(6000)]  # 130 KiB: three chunks
+    rows[-1] = "bad,,,"
+    csv_file = tmp_path / "clients.csv"
+    csv_file.write_text("\n".join(["phone,operator_code,tag,timezone", *rows]))
+    result = await cli("import", str(csv_file))
+    assert result.exit_code == 0, result.output
+    assert "imported 5999 clients, 1 rows rejected" in result.output
+    assert "line 6001:" in result.output
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Client)) == 5999
+
+
 async def test_demo_loads_clients_and_mailings(
     cli: Cli, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
