@@ -156,6 +156,12 @@ CONSENT_TIME_MISSING = Reason("consent_time_missing", "give the date and time th
 DATE_AND_TIME = Reason("date_and_time", "pick a date and a time")
 CONSENT_SOURCE_MISSING = Reason("consent_source_missing", "say where or how the person agreed")
 MESSAGE_NOT_CHOSEN = Reason("message_not_chosen", "choose the message to send")
+MAILING_ACTION_UNKNOWN = Reason(
+    "mailing_action_unknown", "unknown action {action!r}; use pause, resume or cancel"
+)
+USER_ACTION_UNKNOWN = Reason(
+    "user_action_unknown", "unknown action {action!r}; use disable, enable or role"
+)
 PHONE_TAKEN = Reason(
     "phone_taken",
     "phone {phone} already belongs to client {owner}; change that client or pick another phone",

@@ -104,7 +104,7 @@ async def change_user(
     elif action == "role":
         await users.change_role(session, target, _role((await form_of(request)).get("role", "")))
     else:
-        raise InvalidInput(f"unknown action {action!r}; use disable, enable or role")
+        raise InvalidInput.because(reasons.USER_ACTION_UNKNOWN, action=action)
     return RedirectResponse(f"{PREFIX}/users?changed={target.id}", status_code=303)
 
 

@@ -594,6 +594,8 @@ ERROR_TEXTS: dict[str, str] = {
     "date_and_time": "выберите дату и время",
     "consent_source_missing": "укажите, где или как человек согласился",
     "message_not_chosen": "выберите сообщение для отправки",
+    "mailing_action_unknown": "неизвестное действие {action!r}; есть pause, resume и cancel",
+    "user_action_unknown": "неизвестное действие {action!r}; есть disable, enable и role",
     # pydantic's own error types (their context's {slots})
     "missing": "обязательное поле",
     "string_type": "нужна строка",

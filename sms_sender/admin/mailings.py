@@ -195,7 +195,7 @@ async def control_mailing(
     """Pause, resume or cancel: the API's own rules, so the same 409s and texts."""
     control = CONTROLS.get(action)
     if control is None:
-        raise InvalidInput(f"unknown action {action!r}; use pause, resume or cancel")
+        raise InvalidInput.because(reasons.MAILING_ACTION_UNKNOWN, action=action)
     await control(session, mailing_id, clock.now())
     return RedirectResponse(f"{PREFIX}/mailings/{mailing_id}?done={action}", status_code=303)
 

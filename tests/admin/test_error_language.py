@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from sms_sender.auth.models import Role
-from tests.admin.conftest import SignedIn, page_csrf
+from tests.admin.conftest import MakeUser, SignedIn, page_csrf
 from tests.admin.test_pages import VIP, _mailing
 from tests.arrange import Arrange
 from tests.conftest import FakeClock
@@ -81,3 +81,21 @@ async def test_the_pages_scripts_get_the_reader_s_language_too(signed_in: Signed
     assert "код оператора — 3 цифры" in problem["detail"]
     assert problem["errors"][0]["code"] == "filter_operator_code"
     assert "values" not in problem["errors"][0]
+
+
+async def test_an_unknown_console_action_is_explained_in_russian(
+    signed_in: SignedIn, make_user: MakeUser, clock: FakeClock, arrange: Arrange
+) -> None:
+    await arrange.clients([VIP])
+    console = await signed_in(Role.ADMIN)
+    page = await _mailing(console, clock)
+    csrf = await page_csrf(console, page)
+    console.headers.update(RUSSIAN)
+    unknown = await console.post(f"{page}/launch", data={"csrf_token": csrf})
+    assert unknown.status_code == 422
+    assert "неизвестное действие &#39;launch&#39;; есть pause, resume и cancel" in unknown.text
+    csrf = await page_csrf(console, "/admin/users")
+    other = await make_user("ivan")
+    user = await console.post(f"/admin/users/{other.id}/promote", data={"csrf_token": csrf})
+    assert user.status_code == 422
+    assert "неизвестное действие &#39;promote&#39;; есть disable, enable и role" in user.text
