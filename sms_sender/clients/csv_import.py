@@ -126,7 +126,7 @@ class ParsedLines:
 
     numbers: list[int] = field(default_factory=list)
     rows: list[NewClient] = field(default_factory=list)
-    consents: dict[str, GivenConsent] = field(default_factory=dict)  # by phone, the first
+    consents: dict[int, GivenConsent] = field(default_factory=dict)  # by line number
     errors: list[RowError] = field(default_factory=list)
 
 
@@ -192,7 +192,7 @@ def _parse_slowly(
     parsed.numbers.append(number)
     parsed.rows.append((fields.phone, fields.operator_code, fields.tag, fields.timezone))
     if consent is not None:
-        parsed.consents.setdefault(fields.phone, consent)
+        parsed.consents[number] = consent
 
 
 class _Batch:
@@ -224,7 +224,13 @@ class _Batch:
         await suppress_new_clients(
             self._session, list(inserted), hasher=self._hasher, now=self._now
         )
-        consents = [(phone, self._consents[phone]) for phone in inserted if phone in self._consents]
+        # The consent of the line that made the client: a later line with its phone is rejected
+        # and, like any rejected line, changes nothing.
+        consents = [
+            (phone, self._consents[line])
+            for phone in inserted
+            if (line := self._first_line[phone]) in self._consents
+        ]
         await record_imported_consents(self._session, consents, hasher=self._hasher, now=self._now)
         if self._after_insert is not None:
             await self._after_insert()

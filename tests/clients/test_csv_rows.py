@@ -73,10 +73,10 @@ def _reference(number: int, line: str, columns: tuple[str, ...]) -> Outcome | No
 
 
 def _fast(lines: list[str], columns: tuple[str, ...], first_number: int = 2) -> list[Outcome]:
-    """The lines through parse_lines, as _reference gives them (the consent: the phone's first)."""
+    """The lines through parse_lines, as _reference gives them (each line with its consent)."""
     parsed = csv_import.parse_lines(first_number, lines, columns, DEFAULT_ZONE, NOW)
     outcomes: list[Outcome] = [
-        (number, (*row, parsed.consents.get(row[0])))
+        (number, (*row, parsed.consents.get(number)))
         for number, row in zip(parsed.numbers, parsed.rows, strict=True)
     ]
     outcomes += [(error.line, error.error) for error in parsed.errors]
@@ -88,15 +88,7 @@ def _expected(lines: list[str], columns: tuple[str, ...], first_number: int = 2)
         _reference(number, line.rstrip("\r\n"), columns)
         for number, line in enumerate(lines, first_number)
     ]
-    # A phone's consent is the first one given on any of its lines (as the import has it).
-    first_consent: dict[str, Any] = {}
-    for outcome in outcomes:
-        if outcome is not None and isinstance(outcome[1], tuple) and outcome[1][4] is not None:
-            first_consent.setdefault(outcome[1][0], outcome[1][4])
-    return [
-        (number, (*row[:4], first_consent.get(row[0]))) if isinstance(row, tuple) else (number, row)
-        for number, row in filter(None, outcomes)
-    ]
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 def test_every_combination_of_cells_gets_the_models_verdict_and_message() -> None:

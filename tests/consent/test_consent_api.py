@@ -336,6 +336,31 @@ async def test_an_opted_out_client_gets_nothing_from_a_later_mailing(
     assert [report.status for report in reports] == [ReportStatus.SKIPPED]
 
 
+async def test_a_rejected_repeat_of_a_phone_gives_its_client_no_consent(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    earlier = (clock.now() - timedelta(days=1)).isoformat()
+    csv = "\n".join(
+        [
+            "phone,operator_code,tag,timezone,consent_at,consent_source",
+            f"{SILENT},,,,,",
+            f"{SILENT},,,,{earlier},paper form",  # rejected: the phone is on line 2
+        ]
+    )
+    response = await client.post(
+        "/api/v1/clients/import", content=csv + "\n", headers={"Content-Type": "text/csv"}
+    )
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["imported"], result["failed"]) == (1, 1)
+    assert result["errors"][0]["line"] == 3
+    [item] = (await client.get("/api/v1/clients")).json()["items"]
+    assert (item["consent_at"], item["consent_source"]) == (None, None)
+    history = (await client.get(f"/api/v1/clients/{item['id']}/consent-history")).json()
+    assert history["items"] == []
+
+
 async def test_the_client_import_takes_optional_consent_columns(
     client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
