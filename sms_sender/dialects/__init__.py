@@ -2,9 +2,9 @@
 
 The rest of the package asks this package and never looks at the dialect's name itself, so a
 fix made for one database is made beside the other's (``tests/test_dialects.py`` fails on a new
-``dialect.name`` anywhere else). ``_connecting.py`` holds how each database is opened, written
-and signalled, ``_statements.py`` the SQL; this module is their face. The differences, and why
-they exist:
+``dialect.name`` anywhere else). ``_connecting.py`` holds how each database is opened and
+signalled, ``_writer_turn.py`` how SQLite's writers take turns, ``_statements.py`` the SQL;
+this module is their face. The differences, and why they exist:
 
 - Connecting (:func:`create_engine_for`, :func:`read_only`): PostgreSQL gets a pool and a ping
   at checkout; SQLite gets WAL, a busy timeout, IMMEDIATE transactions and a statement in one
@@ -30,14 +30,10 @@ whatever this package becomes.
 
 from sms_sender.dialects._connecting import (
     advisory_lock,
-    begin_write,
     create_engine_for,
     listens_across_processes,
     notify_other_processes,
     read_only,
-    writer_turn,
-    writer_turn_at_begin,
-    writes_lock_whole_database,
 )
 from sms_sender.dialects._statements import (
     RowValues,
@@ -57,6 +53,12 @@ from sms_sender.dialects._statements import (
     update_from_rows,
 )
 from sms_sender.dialects._which import Bind
+from sms_sender.dialects._writer_turn import (
+    begin_write,
+    writer_turn,
+    writer_turn_at_begin,
+    writes_lock_whole_database,
+)
 
 __all__ = [
     "Bind",
