@@ -114,6 +114,12 @@ class HandOver:
     async def mark(self, group: Sequence[ClaimedReport], stop: asyncio.Event) -> list[Handed]:
         """Reserve rate slots and mark the group ``sending`` (committed); those marked.
 
+        One write turn when the slots are free at once, which the worker sees to by asking
+        only when its own reservations run out (:meth:`RateLimiter.free_in`): alone on the
+        rate (SQLite's one worker), that is every group. Three when another worker holds the
+        rate for a while: the marks are rolled back, the slots reserved alone, and the group
+        marked once they come.
+
         The others were given back: their mailing was paused, cancelled or ended, their client
         deleted or opted out (then skipped), or the stop came while waiting for the rate.
         """

@@ -20,10 +20,15 @@ it crashed) are simply lost: the limit errs on the side of sending slower, never
 
 A worker reserves for a small group at a time (what its free concurrency allows, and no more
 than ``GROUP_SECONDS`` of the rate), so reservations stay fair between workers and a pause
-takes effect within that horizon. When the slots are free at once (the usual case below the
-limit) the reservation shares a transaction with marking the group ``sending``: one round
-trip. When they are not, the worker commits the reservation alone, waits for its first slot,
-and only then marks the group, so no report sits in ``sending`` waiting for the rate.
+takes effect within that horizon. When the slots are free at once the reservation shares a
+transaction with marking the group ``sending`` (:mod:`sms_sender.dispatch.handover`): one
+write turn per group. So a worker does not ask for slots it knows are taken: it remembers where
+its own last reservation ends (:meth:`RateLimiter.free_in`) and hands over its next group only
+when that is at most ``PROMPT`` away; alone on the timeline (SQLite's one worker) its slots
+are then always free at once. When other workers hold the timeline further, the marks are
+rolled back, the worker commits the reservation alone, waits for its first slot, and only then
+marks the group, so no report sits in ``sending`` waiting for the rate longer than ``PROMPT``
+plus its place in the group.
 """
 
 from __future__ import annotations
@@ -42,8 +47,10 @@ SEND_LIMIT = "send"
 # How far ahead one reservation may reach: it bounds both a group's size and how long a
 # report marked ``sending`` may wait for its slot.
 GROUP_SECONDS = 0.1
-# A reservation whose first slot is at most this far off counts as "free now".
-PROMPT = 0.01
+# A reservation whose first slot is at most this far off counts as "free now", and a worker
+# asks for its next slots this long before its own last ones run out. Asked later, the time its
+# write turn waits (behind the API's write on SQLite) would leave the timeline unused meanwhile.
+PROMPT = 0.025
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,11 @@ class Reservation:
         """Seconds from now until the first slot."""
         return self.first_at - time.monotonic()
 
+    @property
+    def ends_at(self) -> float:
+        """When the last slot is over (monotonic): the timeline is free from then."""
+        return self.first_at + self.count * self.interval
+
 
 class RateLimiter:
     """Reserves send slots on the shared timeline of one database; see the module docstring."""
@@ -72,6 +84,15 @@ class RateLimiter:
     def __init__(self, rate: float, name: str = SEND_LIMIT) -> None:
         self.rate = rate
         self.name = name
+        self._own_until = 0.0  # monotonic: when this limiter's last reservation ends
+
+    def free_in(self) -> float:
+        """Seconds until a reservation could start within ``PROMPT``, as far as this limiter knows.
+
+        Only its own reservations are known here: other workers' may hold the timeline longer
+        (then the reservation is not prompt, see handover), never shorter.
+        """
+        return self._own_until - PROMPT - time.monotonic()
 
     def group_size(self) -> int:
         """The most messages one reservation should cover."""
@@ -103,7 +124,11 @@ class RateLimiter:
         if reserved is None:
             raise LookupError(f"rate limit row {self.name!r} is missing; call ensure_row first")
         starts_at, wait = reserved
-        return Reservation(time.monotonic() + max(0.0, wait), 1.0 / self.rate, count, starts_at)
+        reservation = Reservation(
+            time.monotonic() + max(0.0, wait), 1.0 / self.rate, count, starts_at
+        )
+        self._own_until = max(self._own_until, reservation.ends_at)
+        return reservation
 
 
 async def wait_for_slot(slot_at: float) -> None:

@@ -230,6 +230,13 @@ class Worker:
         if not self._held:
             await self._wait_for_answers(self._settings.concurrency)
             return
+        rate_free_in = self._limiter.free_in()
+        if rate_free_in > 0:
+            # This worker's own slots run that long yet: asked now, the next ones would not be
+            # free at once, and the group would cost three write turns instead of one (see
+            # handover.HandOver.mark). Take answers meanwhile; the next turn hands it over.
+            await self._wait_for_answers(self._settings.concurrency + 1, within=rate_free_in)
+            return
         group = min(len(self._held), self._limiter.group_size(), self._settings.concurrency)
         enough = max(1, group // 4)
         if self._in_flight.free() < enough:
@@ -261,9 +268,10 @@ class Worker:
         for each in handed:
             self._in_flight.start(each)
 
-    async def _wait_for_answers(self, free_slots: int) -> None:
-        """Take answers as they come, until ``free_slots`` slots are free or a moment passed."""
-        linger = self._tuning.result_linger
+    async def _wait_for_answers(self, free_slots: int, within: float | None = None) -> None:
+        """Take answers as they come, until ``free_slots`` slots are free or ``within`` seconds
+        (a moment, by default) passed."""
+        linger = self._tuning.result_linger if within is None else within
         self._unrecorded.add(await self._in_flight.wait(free_slots, linger, self._wake))
         if self._wake.is_set():
             self._drained = False

@@ -1,0 +1,146 @@
+"""The engine's write transactions per message: each is a turn the API's writes wait behind on
+SQLite (``dialects.writer_turn``), so a turn added back makes these fail."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sms_sender.db import Notifier, create_engine, create_sessionmaker
+from sms_sender.dispatch import ratelimit
+from sms_sender.providers.fake import FakeProvider
+from tests.arrange import Arrange
+from tests.dispatch.conftest import EngineFactory
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+RATE = 100.0  # messages per second: a reservation covers 10 of them (GROUP_SECONDS)
+REPORTS = 25
+
+
+@dataclass
+class Transaction:
+    statements: list[str] = field(default_factory=list)
+    committed: bool = False
+    ended_at: float = 0.0  # time.monotonic()
+
+    def writes(self) -> list[str]:
+        return [s for s in self.statements if s.split(None, 1)[0] in {"UPDATE", "INSERT", "DELETE"}]
+
+    def touches(self, table: str) -> bool:
+        return any(s.startswith(f"UPDATE {table} ") for s in self.writes())
+
+    def marks_sending(self) -> bool:
+        """The hand-over's UPDATE: it returns each report's mailing terms."""
+        return any(
+            s.startswith("UPDATE reports ") and "send_window_start" in s for s in self.writes()
+        )
+
+
+class Transactions:
+    """Every transaction run through an engine, with its statements and how it ended."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.ended: list[Transaction] = []
+        self._open: dict[int, Transaction] = {}
+        sync = engine.sync_engine
+        event.listen(sync, "begin", self._begin)
+        event.listen(sync, "before_cursor_execute", self._execute)
+        event.listen(sync, "commit", lambda connection: self._end(connection, committed=True))
+        event.listen(sync, "rollback", lambda connection: self._end(connection, committed=False))
+
+    def writing(self) -> list[Transaction]:
+        return [transaction for transaction in self.ended if transaction.writes()]
+
+    def _begin(self, connection: Connection) -> None:
+        self._open[id(connection)] = Transaction()
+
+    def _execute(self, connection: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if id(connection) in self._open:
+            self._open[id(connection)].statements.append(" ".join(statement.split()))
+
+    def _end(self, connection: Connection, *, committed: bool) -> None:
+        transaction = self._open.pop(id(connection), None)
+        if transaction is not None:
+            transaction.committed = committed
+            transaction.ended_at = time.monotonic()
+            self.ended.append(transaction)
+
+
+async def test_a_rate_limited_group_is_one_write_transaction_and_sends_only_its_budget(
+    arrange: Arrange, make_engine: EngineFactory, database_url: str
+) -> None:
+    await arrange.many_clients(REPORTS)
+    mailing_id = await arrange.mailing()
+    provider = FakeProvider()  # records real time
+    database = create_engine(database_url)
+    transactions = Transactions(database)
+    try:
+        # Slots for every held report at once: each group meets the rate's budget, not the
+        # concurrency, and the next group asks while the last one's slots still run.
+        worker = make_engine(
+            provider,
+            rate_limit=RATE,
+            concurrency=50,
+            sessionmaker_=create_sessionmaker(database, Notifier()),
+        ).worker
+        started = datetime.now(UTC)
+        await worker.drain()
+    finally:
+        await database.dispose()
+
+    assert len(provider.calls) == REPORTS
+    assert await arrange.statuses(mailing_id) == {"sent": REPORTS}
+    # Each group: its reservation and its marks in one committed transaction; none rolled back.
+    budget = int(RATE * ratelimit.GROUP_SECONDS)
+    hand_overs = [t for t in transactions.writing() if t.touches("rate_limits")]
+    assert len(hand_overs) == -(-REPORTS // budget)  # 10, 10, 5
+    assert all(t.committed and t.marks_sending() for t in hand_overs)
+    assert [t.statements for t in transactions.writing() if not t.committed] == []
+    # The budget exactly: the first window sends 10 and the 11th waits for the next one.
+    since_start = sorted((call.started_at - started).total_seconds() for call in provider.calls)
+    assert since_start[budget] >= budget / RATE - 0.005
+    early = [(k, at) for k, at in enumerate(since_start) if at < k / RATE - 0.005]
+    assert early == []
+
+
+async def test_a_group_behind_another_workers_reservation_is_marked_when_its_slots_come(
+    arrange: Arrange, make_engine: EngineFactory, database_url: str
+) -> None:
+    await arrange.many_clients(5)
+    mailing_id = await arrange.mailing()
+    provider = FakeProvider()  # records real time
+    database = create_engine(database_url)
+    try:
+        worker = make_engine(
+            provider, rate_limit=RATE, sessionmaker_=create_sessionmaker(database, Notifier())
+        ).worker
+        await worker.prepare()
+        # Another worker (a limiter of its own) holds the rate for the next 0.3 s.
+        async with database.begin() as connection:
+            held = await ratelimit.RateLimiter(RATE).reserve(connection, int(RATE * 0.3))
+        held_until = datetime.now(UTC) + timedelta(seconds=held.ends_at - time.monotonic())
+        transactions = Transactions(database)
+        await worker.drain()
+    finally:
+        await database.dispose()
+
+    assert await arrange.statuses(mailing_id) == {"sent": 5}
+    # No send before the other worker's slots are over: the rate is shared.
+    assert min(call.started_at for call in provider.calls) >= held_until - timedelta(seconds=0.005)
+    # Not left ``sending`` while the other worker's slots ran: the marks were rolled back,
+    # the slots reserved alone, and the group marked when they came.
+    hand_overs = [t for t in transactions.writing() if t.touches("rate_limits")]
+    assert [(t.committed, t.marks_sending()) for t in hand_overs] == [
+        (False, True),
+        (True, False),
+    ]
+    [marking] = [t for t in transactions.writing() if t.committed and t.marks_sending()]
+    assert marking.ended_at >= held.ends_at - ratelimit.PROMPT
