@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender import metrics
 from sms_sender.clock import Clock
-from sms_sender.dialects import begin_write
+from sms_sender.dialects import begin_write, read_only
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.repository import fit
 from sms_sender.dispatch.scheduler import log_finished
@@ -40,6 +40,10 @@ class Recorder:
     clock: Clock
     owner: str
     provider_name: str
+    _reader: AsyncEngine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_reader", read_only(self.database))
 
     async def record(self, batch: Sequence[Settlement]) -> list[int]:
         """Write the batch, then finish its mailings if done; the mailings it paused."""
@@ -50,9 +54,15 @@ class Recorder:
         # Whether a mailing is done is asked only after the commit. Asked inside it, two workers
         # settling a mailing's last reports at once would each still see the other's reports
         # `sending` (neither has committed) and neither would finish it. Of two such checks,
-        # the later one starts after both commits and sees every report settled.
-        async with begin_write(self.database) as connection:
-            finished = await repository.finish_mailings(connection, now, mailing_ids)
+        # the later one starts after both commits and sees every report settled. It is asked
+        # with a read first: most batches leave their mailing unfinished, and a write turn
+        # each for nothing would hold up the API's writes on SQLite.
+        async with self._reader.connect() as connection:
+            over = await repository.mailings_over(connection, now, mailing_ids)
+        finished: list[repository.Finished] = []
+        if over:
+            async with begin_write(self.database) as connection:
+                finished = await repository.finish_mailings(connection, now, over)
         _log_settled(self.provider_name, batch)
         if written < len(batch):
             _log.warning(

@@ -35,22 +35,22 @@ async def test_two_workers_settling_the_last_reports_together_finish_the_mailing
 
     # Both workers reach "is the mailing done?" before either goes on: the moment at which,
     # asked inside the settling transaction, each would still see the other's report sending.
-    # SQLite lets one writer at a time, so there the other cannot arrive while one waits: each
-    # waits a second at most.
+    # (Each waits a second at most: a worker that asked inside its write would hold SQLite's
+    # one write lock, and the other could not arrive.)
     asking: list[str] = []
     both_asking = asyncio.Event()
-    finish_mailings = repository.finish_mailings
+    mailings_over = repository.mailings_over
 
-    async def finish_when_both_ask(*args: Any, **kwargs: Any) -> list[repository.Finished]:
+    async def over_when_both_ask(*args: Any, **kwargs: Any) -> list[int]:
         asking.append("one more")
         if len(asking) == 2:
             both_asking.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1):
                 await both_asking.wait()
-        return await finish_mailings(*args, **kwargs)
+        return await mailings_over(*args, **kwargs)
 
-    monkeypatch.setattr(repository, "finish_mailings", finish_when_both_ask)
+    monkeypatch.setattr(repository, "mailings_over", over_when_both_ask)
 
     recorders = [Recorder(clean_db, clock, owner, "fake") for owner in ("worker-a", "worker-b")]
     batches = [

@@ -104,6 +104,9 @@ async def test_a_rate_limited_group_is_one_write_transaction_and_sends_only_its_
     assert len(hand_overs) == -(-REPORTS // budget)  # 10, 10, 5
     assert all(t.committed and t.marks_sending() for t in hand_overs)
     assert [t.statements for t in transactions.writing() if not t.committed] == []
+    # "Is the mailing finished?" is read after each settle; only the last one writes.
+    finishing = [t for t in transactions.writing() if t.touches("mailings")]
+    assert len(finishing) == 1
     # The budget exactly: the first window sends 10 and the 11th waits for the next one.
     since_start = sorted((call.started_at - started).total_seconds() for call in provider.calls)
     assert since_start[budget] >= budget / RATE - 0.005

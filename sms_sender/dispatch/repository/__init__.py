@@ -21,6 +21,7 @@ from sms_sender.dispatch.repository._schedule import (
     count_due,
     count_running,
     finish_mailings,
+    mailings_over,
     mailings_to_start,
     next_mailing_event_at,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "is_bad_data",
     "last_seen",
     "mailing_terms",
+    "mailings_over",
     "mailings_to_start",
     "next_due_at",
     "next_mailing_event_at",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sms_sender.dispatch.repository._rows import mailings, reports
@@ -55,6 +55,31 @@ class Finished:
     expired: int
 
 
+def _over(now: datetime) -> ColumnElement[bool]:
+    """A mailing is over: running with nothing left to send, or running or paused past its end."""
+    unsent = (
+        select(reports.c.id)
+        .where(
+            reports.c.mailing_id == mailings.c.id,
+            reports.c.status.in_((ReportStatus.PENDING, ReportStatus.SENDING)),
+        )
+        .exists()
+    )
+    active = (MailingStatus.RUNNING, MailingStatus.PAUSED)
+    return or_(
+        and_(mailings.c.status == MailingStatus.RUNNING, ~unsent),
+        and_(mailings.c.status.in_(active), mailings.c.end_at <= now),
+    )
+
+
+async def mailings_over(
+    connection: AsyncConnection, now: datetime, mailing_ids: Sequence[int]
+) -> list[int]:
+    """Which of these mailings :func:`finish_mailings` would finish now (a read, no lock)."""
+    query = select(mailings.c.id).where(_over(now), mailings.c.id.in_(list(mailing_ids)))
+    return list(await connection.scalars(query))
+
+
 async def finish_mailings(
     connection: AsyncConnection, now: datetime, mailing_ids: Sequence[int] | None = None
 ) -> list[Finished]:
@@ -65,20 +90,7 @@ async def finish_mailings(
     same transaction; those in ``sending`` are left to the worker that holds them. Safe when
     several processes race: the status is a compare-and-set.
     """
-    unsent = (
-        select(reports.c.id)
-        .where(
-            reports.c.mailing_id == mailings.c.id,
-            reports.c.status.in_((ReportStatus.PENDING, ReportStatus.SENDING)),
-        )
-        .exists()
-    )
-    active = (MailingStatus.RUNNING, MailingStatus.PAUSED)
-    done = or_(
-        and_(mailings.c.status == MailingStatus.RUNNING, ~unsent),
-        and_(mailings.c.status.in_(active), mailings.c.end_at <= now),
-    )
-    statement = update(mailings).where(done)
+    statement = update(mailings).where(_over(now))
     if mailing_ids is not None:
         statement = statement.where(mailings.c.id.in_(list(mailing_ids)))
     rows = await connection.execute(
