@@ -82,10 +82,12 @@ async def run_statements(db: BenchDatabase, *, batch_size: int, rate: float) -> 
             ]
             async with engine.begin() as connection:
                 settled += await repository.settle(connection, settlements, owner=OWNER, now=now)
-            async with engine.begin() as connection:
-                await repository.finish_mailings(
-                    connection, now, sorted({report.mailing_id for report in claimed})
-                )
+            mailing_ids = sorted({report.mailing_id for report in claimed})
+            async with engine.connect() as connection:  # as the worker asks: a read first
+                over = await repository.mailings_over(connection, now, mailing_ids)
+            if over:
+                async with engine.begin() as connection:
+                    await repository.finish_mailings(connection, now, over)
             batches += 1
         seconds = time.perf_counter() - started
     finally:
