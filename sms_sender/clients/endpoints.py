@@ -116,7 +116,7 @@ _IMPORT_BODY = {
     IMPORT_PATH,
     summary="Import clients from CSV",
     description="The file is received whole first (up to SMS_SENDER_MAX_IMPORT_BYTES, 64 MiB "
-    "by default: about 2 million rows), then imported in batches of 1,000 rows, each committed. "
+    "by default: about 2 million rows), then imported in batches of 5,000 rows, each committed. "
     "Valid rows are added; each rejected row is reported by line number (the header is line 1), "
     "including phones already taken, so sending the same file again adds nothing twice. A file "
     "that is not UTF-8 or lacks the header is refused whole.",
