@@ -23,7 +23,7 @@ from sms_sender.clock import Clock
 from sms_sender.dialects import begin_write, writer_turn
 from sms_sender.dispatch import repository
 from sms_sender.dispatch.ratelimit import PROMPT, RateLimiter, Reservation
-from sms_sender.dispatch.types import ClaimedReport, MailingTerms
+from sms_sender.dispatch.types import ClaimedReport, MailingTerms, Settlement
 from sms_sender.reports import lifecycle
 
 _log = structlog.get_logger(__name__)
@@ -111,35 +111,46 @@ class HandOver:
             )
         return ready
 
-    async def mark(self, group: Sequence[ClaimedReport], stop: asyncio.Event) -> list[Handed]:
+    async def mark(
+        self,
+        group: Sequence[ClaimedReport],
+        stop: asyncio.Event,
+        answers: Sequence[Settlement] = (),
+    ) -> tuple[list[Handed], int | None]:
         """Reserve rate slots and mark the group ``sending`` (committed); those marked.
 
         One write turn when the slots are free at once, which the worker sees to by asking
         only when its own reservations run out (:meth:`RateLimiter.free_in`): alone on the
-        rate (SQLite's one worker), that is every group. Three when another worker holds the
-        rate for a while: the marks are rolled back, the slots reserved alone, and the group
-        marked once they come.
+        rate (SQLite's one worker), that is every group. The same transaction first settles
+        ``answers`` (earlier sends' outcomes, see :mod:`sms_sender.dispatch.results`), so they
+        cost no turn of their own either; how many it wrote comes back beside the group, or
+        None when it did not write them. Three turns when another worker holds the rate for a
+        while: the marks are rolled back (and the answers with them), the slots reserved alone,
+        and the group marked once they come.
 
         The others were given back: their mailing was paused, cancelled or ended, their client
         deleted or opted out (then skipped), or the stop came while waiting for the rate.
         """
         ids = [report.id for report in group]
-        handed = await self._mark_if_slots_are_free(ids)
-        if handed is None:  # the shared rate is taken for now: reserve, wait, then mark
+        together = await self._mark_if_slots_are_free(ids, answers)
+        if together is not None:
+            marked, reservation, written = together
+        else:  # the shared rate is taken for now: reserve, wait, then mark
+            written = None  # rolled back with the marks
             async with begin_write(self.database) as connection:
                 reservation = await self.limiter.reserve(connection, len(ids))
             if await _stopped_before(reservation.first_at, stop):
                 await self.release(ids)
-                return []
+                return [], written
             async with begin_write(self.database) as connection:
-                handed = await self._mark(connection, ids), reservation
-        marked, reservation = handed
+                marked = await self._mark(connection, ids)
         ready = (report for report in group if report.id in marked)
         # The terms as they are now: the mailing may have been edited since the claim.
-        return [
+        handed = [
             Handed(report, marked[report.id], reservation.slot(index))
             for index, report in enumerate(ready)
         ]
+        return handed, written
 
     async def release(self, report_ids: list[int]) -> None:
         """Give back the leases on reports never handed over."""
@@ -147,21 +158,28 @@ class HandOver:
             await repository.release(connection, report_ids, owner=self.owner)
 
     async def _mark_if_slots_are_free(
-        self, ids: list[int]
-    ) -> tuple[dict[int, MailingTerms], Reservation] | None:
-        """Mark and reserve in one transaction, unless the slots are not free at once (None).
+        self, ids: list[int], answers: Sequence[Settlement]
+    ) -> tuple[dict[int, MailingTerms], Reservation, int] | None:
+        """Settle, mark and reserve in one transaction, unless the slots are not free at once.
 
         The common case costs one round trip. When other workers hold the rate for a while,
-        the transaction is rolled back: a report must not wait in ``sending`` for its slot.
+        the transaction is rolled back (None): a report must not wait in ``sending`` for its
+        slot.
         """
         async with writer_turn(self.database), self.database.connect() as connection:
             async with connection.begin() as transaction:
+                written = 0
+                if answers:
+                    now = self.clock.now()
+                    written = await repository.settle(
+                        connection, answers, owner=self.owner, now=now
+                    )
                 marked = await self._mark(connection, ids)
                 reservation = await self.limiter.reserve(connection, max(1, len(marked)))
                 if reservation.delay() > PROMPT:
                     await transaction.rollback()
                     return None
-            return marked, reservation
+            return marked, reservation, written
 
     async def _mark(self, connection: AsyncConnection, ids: list[int]) -> dict[int, MailingTerms]:
         now = self.clock.now()

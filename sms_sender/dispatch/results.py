@@ -48,15 +48,22 @@ class Recorder:
     async def record(self, batch: Sequence[Settlement]) -> list[int]:
         """Write the batch, then finish its mailings if done; the mailings it paused."""
         now = self.clock.now()
-        mailing_ids = sorted({settlement.mailing_id for settlement in batch})
         paused: list[int] = []
         written = await self._record(batch, now, paused)
-        # Whether a mailing is done is asked only after the commit. Asked inside it, two workers
-        # settling a mailing's last reports at once would each still see the other's reports
-        # `sending` (neither has committed) and neither would finish it. Of two such checks,
-        # the later one starts after both commits and sees every report settled. It is asked
-        # with a read first: most batches leave their mailing unfinished, and a write turn
-        # each for nothing would hold up the API's writes on SQLite.
+        await self.recorded(batch, written, now)
+        return paused
+
+    async def recorded(self, batch: Sequence[Settlement], written: int, now: datetime) -> None:
+        """After the commit that wrote ``batch``: finish its mailings if done; count and log it.
+
+        Whether a mailing is done is asked only after the commit. Asked inside it, two workers
+        settling a mailing's last reports at once would each still see the other's reports
+        ``sending`` (neither has committed) and neither would finish it. Of two such checks,
+        the later one starts after both commits and sees every report settled. It is asked
+        with a read first: most batches leave their mailing unfinished, and a write turn each
+        for nothing would hold up the API's writes on SQLite.
+        """
+        mailing_ids = sorted({settlement.mailing_id for settlement in batch})
         async with self._reader.connect() as connection:
             over = await repository.mailings_over(connection, now, mailing_ids)
         finished: list[repository.Finished] = []
@@ -72,7 +79,6 @@ class Recorder:
                 skipped=len(batch) - written,
             )
         log_finished(finished, now)
-        return paused
 
     async def _record(self, batch: Sequence[Settlement], now: datetime, paused: list[int]) -> int:
         """Write the batch in one transaction; a row the database refuses is written on its own.
@@ -122,15 +128,27 @@ class Recorder:
 
 
 class Unrecorded:
-    """Answers waiting to be written, and the one write in progress in the background."""
+    """Answers waiting to be written, and the one write in progress in the background.
 
-    def __init__(self, recorder: Recorder, *, batch_size: int, linger: float) -> None:
+    Most answers are written by the next hand-over, in its transaction (one write turn for
+    both, see :meth:`for_hand_over`): while the worker holds reports to hand over, a batch is
+    written on its own only once it waited ``hand_over_linger`` (or filled), else ``linger``.
+    A crash before either commit loses the answers exactly as before: their reports stay
+    ``sending`` and are reclaimed as ``unknown``.
+    """
+
+    def __init__(
+        self, recorder: Recorder, *, batch_size: int, linger: float, hand_over_linger: float
+    ) -> None:
         self._recorder = recorder
         self._batch_size = batch_size
         self._linger = linger
+        self._hand_over_linger = hand_over_linger
         self._waiting: list[Settlement] = []
         self._waiting_since = 0.0
         self._writing: tuple[list[Settlement], asyncio.Task[list[int]]] | None = None
+        self._after_hand_overs: list[asyncio.Task[None]] = []
+        self._alone = False  # a hand-over that wrote answers failed: write them on their own
         self.pausing = False  # a waiting answer pauses its mailing: write it before more sends
 
     def add(self, answers: list[Settlement]) -> None:
@@ -144,10 +162,43 @@ class Unrecorded:
         writing = self._writing[0] if self._writing is not None else []
         return [settlement.report_id for settlement in (*writing, *self._waiting)]
 
-    async def write_when_due(self) -> list[int]:
-        """Start a write once enough gathered or waited; the mailings the last write paused."""
+    def for_hand_over(self) -> list[Settlement]:
+        """The waiting answers, for the next hand-over to write in its transaction.
+
+        None while one pauses its mailing (that is written first, on its own, and the
+        hand-over then sees the mailing paused), nor after such a write failed: the batch
+        then goes alone, where a row the database refuses is found and written apart.
+        """
+        if self.pausing or self._alone:
+            return []
+        taken, self._waiting = self._waiting[: self._batch_size], self._waiting[self._batch_size :]
+        return taken
+
+    def after_hand_over(self, answers: list[Settlement], written: int | None) -> None:
+        """The hand-over wrote ``answers`` (``written`` of them), or did not (None)."""
+        if written is None:
+            self._waiting[:0] = answers
+            return
+        if answers:
+            now = self._recorder.clock.now()
+            self._after_hand_overs.append(
+                asyncio.create_task(self._recorder.recorded(answers, written, now))
+            )
+
+    def hand_over_failed(self, answers: list[Settlement]) -> None:
+        self._waiting[:0] = answers
+        self._alone = self._alone or bool(answers)
+
+    async def write_when_due(self, *, hand_over_next: bool = False) -> list[int]:
+        """Start a write once enough gathered or waited; the mailings the last write paused.
+
+        ``hand_over_next``: a hand-over is likely soon, and may write them in its turn.
+        """
         paused = await self._finish_write(wait=False)
-        lingered = time.monotonic() - self._waiting_since >= self._linger
+        await self._after_hand_overs_done(wait=False)
+        merging = hand_over_next and not self._alone
+        linger = max(self._linger, self._hand_over_linger) if merging else self._linger
+        lingered = time.monotonic() - self._waiting_since >= linger
         if self._writing is None and (lingered or len(self._waiting) >= self._batch_size):
             self._start_write()
         return paused
@@ -158,6 +209,7 @@ class Unrecorded:
         if self._waiting:
             self._start_write()
             paused += await self._finish_write(wait=True)
+        await self._after_hand_overs_done(wait=True)
         return paused
 
     def _start_write(self) -> None:
@@ -172,11 +224,30 @@ class Unrecorded:
             return []
         (batch, writing), self._writing = self._writing, None
         try:
-            return await writing
+            paused = await writing
         except BaseException:
             self._waiting[:0] = batch
             self.pausing = any(settlement.pauses_mailing for settlement in self._waiting)
             raise
+        self._alone = False
+        return paused
+
+    async def _after_hand_overs_done(self, *, wait: bool) -> None:
+        """Reap the checks after hand-overs that wrote answers ("is the mailing finished?").
+
+        Their answers are written: a check that failed is only logged, and the scheduler's
+        next tick finishes the mailing instead.
+        """
+        if wait and self._after_hand_overs:
+            await asyncio.wait(self._after_hand_overs)
+        done = [task for task in self._after_hand_overs if task.done()]
+        self._after_hand_overs = [task for task in self._after_hand_overs if not task.done()]
+        for task in done:
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, repository.UNAVAILABLE):
+                _log.warning("could not ask whether mailings finished", error=repr(error))
+            elif error is not None:
+                raise error
 
 
 def _first_line(error: Exception) -> str:

@@ -14,9 +14,11 @@ A report's life in one worker, and what a crash at each point leaves behind:
 3. **sent** — its call runs as a task in ``_in_flight`` (:mod:`sms_sender.dispatch.sending`:
    the last "may it go now?", the call, what the answer means); the loop takes its answer, a
    settlement, into ``_unrecorded``.
-4. **settled** — the loop writes ``_unrecorded`` in batches, in the background, a statement
-   per batch (:mod:`sms_sender.dispatch.results`), guarded so that a report cancelled or
-   reclaimed meanwhile is not overwritten; then asks whether its mailing is finished.
+4. **settled** — the loop writes ``_unrecorded`` in batches, a statement per batch
+   (:mod:`sms_sender.dispatch.results`), guarded so that a report cancelled or reclaimed
+   meanwhile is not overwritten: in the next hand-over's transaction while there is one (one
+   write turn for both), else in the background; then asks whether its mailing is finished.
+   A crash before that commit leaves them ``sending``, as in step 2.
 
 Graceful shutdown (the stop event): no new claims or hand-overs, in-flight calls get
 ``shutdown_grace`` seconds to answer and are recorded, claimed reports are released at once.
@@ -61,6 +63,8 @@ class WorkerTuning:
     # How often to look for sends abandoned by dead workers (None: half the lease).
     reclaim_interval: timedelta | None = None
     result_linger: float = 0.05  # seconds an answer may wait to be written with others
+    # Seconds it may wait for the next hand-over to write it in its turn, while there is one.
+    hand_over_linger: float = 0.2
     shutdown_grace: float = 10.0  # seconds in-flight sends get to answer at shutdown
 
 
@@ -118,6 +122,7 @@ class Worker:
             Recorder(database, clock, self.id, provider.name),
             batch_size=settings.batch_size,
             linger=self._tuning.result_linger,
+            hand_over_linger=self._tuning.hand_over_linger,
         )
         self._claiming: asyncio.Task[Claim] | None = None
         # What the loop knows of the queue of due work.
@@ -258,15 +263,22 @@ class Worker:
         group = [self._held.popleft() for _ in range(min(size, len(self._held)))]
         if not group:
             return
+        answers = self._unrecorded.for_hand_over()  # written in the same turn
         try:
-            handed = await self._hand_over.mark(group, stop)
-        except BaseException:
+            handed, written = await self._hand_over.mark(group, stop, answers)
+        except BaseException as exc:
             # Not marked, or marked without our knowing: a retry marks only the former; the
             # latter stay ``sending``, are not renewed and are reclaimed when their lease ends.
+            # The answers, written or not, wait again: written, a second write changes nothing
+            # (it names the ``sending`` status and the lease it expects).
             self._held.extendleft(reversed(group))
+            self._unrecorded.hand_over_failed(answers)
+            if answers and _refused(exc):
+                return  # a row of the answers, most likely: they go alone, where it is found
             raise
         for each in handed:
             self._in_flight.start(each)
+        self._unrecorded.after_hand_over(answers, written)
 
     async def _wait_for_answers(self, free_slots: int, within: float | None = None) -> None:
         """Take answers as they come, until ``free_slots`` slots are free or ``within`` seconds
@@ -282,7 +294,10 @@ class Worker:
         if self._unrecorded.pausing:  # it lands before anything more of its mailing goes
             await self._give_back(await self._unrecorded.write_all())
         else:
-            await self._give_back(await self._unrecorded.write_when_due())
+            hand_over_next = bool(self._held)  # it may write them in its turn
+            await self._give_back(
+                await self._unrecorded.write_when_due(hand_over_next=hand_over_next)
+            )
 
     async def _record_all(self) -> None:
         self._unrecorded.add(self._in_flight.take())
@@ -340,3 +355,8 @@ class Worker:
         self._unrecorded.add(await self._in_flight.finish(self._tuning.shutdown_grace))
         await self._record_all()
         _log.info("worker stopped", worker_id=self.id, released=len(held))
+
+
+def _refused(error: BaseException) -> bool:
+    """The database refused a statement's data (not an outage)."""
+    return isinstance(error, repository.UNAVAILABLE) and repository.is_bad_data(error)

@@ -32,16 +32,30 @@ class Transaction:
     ended_at: float = 0.0  # time.monotonic()
 
     def writes(self) -> list[str]:
-        return [s for s in self.statements if s.split(None, 1)[0] in {"UPDATE", "INSERT", "DELETE"}]
+        return [s for s in self.statements if _writes(s)]
 
     def touches(self, table: str) -> bool:
         return any(s.startswith(f"UPDATE {table} ") for s in self.writes())
+
+    def settles(self) -> bool:
+        """The settle's UPDATE: each report's outcome from a batch of rows (a JSON document
+        on SQLite, arrays on PostgreSQL)."""
+        return any(
+            s.startswith("UPDATE reports ") and "provider_message_id" in s for s in self.writes()
+        )
 
     def marks_sending(self) -> bool:
         """The hand-over's UPDATE: it returns each report's mailing terms."""
         return any(
             s.startswith("UPDATE reports ") and "send_window_start" in s for s in self.writes()
         )
+
+
+def _writes(statement: str) -> bool:
+    first = statement.split(None, 1)[0]
+    return first in {"UPDATE", "INSERT", "DELETE"} or (
+        first == "WITH" and any(f" {verb} " in statement for verb in ("UPDATE", "INSERT"))
+    )
 
 
 class Transactions:
@@ -104,6 +118,8 @@ async def test_a_rate_limited_group_is_one_write_transaction_and_sends_only_its_
     assert len(hand_overs) == -(-REPORTS // budget)  # 10, 10, 5
     assert all(t.committed and t.marks_sending() for t in hand_overs)
     assert [t.statements for t in transactions.writing() if not t.committed] == []
+    # The answers of a group ride along with the next group's hand-over, while there is one.
+    assert any(t.settles() for t in hand_overs)
     # "Is the mailing finished?" is read after each settle; only the last one writes.
     finishing = [t for t in transactions.writing() if t.touches("mailings")]
     assert len(finishing) == 1
