@@ -26,11 +26,20 @@ def _recorded(engine: AsyncEngine) -> Iterator[list[Statement]]:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
-async def the_select(engine: AsyncEngine, run: Callable[[], Awaitable[object]]) -> Statement:
-    """The one SELECT that ``run`` sends to the database (BEGIN and the like left out)."""
+async def the_select(
+    engine: AsyncEngine, run: Callable[[], Awaitable[object]], *, reading: str = ""
+) -> Statement:
+    """The one SELECT that ``run`` sends to the database (BEGIN and the like left out).
+
+    ``reading``: the one whose text has this (``FROM reports``), when ``run`` sends others.
+    """
     with _recorded(engine) as seen:
         await run()
-    [select] = [(sql, values) for sql, values in seen if sql.lstrip().startswith("SELECT")]
+    [select] = [
+        (sql, values)
+        for sql, values in seen
+        if sql.lstrip().startswith("SELECT") and reading in sql
+    ]
     return select
 
 

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from functools import cache
+from functools import lru_cache
 
 from sqlalchemy import (
     BindParameter,
@@ -35,6 +35,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -235,45 +236,80 @@ async def page(
 
     Every shape reads about a page from an index in id order, at any depth and size (a plan
     test holds it): ``phone`` (its entries end with the id), ``(status, id)``, and for a
-    mailing ``ix_reports_mailing_pages`` status by status (:func:`_mailing_page`).
+    mailing ``ix_reports_mailing_pages`` status by status (:func:`_first_pages`). Pending
+    reports without a mailing come from there too, mailing by mailing: PostgreSQL's
+    ``(status, id)`` leaves them out (a fan-out makes a million), and they are only in the
+    few mailings still sending, which the counters name.
     """
-    if mailing_id is not None and phone is None:
+    if phone is None and mailing_id is not None:
         statuses = tuple(ReportStatus) if status is None else (status,)
-        values = {"mailing_id": mailing_id, "after_id": after_id, "row_limit": limit + 1}
-        return (await session.scalars(_mailing_page(statuses), values)).all()
+        return await _first_pages(session, [mailing_id], statuses, after_id=after_id, limit=limit)
+    if phone is None and status == ReportStatus.PENDING:
+        sending = await _mailings_with(session, ReportStatus.PENDING)
+        return await _first_pages(session, sending, (status,), after_id=after_id, limit=limit)
     query = select(Report).where(Report.id > after_id)
     if mailing_id is not None:
         query = query.where(Report.mailing_id == mailing_id)
     if status is not None:
-        query = query.where(Report.status == status)
+        # Written into the statement: PostgreSQL takes its (status, id) index, which has every
+        # status but pending, only for a status it can see when it plans.
+        query = query.where(Report.status == literal(status.value, literal_execute=True))
     if phone is not None:
         query = query.where(Report.phone == phone)
     return (await session.scalars(query.order_by(Report.id).limit(limit + 1))).all()
 
 
-@cache
-def _mailing_page(statuses: tuple[ReportStatus, ...]) -> Select[Report]:
-    """A mailing's first ``row_limit`` reports after ``after_id`` in these statuses.
+async def _mailings_with(session: AsyncSession, status: ReportStatus) -> list[int]:
+    """The mailings that have reports in ``status``, from the counters (exact, and small)."""
+    mailing_ids = await session.scalars(
+        select(MailingReportCount.mailing_id)
+        .where(MailingReportCount.status == status)
+        .group_by(MailingReportCount.mailing_id)
+        .having(_COUNTED > 0)
+    )
+    return list(mailing_ids)
 
-    One status of one mailing is in id order in ``ix_reports_mailing_pages``, so each status
+
+async def _first_pages(
+    session: AsyncSession,
+    mailing_ids: Sequence[int],
+    statuses: tuple[ReportStatus, ...],
+    *,
+    after_id: int,
+    limit: int,
+) -> Sequence[Report]:
+    """The first ``limit + 1`` reports after ``after_id`` of these mailings in these statuses."""
+    if not mailing_ids:
+        return []
+    values: dict[str, int] = {f"mailing_id_{n}": value for n, value in enumerate(mailing_ids)}
+    values |= {"after_id": after_id, "row_limit": limit + 1}
+    return (await session.scalars(_first_pages_of(len(mailing_ids), statuses), values)).all()
+
+
+@lru_cache(maxsize=256)
+def _first_pages_of(mailings: int, statuses: tuple[ReportStatus, ...]) -> Select[Report]:
+    """The first ``row_limit`` reports after ``after_id`` of some mailings in these statuses.
+
+    One status of one mailing is in id order in ``ix_reports_mailing_pages``, so each pair
     gives its first ``row_limit`` from there at once, and the first ``row_limit`` of those few
-    are the page's, whatever the mailing's size: one statement. Its order is the index's own
+    are the page's, whatever the mailings' size: one statement. Its order is the index's own
     expression, which no other index has, so neither planner can take one that is in id order
-    but not by mailing. Every status is asked: reports hold only these. Built once per shape:
-    building these subqueries cost more than running them.
+    but not by mailing. A mailing's page asks every status: reports hold only these. Built once
+    per shape: building these subqueries cost more than running them.
     """
     order: ColumnElement[int] = literal_column(PAGE_ORDER_SQL)
     row_limit: BindParameter[int] = bindparam("row_limit")
     firsts = [
         select(Report.id)
         .where(
-            Report.mailing_id == bindparam("mailing_id"),
+            Report.mailing_id == bindparam(f"mailing_id_{n}"),
             Report.status == status,
             order > bindparam("after_id"),
         )
         .order_by(order)
         .limit(row_limit)
         .subquery()
+        for n in range(mailings)
         for status in statuses
     ]
     ids = union_all(*(select(first.c.id) for first in firsts)).subquery()
