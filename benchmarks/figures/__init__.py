@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.figures import (
+    api_cpu,
     clients_api,
     console,
     engine,
@@ -26,6 +27,7 @@ FIGURES: tuple[Figure, ...] = (
     memory.FIGURE,
     clients_api.CSV_IMPORT,
     clients_api.API,
+    api_cpu.FIGURE,
     console.FIGURE,
     soak.FIGURE,
 )
