@@ -17,16 +17,21 @@ from sms_sender.mailings import service
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.mailings.schemas import MailingStatsDetail, MailingStatsLine, OverallStats
 from sms_sender.reports import repository as reports_repository
+from sms_sender.reports.models import ReportStatus
 
 
 async def mailing_stats(session: AsyncSession, mailing_id: int) -> MailingStatsDetail:
     """One mailing's reports by status and its skipped ones by reason; 404 for no mailing."""
     mailing = await service.get(session, mailing_id)
-    counts = await reports_repository.count_by_status(session, [mailing.id])
-    skipped = await reports_repository.count_skipped_by_reason(session, mailing.id)
-    return MailingStatsDetail.of(
-        counts.get(mailing.id, {}), mailing_id=mailing.id, skipped_by_reason=skipped
+    counts = (await reports_repository.count_by_status(session, [mailing.id])).get(mailing.id, {})
+    # The reasons are read from the reports themselves (SQLite scans them all when one mailing
+    # is most of the table): only when the counters say there is something to find.
+    skipped = (
+        await reports_repository.count_skipped_by_reason(session, mailing.id)
+        if counts.get(ReportStatus.SKIPPED, 0)
+        else {}
     )
+    return MailingStatsDetail.of(counts, mailing_id=mailing.id, skipped_by_reason=skipped)
 
 
 async def overall_stats(session: AsyncSession) -> OverallStats:
