@@ -179,10 +179,8 @@ async def delete(
 
 
 async def facets(session: AsyncSession) -> Facets:
-    return Facets(
-        tags=await repository.distinct_tags(session),
-        operator_codes=await repository.distinct_operator_codes(session),
-    )
+    values = await repository.facet_values(session)
+    return Facets(tags=values.get("tag", []), operator_codes=values.get("operator_code", []))
 
 
 async def _update(

@@ -4,8 +4,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from sms_sender.config import Settings
 from sms_sender.models import Client, Mailing, MailingStatus, Message, Report, ReportStatus
@@ -357,6 +357,23 @@ async def test_tags_lists_distinct_tags_and_operator_codes_sorted(
         "tags": ["Zeta", "alpha", "vip"],
         "operator_codes": ["111", "900", "916", "926"],
     }
+
+
+async def test_tags_are_one_statement(client: httpx.AsyncClient, clean_db: AsyncEngine) -> None:
+    """Tags and operator codes come from the counters in one statement (GET /tags is polled)."""
+    await create(client, "79161000001", tag="vip")
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(clean_db.sync_engine, "before_cursor_execute", record)
+    try:
+        response = await client.get("/api/v1/tags")
+    finally:
+        event.remove(clean_db.sync_engine, "before_cursor_execute", record)
+    assert response.json() == {"tags": ["vip"], "operator_codes": ["916"]}
+    assert len([sql for sql in statements if "client_facet_counts" in sql]) == 1
 
 
 async def test_openapi_documents_the_client_schemas(app: FastAPI) -> None:
