@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from typing import Any
 
-from sms_sender.reports.models import Report
+from sqlalchemy import Row
 
 BATCH = 1000
 REPORT_COLUMNS = (
@@ -42,5 +43,5 @@ def csv_line(cells: Sequence[object]) -> str:
     return buffer.getvalue()
 
 
-def report_line(report: Report) -> str:
+def report_line(report: Row[Any]) -> str:
     return csv_line([getattr(report, column) for column in REPORT_COLUMNS])

@@ -43,9 +43,13 @@ async def list_reports(
         after_id=page.after_id,
         limit=page.limit,
     )
-    return Page[ReportRead](
-        items=[ReportRead.model_validate(report) for report in reports[: page.limit]],
-        next_cursor=next_cursor([report.id for report in reports], page.limit),
+    # One validation of the whole page (its loop runs in pydantic-core), not one per report.
+    return Page[ReportRead].model_validate(
+        {
+            "items": reports[: page.limit],
+            "next_cursor": next_cursor([report.id for report in reports], page.limit),
+        },
+        from_attributes=True,
     )
 
 

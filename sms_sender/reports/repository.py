@@ -24,10 +24,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Row,
     Select,
     Table,
     bindparam,
@@ -234,7 +236,7 @@ async def page(
     phone: str | None,
     after_id: int,
     limit: int,
-) -> Sequence[Report]:
+) -> Sequence[Row[Any]]:
     """Up to ``limit + 1`` reports after ``after_id`` matching every filter given, in id order.
 
     Every shape reads about a page from an index in id order, at any depth and size (a plan
@@ -242,7 +244,8 @@ async def page(
     mailing ``ix_reports_mailing_pages`` status by status (:func:`_first_pages`). Pending
     reports without a mailing come from there too, mailing by mailing: PostgreSQL's
     ``(status, id)`` leaves them out (a fan-out makes a million), and they are only in the
-    few mailings still sending, which the counters name.
+    few mailings still sending, which the counters name. Rows of the columns a page shows,
+    not ORM objects: a page is only read and sent.
     """
     if phone is None and mailing_id is not None:
         statuses = tuple(ReportStatus) if status is None else (status,)
@@ -250,7 +253,7 @@ async def page(
     if phone is None and status == ReportStatus.PENDING:
         sending = await _mailings_with(session, ReportStatus.PENDING)
         return await _first_pages(session, sending, (status,), after_id=after_id, limit=limit)
-    query = select(Report).where(Report.id > after_id)
+    query = select(*_PAGE_COLUMNS).where(Report.id > after_id)
     if mailing_id is not None:
         query = query.where(Report.mailing_id == mailing_id)
     if status is not None:
@@ -259,7 +262,18 @@ async def page(
         query = query.where(Report.status == literal(status.value, literal_execute=True))
     if phone is not None:
         query = query.where(Report.phone == phone)
-    return (await session.scalars(query.order_by(Report.id).limit(limit + 1))).all()
+    rows: Sequence[Row[Any]] = (
+        await session.execute(query.order_by(Report.id).limit(limit + 1))
+    ).all()
+    return rows
+
+
+# What a page shows of a report (ReportRead): not its lease or time zone.
+_PAGE_COLUMNS = tuple(
+    column
+    for column in reports_table.c
+    if column.name not in ("timezone", "lease_owner", "lease_expires_at")
+)
 
 
 async def _mailings_with(session: AsyncSession, status: ReportStatus) -> list[int]:
@@ -280,17 +294,20 @@ async def _first_pages(
     *,
     after_id: int,
     limit: int,
-) -> Sequence[Report]:
+) -> Sequence[Row[Any]]:
     """The first ``limit + 1`` reports after ``after_id`` of these mailings in these statuses."""
     if not mailing_ids:
         return []
     values: dict[str, int] = {f"mailing_id_{n}": value for n, value in enumerate(mailing_ids)}
     values |= {"after_id": after_id, "row_limit": limit + 1}
-    return (await session.scalars(_first_pages_of(len(mailing_ids), statuses), values)).all()
+    rows: Sequence[Row[Any]] = (
+        await session.execute(_first_pages_of(len(mailing_ids), statuses), values)
+    ).all()
+    return rows
 
 
 @lru_cache(maxsize=256)
-def _first_pages_of(mailings: int, statuses: tuple[ReportStatus, ...]) -> Select[Report]:
+def _first_pages_of(mailings: int, statuses: tuple[ReportStatus, ...]) -> Select[Any]:
     """The first ``row_limit`` reports after ``after_id`` of some mailings in these statuses.
 
     One status of one mailing is in id order in ``ix_reports_mailing_pages``, so each pair
@@ -317,7 +334,10 @@ def _first_pages_of(mailings: int, statuses: tuple[ReportStatus, ...]) -> Select
     ]
     ids = union_all(*(select(first.c.id) for first in firsts)).subquery()
     return (
-        select(Report).where(Report.id.in_(select(ids.c.id))).order_by(Report.id).limit(row_limit)
+        select(*_PAGE_COLUMNS)
+        .where(Report.id.in_(select(ids.c.id)))
+        .order_by(Report.id)
+        .limit(row_limit)
     )
 
 

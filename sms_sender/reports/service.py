@@ -6,7 +6,9 @@ Counting them per mailing is sms_sender.mailings.stats: a mailing owns its repor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sms_sender import reasons
@@ -30,7 +32,7 @@ async def page(
     phone: str | None,
     after_id: int,
     limit: int,
-) -> Sequence[Report]:
+) -> Sequence[Row[Any]]:
     return await repository.page(
         session, mailing_id=mailing_id, status=status, phone=phone, after_id=after_id, limit=limit
     )

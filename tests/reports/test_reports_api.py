@@ -77,6 +77,42 @@ async def test_report_shows_what_was_sent_and_how_it_went(
     assert report["sent_at"] == "2030-01-15T12:00:00Z"
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"mailing": True}, {"mailing": True, "status": "sent"}, {"status": "sent"}, {"phone": ""}],
+)
+async def test_a_page_shows_each_report_as_reading_it_does(
+    client: httpx.AsyncClient,
+    arrange: Arrange,
+    clock: FakeClock,
+    two_mailings: list[int],
+    filters: dict[str, Any],
+) -> None:
+    """Pages are read as rows of the columns shown: each shape gives what GET /reports/{id} does."""
+    first = (await arrange.reports(two_mailings[0]))[0]
+    await arrange.reports_in(
+        ReportStatus.SENT,
+        [first.id],
+        attempts=1,
+        sent_at=clock.now(),
+        provider="smsaero",
+        provider_message_id="8412033",
+    )
+    params = {
+        "mailing_id": two_mailings[0] if filters.get("mailing") else None,
+        "status": filters.get("status"),
+        "phone": "79160000001" if "phone" in filters else None,
+    }
+    page = await client.get(
+        "/api/v1/reports", params={key: value for key, value in params.items() if value}
+    )
+    one = await client.get(f"/api/v1/reports/{first.id}")
+
+    [shown] = [report for report in page.json()["items"] if report["id"] == first.id]
+    assert shown == one.json()
+    assert set(shown) == REPORT_FIELDS
+
+
 async def test_missing_report_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/reports/4242")
     assert response.status_code == 404
