@@ -2,10 +2,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, String
+from sqlalchemy import BigInteger, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sms_sender.db import Base, BigId, UTCDateTime
+
+# The id order of a page of one operator code or tag, as the indexes spell it: an expression
+# no other index has, so neither planner reads the primary key in id order and filters it (every
+# client before the first match: a code only the latest import has cost 35-57 ms a page at
+# 200,000 clients on PostgreSQL), nor sorts every match.
+PAGE_ORDER_SQL = "(id + 0)"
+_PAGE_ORDER = text(PAGE_ORDER_SQL)
 
 
 class Client(Base):
@@ -25,10 +32,12 @@ class Client(Base):
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     opt_out_source: Mapped[str | None] = mapped_column(String(200))
 
-    # The mailing filter and the list endpoint select by these two.
+    # The mailing filter and the lists select by these two. A page of one operator code, one
+    # tag or one of each reads its index from the cursor on in PAGE_ORDER_SQL, never sorts.
     __table_args__ = (
-        Index(None, "operator_code", "tag"),
-        Index(None, "tag"),
+        Index("ix_clients_operator_code_tag_pages", "operator_code", "tag", _PAGE_ORDER),
+        Index("ix_clients_operator_code_pages", "operator_code", _PAGE_ORDER),
+        Index("ix_clients_tag_pages", "tag", _PAGE_ORDER),
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     false,
     func,
+    literal_column,
     select,
     true,
 )
@@ -30,7 +31,7 @@ from sqlalchemy.types import TypeEngine
 
 from sms_sender import dialects
 from sms_sender.audit import repository as audit_repository
-from sms_sender.clients.models import Client, ClientFacetCount
+from sms_sender.clients.models import PAGE_ORDER_SQL, Client, ClientFacetCount
 from sms_sender.consent import repository as consent_repository
 from sms_sender.consent.models import Suppression
 from sms_sender.db import UTCDateTime
@@ -158,22 +159,36 @@ async def page(
     An empty collection does not filter. The extra row tells the caller a next page exists.
     Rows, not ORM objects: a page is only read and sent, and rows cost a fraction to load.
     """
-    statement = _page_statement(bool(tags), bool(operator_codes))
+    one_each = len(tags) <= 1 and len(operator_codes) <= 1
+    statement = _page_statement(bool(tags), bool(operator_codes), one_each)
     values = {"after_id": after_id, "row_limit": limit + 1, "tags": tags, "codes": operator_codes}
     rows: Sequence[Row[Any]] = (await session.execute(statement, values)).all()
     return rows
 
 
 @cache
-def _page_statement(by_tag: bool, by_operator_code: bool) -> Select[Any]:
+def _page_statement(by_tag: bool, by_operator_code: bool, one_each: bool) -> Select[Any]:
     # Built once per filter shape: building a statement costs more than running the cached one.
     clients = Client.__table__.c
-    statement = select(Client.__table__).where(clients.id > bindparam("after_id"))
+    statement = select(Client.__table__)
     if by_tag:
         statement = statement.where(clients.tag.in_(bindparam("tags", expanding=True)))
     if by_operator_code:
         statement = statement.where(clients.operator_code.in_(bindparam("codes", expanding=True)))
-    return statement.order_by(clients.id).limit(bindparam("row_limit"))
+    order = _order_of_pages((by_tag or by_operator_code) and one_each)
+    return (
+        statement.where(order > bindparam("after_id")).order_by(order).limit(bindparam("row_limit"))
+    )
+
+
+def _order_of_pages(by_one_code_or_tag: bool) -> ColumnElement[int]:
+    """The id; for a page of one operator code, one tag or one of each, spelled as their indexes.
+
+    Such a page then reads its index from the cursor on. Several codes or tags keep the plain
+    id (their ranges of the index are not in id order together; the primary key is, filtered).
+    """
+    clients = Client.__table__.c
+    return literal_column(PAGE_ORDER_SQL, BigInteger()) if by_one_code_or_tag else clients.id
 
 
 async def delete(session: AsyncSession, client: Client) -> None:
@@ -317,7 +332,8 @@ async def search(
     if search_in_phone_order(phone_prefix=phone_prefix, tag=tag):
         statement = statement.where(clients.phone > after_phone).order_by(clients.phone)
     else:
-        statement = statement.where(clients.id > after_id).order_by(clients.id)
+        order = _order_of_pages(bool(tag or operator_code))
+        statement = statement.where(order > after_id).order_by(order)
     if tag:
         statement = statement.where(clients.tag == tag)
     if operator_code:
