@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, cast
 
-from benchmarks.services import cpu_seconds
+from benchmarks.proc import cpu_seconds
 from sms_sender.cli import run_event_loop
 from tests.fakes.gateway import ProbeGateway
 from tests.fakes.http_server import serve_until_signalled, start_listening_process

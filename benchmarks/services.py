@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from benchmarks.network import LOOPBACK, free_port, wait_until_answering
+from benchmarks.proc import child_pids, cpu_seconds, peak_rss_bytes, rss_bytes
 
 SMS_SENDER = str(Path(sys.executable).with_name("sms-sender"))
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ class ServiceProcess:
 
     def peak_rss_bytes(self) -> int:
         """The process's high-water mark of resident memory (VmHWM), read from /proc."""
-        return _proc_status_kib(self.pid, "VmHWM") * 1024
+        return peak_rss_bytes(self.pid)
 
     def rss_bytes(self) -> int:
         """The process's resident memory now (VmRSS), read from /proc."""
@@ -149,37 +150,6 @@ def _start_profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def child_pids(parent: int) -> list[int]:
-    """Pids whose parent is ``parent`` (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            # The command name (field 2) may hold spaces; the parent pid is the field after state.
-            if int(stat.read_text().rpartition(")")[2].split()[1]) == parent:
-                found.append(int(stat.parent.name))
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time the process has used so far, user and system, all threads (from /proc)."""
-    # The command name (field 2) may hold spaces; utime and stime are fields 14 and 15.
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_bytes(pid: int) -> int:
-    """A process's resident memory now (VmRSS), read from /proc."""
-    return _proc_status_kib(pid, "VmRSS") * 1024
-
-
-def _proc_status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name == field:
-            return int(value.split()[0])
-    raise LookupError(f"/proc/{pid}/status has no {field}")
 
 
 class HttpService(ServiceProcess):

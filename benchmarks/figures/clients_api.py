@@ -27,7 +27,8 @@ from benchmarks.databases import (
     fresh_database,
     seed_clients,
 )
-from benchmarks.services import HttpService, child_pids, cpu_seconds
+from benchmarks.proc import child_pids, cpu_seconds
+from benchmarks.services import HttpService
 from benchmarks.suite import Context, Figure, Row, Target, percentile
 
 CSV_HEADER = b"phone,operator_code,tag,timezone\n"

@@ -22,7 +22,7 @@ from benchmarks.databases import (
     fresh_database,
     seed_clients,
 )
-from benchmarks.services import cpu_seconds
+from benchmarks.proc import cpu_seconds
 from benchmarks.suite import Context, Figure, Row, Target
 from sms_sender.clock import SystemClock
 from sms_sender.consent.rules import MailingPurpose

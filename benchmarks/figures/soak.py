@@ -40,7 +40,8 @@ from benchmarks.databases import (
 )
 from benchmarks.delivery import LEFT_TO_DO, observer, wait_until_done
 from benchmarks.gateway import Gateway, duplicates
-from benchmarks.services import HttpService, ServiceProcess, rss_bytes, worker_process
+from benchmarks.proc import rss_bytes
+from benchmarks.services import HttpService, ServiceProcess, worker_process
 from benchmarks.suite import Context, Figure, Row, Target, percentile
 from sms_sender.reports.models import Report
 

@@ -26,10 +26,11 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from benchmarks.proc import child_pids
 from sms_sender.dialects import begin_write
 from sms_sender.dispatch import repository
 from sms_sender.mailings.models import Mailing
-from tests.dispatch.conftest import child_pids, eventually
+from tests.dispatch.conftest import eventually
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

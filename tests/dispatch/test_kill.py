@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from benchmarks.proc import child_pids
 from sms_sender.clock import SystemClock
 from sms_sender.reports.models import ReportStatus
 from tests.arrange import Arrange
-from tests.dispatch.conftest import child_pids, eventually
+from tests.dispatch.conftest import eventually
 from tests.fakes.gateway import GatewayProcess
 
 pytestmark = pytest.mark.usefixtures("clean_db")
