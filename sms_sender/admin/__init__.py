@@ -19,6 +19,7 @@ from sms_sender.admin import (
     clients,
     dashboard,
     login,
+    mailing_actions,
     mailings,
     messages,
     oidc_login,
@@ -46,6 +47,7 @@ def install_console(app: FastAPI, settings: Settings) -> None:
         clients.router,
         messages.router,
         mailings.router,
+        mailing_actions.router,
         access.router,
         audit.router,
     ):

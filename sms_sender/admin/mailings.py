@@ -1,30 +1,21 @@
-"""Mailings: list, create with a filter builder, a live detail page, controls and reports."""
+"""Mailings' pages: the list, the new-mailing form with its filter builder, a live detail page
+and its reports (the actions on a mailing: mailing_actions.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from sms_sender import reasons
 from sms_sender.admin import exports
 from sms_sender.admin.forms import cursor_of, form_of, next_cursor_of, parse
-from sms_sender.admin.pages import (
-    PREFIX,
-    ConsoleRoute,
-    error_text,
-    field_errors,
-    is_zone,
-    render,
-    zone_of,
-)
+from sms_sender.admin.mailing_forms import edit_values, form_errors, listed, mailing_fields
+from sms_sender.admin.pages import PREFIX, ConsoleRoute, render, zone_of
 from sms_sender.auth.endpoints import CurrentUser, Operator
 from sms_sender.clients import service as clients
-from sms_sender.errors import AppError, InvalidInput
+from sms_sender.errors import AppError
 from sms_sender.mailings import service
 from sms_sender.mailings.models import MailingStatus
 from sms_sender.mailings.schemas import (
@@ -32,7 +23,6 @@ from sms_sender.mailings.schemas import (
     MailingPreview,
     MailingPreviewRequest,
     MailingRead,
-    MailingUpdate,
 )
 from sms_sender.messages import service as messages
 from sms_sender.pagination import DEFAULT_LIMIT
@@ -43,7 +33,6 @@ from sms_sender.web import ClockDep, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix=f"{PREFIX}/mailings", route_class=ConsoleRoute, include_in_schema=False)
 
-CONTROLS = {"pause": service.pause, "resume": service.resume, "cancel": service.cancel}
 MESSAGES_OFFERED = 200
 
 
@@ -78,12 +67,12 @@ async def create_mailing(
 ) -> Response:
     values = await form_of(request)
     try:
-        payload = parse(MailingCreate, _mailing_fields(values, with_start=True))
+        payload = parse(MailingCreate, mailing_fields(values, with_start=True))
         mailing = await service.create(session, payload, clock.now(), text_limits(settings))
     except AppError as error:
         await session.rollback()
         return await _create_form(
-            request, session, values, _errors(error, request), error.status_code
+            request, session, values, form_errors(error, request), error.status_code
         )
     return RedirectResponse(f"{PREFIX}/mailings/{mailing.id}?saved=1", status_code=303)
 
@@ -96,8 +85,8 @@ async def preview_mailing(
     values = await request.json()
     fields = {
         "filter": {
-            "tags": _listed(values.get("tags")),
-            "operator_codes": _listed(values.get("operator_codes")),
+            "tags": listed(values.get("tags")),
+            "operator_codes": listed(values.get("operator_codes")),
         },
         "purpose": values.get("purpose") or "service",
     }
@@ -109,7 +98,7 @@ async def mailing_detail(
     request: Request, mailing_id: int, user: CurrentUser, session: ReadSessionDep
 ) -> Response:
     mailing = await service.describe_one(session, await service.get(session, mailing_id))
-    return await _detail(request, session, mailing, values=None, errors={})
+    return await detail_page(request, session, mailing, values=None, errors={})
 
 
 @router.get("/{mailing_id}/progress.json")
@@ -139,65 +128,6 @@ async def mailing_live(
     mailing = await service.describe_one(session, await service.get(session, mailing_id))
     context = await _detail_context(request, session, mailing, values=None, errors={})
     return render(request, "mailing_live.html", context)
-
-
-@router.post("/{mailing_id}/edit", response_class=HTMLResponse)
-async def edit_mailing(
-    request: Request,
-    mailing_id: int,
-    user: Operator,
-    session: SessionDep,
-    clock: ClockDep,
-    settings: SettingsDep,
-) -> Response:
-    """What may change: end and send window, and the start too while it is scheduled."""
-    values = await form_of(request)
-    try:
-        fields = _mailing_fields(values, with_start="start_at" in values, whole=False)
-        mailing = await service.update(
-            session, mailing_id, parse(MailingUpdate, fields), clock.now(), text_limits(settings)
-        )
-    except AppError as error:
-        await session.rollback()
-        current = await service.describe_one(session, await service.get(session, mailing_id))
-        return await _detail(
-            request,
-            session,
-            current,
-            values=values,
-            errors=_errors(error, request),
-            status=error.status_code,
-        )
-    return RedirectResponse(f"{PREFIX}/mailings/{mailing.id}?saved=1", status_code=303)
-
-
-@router.post("/{mailing_id}/delete")
-async def delete_mailing(mailing_id: int, user: Operator, session: SessionDep) -> Response:
-    await service.delete(session, mailing_id)
-    return RedirectResponse(f"{PREFIX}/mailings?deleted={mailing_id}", status_code=303)
-
-
-@router.post("/{mailing_id}/resend-unknown")
-async def resend_unknown(
-    mailing_id: int, user: Operator, session: SessionDep, clock: ClockDep
-) -> Response:
-    """Queue the unknown reports again (the operator checked they did not arrive)."""
-    requeued = await service.resend_unknown(session, mailing_id, user.name, clock.now())
-    return RedirectResponse(
-        f"{PREFIX}/mailings/{mailing_id}?done=resend-unknown&requeued={requeued}", status_code=303
-    )
-
-
-@router.post("/{mailing_id}/{action}")
-async def control_mailing(
-    mailing_id: int, action: str, user: Operator, session: SessionDep, clock: ClockDep
-) -> Response:
-    """Pause, resume or cancel: the API's own rules, so the same 409s and texts."""
-    control = CONTROLS.get(action)
-    if control is None:
-        raise InvalidInput.because(reasons.MAILING_ACTION_UNKNOWN, action=action)
-    await control(session, mailing_id, clock.now())
-    return RedirectResponse(f"{PREFIX}/mailings/{mailing_id}?done={action}", status_code=303)
 
 
 @router.get("/{mailing_id}/reports.csv")
@@ -244,7 +174,7 @@ def _report_filters(request: Request) -> tuple[ReportStatus | None, str | None]:
     return status, phone
 
 
-async def _detail(
+async def detail_page(
     request: Request,
     session: Any,
     mailing: MailingRead,
@@ -253,6 +183,7 @@ async def _detail(
     errors: dict[str, str],
     status: int = 200,
 ) -> Response:
+    """A mailing's page, with the edit form's values and errors (those of a refused edit)."""
     context = await _detail_context(request, session, mailing, values=values, errors=errors)
     context["message"] = await messages.get(session, mailing.message_id)
     return render(request, "mailing.html", context, status_code=status)
@@ -283,26 +214,10 @@ async def _detail_context(
         "report_status": report_status,
         "phone": phone or "",
         "report_statuses": list(ReportStatus),
-        "values": _edit_values(mailing, zone_of(request)) | (values or {}),
+        "values": edit_values(mailing, zone_of(request)) | (values or {}),
         "errors": errors,
         "page_path": f"{PREFIX}/mailings/{mailing.id}",
     }
-
-
-def _edit_values(mailing: MailingRead, zone: str) -> dict[str, Any]:
-    window = mailing.send_window
-    return {
-        "zone": zone,
-        "start_at": _local_input(mailing.start_at, zone),
-        "end_at": _local_input(mailing.end_at, zone),
-        "window_start": window.start if window else "",
-        "window_end": window.end if window else "",
-    }
-
-
-def _local_input(moment: datetime, zone: str) -> str:
-    """The value of an <input type=datetime-local> showing ``moment`` in ``zone``."""
-    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
 
 
 async def _create_form(
@@ -324,52 +239,3 @@ async def _create_form(
         },
         status_code=status,
     )
-
-
-def _errors(error: AppError, request: Request) -> dict[str, str]:
-    errors = field_errors(error, request)
-    if not errors or error.status_code == 409:
-        errors[""] = error_text(error, request)
-    return errors
-
-
-def _mailing_fields(
-    values: dict[str, Any], *, with_start: bool, whole: bool = True
-) -> dict[str, Any]:
-    """The API's JSON body from the form: local times in the named zone become aware ones."""
-    zone_name = str(values.get("zone", "")).strip() or "UTC"
-    if not is_zone(zone_name):
-        raise InvalidInput.field(["zone"], reasons.ZONE_UNKNOWN, zone=zone_name)
-    zone = ZoneInfo(zone_name)
-    fields: dict[str, Any] = {"end_at": _aware(values.get("end_at"), zone, "end_at")}
-    if with_start:
-        fields["start_at"] = _aware(values.get("start_at"), zone, "start_at")
-    window_start, window_end = values.get("window_start", ""), values.get("window_end", "")
-    fields["send_window"] = (
-        {"start": window_start, "end": window_end} if window_start or window_end else None
-    )
-    if whole:
-        raw_message = str(values.get("message_id", ""))
-        if not raw_message.isdigit():
-            raise InvalidInput.field(["message_id"], reasons.MESSAGE_NOT_CHOSEN)
-        fields["message_id"] = int(raw_message)
-        fields["filter"] = {
-            "tags": _listed(values.get("tags")),
-            "operator_codes": _listed(values.get("operator_codes")),
-        }
-        fields["purpose"] = values.get("purpose") or "service"
-    return fields
-
-
-def _listed(value: Any) -> list[str]:
-    if value is None or value == "":
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _aware(value: Any, zone: ZoneInfo, field: str) -> str:
-    try:
-        local = datetime.fromisoformat(str(value or ""))
-    except ValueError:
-        raise InvalidInput.field([field], reasons.DATE_AND_TIME) from None
-    return local.replace(tzinfo=zone).isoformat()
