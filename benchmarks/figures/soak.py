@@ -40,7 +40,7 @@ from benchmarks.databases import (
 )
 from benchmarks.delivery import LEFT_TO_DO, observer, wait_until_done
 from benchmarks.gateway import Gateway, duplicates
-from benchmarks.proc import rss_bytes
+from benchmarks.proc import cpu_seconds, rss_bytes
 from benchmarks.services import HttpService, ServiceProcess, worker_process
 from benchmarks.suite import Context, Figure, Row, Target, percentile
 from sms_sender.reports.models import Report
@@ -183,7 +183,9 @@ async def _soak(context: Context, layout: str) -> list[Row]:
                     running.enter_context(process)
                 await api.ready()
                 stop_sampling = asyncio.Event()
-                sampler = asyncio.create_task(_sample_rss(_pids(processes), rss, stop_sampling))
+                pids = _pids(processes)
+                sampler = asyncio.create_task(_sample_rss(pids, rss, stop_sampling))
+                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 until = time.monotonic() + seconds
                 https = [
                     httpx.AsyncClient(
@@ -202,6 +204,7 @@ async def _soak(context: Context, layout: str) -> list[Row]:
                             for n, http in enumerate(https)
                         )
                     )
+                    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
                     await _cancel(https[0], mailing_id, traffic)
                     await wait_until_done(
                         db, mailing_id, list(processes.values()), within=SETTLE_WITHIN, partial=True
@@ -216,7 +219,30 @@ async def _soak(context: Context, layout: str) -> list[Row]:
         calls = gateway.calls()
         by_status = await _count_by_status(db, mailing_id)
     rows = _rows(layout, traffic, rss, len(calls), duplicates(calls), shown)
-    return [*rows, _unsettled_row(layout, by_status, shown)]
+    return [
+        *rows,
+        *_cpu_rows(layout, traffic, cpu, shown),
+        _unsettled_row(layout, by_status, shown),
+    ]
+
+
+def _cpu_rows(
+    layout: str, traffic: Traffic, cpu: dict[str, float], sizes: dict[str, int]
+) -> list[Row]:
+    """Each process's CPU over the API clients' run, per API request (the engine's too)."""
+    requests = sum(len(timings) for timings in traffic.latencies.values())
+    return [
+        Row(
+            figure="soak",
+            label=f"{layout}: {name} CPU per request",
+            value=seconds * 1e6 / max(requests, 1),
+            unit="µs",
+            target=None,
+            sizes=sizes,
+            details={"cpu_seconds": round(seconds, 2), "requests": requests},
+        )
+        for name, seconds in cpu.items()
+    ]
 
 
 async def _cancel(http: httpx.AsyncClient, mailing_id: int, traffic: Traffic) -> None:
