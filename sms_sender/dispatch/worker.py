@@ -240,7 +240,12 @@ class Worker:
             # This worker's own slots run that long yet: asked now, the next ones would not be
             # free at once, and the group would cost three write turns instead of one (see
             # handover.HandOver.mark). Take answers meanwhile; the next turn hands it over.
-            await self._wait_for_answers(self._settings.concurrency + 1, within=rate_free_in)
+            # A wake-up does not cut this wait short: it stays set for the next turn, and
+            # while a claim is in flight a loop woken at once would spin without yielding
+            # until the slots came (a stop is noticed after this wait, under 0.13 s).
+            await self._wait_for_answers(
+                self._settings.concurrency + 1, within=rate_free_in, wakeable=False
+            )
             return
         group = min(len(self._held), self._limiter.group_size(), self._settings.concurrency)
         enough = max(1, group // 4)
@@ -280,11 +285,14 @@ class Worker:
             self._in_flight.start(each)
         self._unrecorded.after_hand_over(answers, written)
 
-    async def _wait_for_answers(self, free_slots: int, within: float | None = None) -> None:
-        """Take answers as they come, until ``free_slots`` slots are free or ``within`` seconds
-        (a moment, by default) passed."""
+    async def _wait_for_answers(
+        self, free_slots: int, within: float | None = None, *, wakeable: bool = True
+    ) -> None:
+        """Take answers as they come, until ``free_slots`` slots are free, ``within`` seconds
+        (a moment, by default) passed, or (``wakeable``) a wake-up came."""
         linger = self._tuning.result_linger if within is None else within
-        self._unrecorded.add(await self._in_flight.wait(free_slots, linger, self._wake))
+        wake = self._wake if wakeable else asyncio.Event()  # never set: only time ends it
+        self._unrecorded.add(await self._in_flight.wait(free_slots, linger, wake))
         if self._wake.is_set():
             self._drained = False
 

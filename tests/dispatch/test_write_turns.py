@@ -3,6 +3,7 @@ SQLite (``dialects.writer_turn``), so a turn added back makes these fail."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -163,3 +164,36 @@ async def test_a_group_behind_another_workers_reservation_is_marked_when_its_slo
     ]
     [marking] = [t for t in transactions.writing() if t.committed and t.marks_sending()]
     assert marking.ended_at >= held.ends_at - ratelimit.PROMPT
+
+
+async def test_a_wake_up_while_the_rate_runs_does_not_spin_the_loop(
+    arrange: Arrange, make_engine: EngineFactory
+) -> None:
+    """Woken while its own slots still run, the worker waited for nothing and turned again at
+    once: with a claim in flight no turn yielded, so the loop spun until the slots came."""
+    await arrange.many_clients(REPORTS)
+    mailing_id = await arrange.mailing()
+    worker = make_engine(FakeProvider(), rate_limit=RATE, concurrency=50).worker
+    turns = 0
+    turn = worker.turn
+
+    async def counted(stop: asyncio.Event) -> bool:
+        nonlocal turns
+        turns += 1
+        return await turn(stop)
+
+    async def wake_often() -> None:
+        while True:
+            worker.wake()  # as notifications of resumed or resent mailings would
+            await asyncio.sleep(0.001)
+
+    worker.turn = counted  # type: ignore[method-assign]
+    waking = asyncio.create_task(wake_often())
+    try:
+        await worker.drain()
+    finally:
+        waking.cancel()
+
+    assert await arrange.statuses(mailing_id) == {"sent": REPORTS}
+    # Three groups over a quarter of a second: a handful of turns each, not thousands.
+    assert turns < 200
