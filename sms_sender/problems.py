@@ -100,17 +100,21 @@ def _json_sent_as_something_else(request: Request, exc: RequestValidationError) 
     return any(tuple(error.get("loc", ())) == ("body",) for error in exc.errors())
 
 
+def _problem_of(exc: AppError) -> JSONResponse:
+    return problem(
+        exc.status_code,
+        exc.title,
+        exc.detail,
+        type_=exc.type,
+        code=exc.code,
+        errors=public_errors(exc.errors),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return problem(
-            exc.status_code,
-            exc.title,
-            exc.detail,
-            type_=exc.type,
-            code=exc.code,
-            errors=public_errors(exc.errors),
-        )
+        return _problem_of(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -138,6 +142,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # An AppError raised where FastAPI lets only HTTPExceptions through (a guard that runs
+        # before the body is read: auth/token_first.py) travels inside one.
+        refused = getattr(exc, "refused", None)
+        if isinstance(refused, AppError):
+            return _problem_of(refused)
         title = {
             401: "Unauthorized",
             404: "Not found",

@@ -149,6 +149,26 @@ USER_SELF_CHANGE = Reason(
     "you cannot disable yourself or change your own role; ask another admin",
 )
 
+# --- stop lists and inbound replies ---------------------------------------------------------
+STOP_LIST_MEDIA_TYPE = Reason(
+    "stop_list_media_type", "send the stop list as text/csv, not {media_type}"
+)
+STOP_LIST_NO_MEDIA_TYPE = Reason(
+    "stop_list_no_media_type", "send the stop list as text/csv; the body came without Content-Type"
+)
+STOP_LIST_HEADER = Reason("stop_list_header", "the first line must be the header phone; got {got}")
+INBOUND_SECRET_MISSING = Reason(
+    "inbound_secret_missing", "send the gateway's shared secret in the {header} header"
+)
+INBOUND_OFF = Reason(
+    "inbound_off",
+    "the inbound webhook is off: set SMS_SENDER_INBOUND_SECRET and give the gateway that value "
+    "in the {header} header",
+)
+INBOUND_SECRET_WRONG = Reason(
+    "inbound_secret_wrong", "the {header} header does not match the shared secret"
+)
+
 # --- console forms -------------------------------------------------------------------------
 IMPORT_FILE_MISSING = Reason("import_file_missing", "choose a CSV file to import")
 ZONE_UNKNOWN = Reason("zone_unknown", "unknown time zone {zone!r}; e.g. Europe/Moscow")

@@ -587,6 +587,16 @@ ERROR_TEXTS: dict[str, str] = {
     "user_self_change": (
         "нельзя отключить себя или изменить свою роль; попросите другого администратора"
     ),
+    # stop lists and inbound replies
+    "stop_list_media_type": "стоп-лист нужно прислать как text/csv, а не {media_type}",
+    "stop_list_no_media_type": "стоп-лист нужно прислать как text/csv; заголовка Content-Type нет",
+    "stop_list_header": "первой строкой должен быть заголовок phone; получено {got}",
+    "inbound_secret_missing": "пришлите общий секрет шлюза в заголовке {header}",
+    "inbound_off": (
+        "приём входящих выключен: задайте SMS_SENDER_INBOUND_SECRET и передайте шлюзу это "
+        "значение в заголовке {header}"
+    ),
+    "inbound_secret_wrong": "заголовок {header} не совпадает с общим секретом",
     # console forms
     "import_file_missing": "выберите CSV-файл для импорта",
     "zone_unknown": "неизвестный часовой пояс {zone!r}; например Europe/Moscow",

@@ -34,6 +34,7 @@ class RefusedBeforeBody(HTTPException):
 
     def __init__(self, refused: AppError) -> None:
         super().__init__(refused.status_code, refused.detail)
+        self.refused = refused  # answered as itself: its title and reason code
 
 
 class TokenBeforeBody:

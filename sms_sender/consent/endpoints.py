@@ -11,6 +11,7 @@ import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import APIKeyHeader
 
+from sms_sender import reasons
 from sms_sender.consent import service, stop_list
 from sms_sender.consent.dependencies import PhoneHasherDep
 from sms_sender.consent.schemas import (
@@ -91,16 +92,13 @@ async def inbound_secret(request: Request) -> None:
     header = settings.inbound_secret_header
     given = request.headers.get(header)
     if not given:
-        raise Unauthorized(f"send the gateway's shared secret in the {header} header")
+        raise Unauthorized.because(reasons.INBOUND_SECRET_MISSING, header=header)
     expected = settings.inbound_secret.get_secret_value()
     if not expected:
-        raise Forbidden(
-            "the inbound webhook is off: set SMS_SENDER_INBOUND_SECRET and give the gateway "
-            f"that value in the {header} header"
-        )
+        raise Forbidden.because(reasons.INBOUND_OFF, header=header)
     if not hmac.compare_digest(given.encode(), expected.encode()):
         _log.warning("inbound webhook called with a wrong secret")
-        raise Forbidden(f"the {header} header does not match the shared secret")
+        raise Forbidden.because(reasons.INBOUND_SECRET_WRONG, header=header)
 
 
 @inbound_router.post(

@@ -8,6 +8,7 @@ from fastapi import Query, Request
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sms_sender import reasons
 from sms_sender.consent import service
 from sms_sender.consent.rules import PhoneHasher
 from sms_sender.consent.schemas import StopListResult
@@ -36,16 +37,15 @@ async def import_stop_list(
 ) -> StopListResult:
     """Opt out every phone of a text/csv body with the header ``phone``; flush only."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if not media_type:
+        raise UnsupportedMediaType.because(reasons.STOP_LIST_NO_MEDIA_TYPE)
     if media_type != "text/csv":
-        raise UnsupportedMediaType(
-            f"send the stop list as text/csv, not {media_type or 'a body without Content-Type'}"
-        )
+        raise UnsupportedMediaType.because(reasons.STOP_LIST_MEDIA_TYPE, media_type=media_type)
     lines = read_lines(request.stream())
     header = await anext(lines, None)
     if header is None or header.removeprefix("\ufeff").strip().strip('"').lower() != "phone":
         raise InvalidInput.field(
-            ["body", "header"],
-            f"the first line must be the header phone; got {shown(header or '', 100)}",
+            ["body", "header"], reasons.STOP_LIST_HEADER, got=shown(header or "", 100)
         )
     phones: list[str] = []
     result = StopListResult(phones=0, clients=0, errors=[])

@@ -325,6 +325,27 @@ async def test_a_stop_list_needs_its_header(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 422
     assert "header phone" in response.json()["detail"]
+    assert response.json()["code"] == "stop_list_header"
+    assert response.json()["errors"][0]["code"] == "stop_list_header"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "code", "said"),
+    [
+        ("application/json", "stop_list_media_type", "not application/json"),
+        (None, "stop_list_no_media_type", "without Content-Type"),
+    ],
+)
+async def test_a_stop_list_is_text_csv(
+    client: httpx.AsyncClient, content_type: str | None, code: str, said: str
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await client.post(
+        "/api/v1/clients/opt-out/import", content=f"phone\n{AGREED}\n", headers=headers
+    )
+    assert response.status_code == 415
+    assert response.json()["code"] == code
+    assert said in response.json()["detail"]
 
 
 async def test_an_opted_out_client_gets_nothing_from_a_later_mailing(

@@ -74,11 +74,19 @@ async def test_other_replies_change_nothing(
 
 
 @pytest.mark.parametrize(
-    ("headers", "status"),
-    [({}, 401), ({"X-Gateway-Key": "wrong"}, 403), ({"X-Inbound-Secret": SECRET}, 401)],
+    ("headers", "status", "code"),
+    [
+        ({}, 401, "inbound_secret_missing"),
+        ({"X-Gateway-Key": "wrong"}, 403, "inbound_secret_wrong"),
+        ({"X-Inbound-Secret": SECRET}, 401, "inbound_secret_missing"),
+    ],
 )
 async def test_without_the_right_secret_nothing_changes(
-    client: httpx.AsyncClient, anon_client: httpx.AsyncClient, headers: dict[str, str], status: int
+    client: httpx.AsyncClient,
+    anon_client: httpx.AsyncClient,
+    headers: dict[str, str],
+    status: int,
+    code: str,
 ) -> None:
     created = (await client.post("/api/v1/clients", json={"phone": PHONE})).json()
 
@@ -89,6 +97,7 @@ async def test_without_the_right_secret_nothing_changes(
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     assert "X-Gateway-Key" in response.json()["detail"]
+    assert response.json()["code"] == code  # the console's i18n has its Russian text
     assert not await _opted_out(client, created["id"])
 
 
@@ -129,6 +138,7 @@ async def test_the_webhook_is_off_without_a_secret(
     )
     assert response.status_code == 403
     assert "SMS_SENDER_INBOUND_SECRET" in response.json()["detail"]
+    assert response.json()["code"] == "inbound_off"
 
 
 async def test_a_malformed_phone_is_422(gateway: httpx.AsyncClient) -> None:
