@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import httpx
+
 from benchmarks.network import LOOPBACK, free_port, wait_until_answering
 from benchmarks.proc import child_pids, cpu_seconds, peak_rss_bytes, rss_bytes
 
@@ -168,3 +170,11 @@ class HttpService(ServiceProcess):
         except (TimeoutError, RuntimeError) as error:
             raise RuntimeError(f"{error}; its log ends with:\n{self.log_tail()}") from error
         return self
+
+    def client(self, token: str, timeout: float = 60) -> httpx.AsyncClient:
+        """An HTTP client for its API (``/api/v1``), signed in with the bearer ``token``."""
+        return httpx.AsyncClient(
+            base_url=f"{self.base_url}/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )

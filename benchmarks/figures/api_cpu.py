@@ -105,11 +105,7 @@ async def measure(context: Context) -> list[Row]:
         settings = {"database_url": db.url}
         with HttpService("api", settings, context.workdir / "api-cpu.log") as service:
             await service.ready()
-            async with httpx.AsyncClient(
-                base_url=f"{service.base_url}/api/v1",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=60,
-            ) as http:
+            async with service.client(token) as http:
                 for route, (ask, status) in _routes(clients, mailing_id, reports).items():
                     cpu_us, timings = await _cost(service, http, ask, status, requests)
                     rows.append(

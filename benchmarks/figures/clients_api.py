@@ -44,11 +44,7 @@ def _api(db: BenchDatabase, context: Context, log_name: str) -> HttpService:
 
 
 def _http(service: HttpService, token: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=f"{service.base_url}/api/v1",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=600,
-    )
+    return service.client(token, timeout=600)
 
 
 async def _csv_rows(count: int) -> AsyncIterator[bytes]:

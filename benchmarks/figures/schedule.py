@@ -64,11 +64,7 @@ async def running_service(
         else:
             api = stack.enter_context(HttpService("serve", settings, workdir / "serve.log"))
         await api.ready()
-        async with httpx.AsyncClient(
-            base_url=f"{api.base_url}/api/v1",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-        ) as http:
+        async with api.client(token) as http:
             yield http
 
 

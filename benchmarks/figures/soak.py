@@ -187,14 +187,7 @@ async def _soak(context: Context, layout: str) -> list[Row]:
                 sampler = asyncio.create_task(_sample_rss(pids, rss, stop_sampling))
                 cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 until = time.monotonic() + seconds
-                https = [
-                    httpx.AsyncClient(
-                        base_url=f"{api.base_url}/api/v1",
-                        headers={"Authorization": f"Bearer {token}"},
-                        timeout=TIMEOUT,
-                    )
-                    for _ in range(api_clients)
-                ]
+                https = [api.client(token, TIMEOUT) for _ in range(api_clients)]
                 try:
                     await asyncio.gather(
                         *(
