@@ -14,7 +14,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -100,6 +100,17 @@ def _json_sent_as_something_else(request: Request, exc: RequestValidationError) 
     return any(tuple(error.get("loc", ())) == ("body",) for error in exc.errors())
 
 
+# SQLSTATEs of "cancelled to resolve a collision with another transaction; nothing was kept":
+# deadlock_detected, serialization_failure. Trying the same request again is the remedy.
+COLLISION_STATES = frozenset({"40P01", "40001"})
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE asyncpg gave the error, if any (SQLite's driver gives none)."""
+    state = getattr(exc.orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
 def _problem_of(exc: AppError) -> JSONResponse:
     return problem(
         exc.status_code,
@@ -165,15 +176,27 @@ def install_error_handlers(app: FastAPI) -> None:
         _log.info("client disconnected before the request body was read", path=request.url.path)
         return problem(400, "Bad request", "the client disconnected during the request")
 
-    @app.exception_handler(OperationalError)
-    async def _database_error(request: Request, exc: OperationalError) -> JSONResponse:
-        if "database is locked" in str(exc.orig):
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc, OperationalError) and "database is locked" in str(exc.orig):
             # SQLite's single writer stayed busy past busy_timeout: load, not a bug.
             _log.warning("database busy", path=request.url.path)
             return problem(
                 503,
                 "Service unavailable",
                 "the database is busy; try again in a moment",
+                headers={"Retry-After": "1"},
+            )
+        if _sqlstate(exc) in COLLISION_STATES:
+            # PostgreSQL cancelled this transaction to let a concurrent one go on (a deadlock's
+            # victim, a serialization failure); the unit of work was rolled back whole.
+            _log.warning("database collision", path=request.url.path, sqlstate=_sqlstate(exc))
+            return problem(
+                503,
+                "Service unavailable",
+                "the database had to cancel this change because it collided with another "
+                "one; nothing was changed; try again",
+                type_="/problems/write-collision",
                 headers={"Retry-After": "1"},
             )
         return await _unexpected(request, exc)
