@@ -90,6 +90,11 @@ async def opt_out(
     return [(client_id, phone) for client_id, phone in rows]
 
 
+async def suppression_list_is_empty(session: AsyncSession) -> bool:
+    """Whether no phone is on the suppression list (one index entry read at most)."""
+    return await session.scalar(select(Suppression.phone_hash).limit(1)) is None
+
+
 async def suppressions(session: AsyncSession, hashes: Sequence[str]) -> dict[str, Suppression]:
     """The suppression entries among the given phone hashes.
 
