@@ -223,23 +223,26 @@ class _Batch:
     async def insert(self, outcome: _Outcome) -> None:
         """Insert the batch's new phones in one statement and hand its results to ``outcome``."""
         unique = self._first_of_each_phone()
-        inserted = await repository.insert_new(self._session, unique, self._now)
-        await suppress_new_clients(
-            self._session, list(inserted), hasher=self._hasher, now=self._now
-        )
+        taken = await repository.insert_new(self._session, unique, self._now)
+        inserted = [row[0] for row in unique if row[0] not in taken]
+        await suppress_new_clients(self._session, inserted, hasher=self._hasher, now=self._now)
         # The consent of the line that made the client: a later line with its phone is rejected
         # and, like any rejected line, changes nothing.
-        consents = [
-            (phone, self._consents[line])
-            for phone in inserted
-            if (line := self._first_line[phone]) in self._consents
-        ]
+        consents = (
+            [
+                (phone, self._consents[line])
+                for phone in inserted
+                if (line := self._first_line[phone]) in self._consents
+            ]
+            if self._consents
+            else []
+        )
         await record_imported_consents(self._session, consents, hasher=self._hasher, now=self._now)
         if self._after_insert is not None:
             await self._after_insert()
-        if len(inserted) < len(unique):
+        if taken:
             for number, row in zip(self._numbers, self._rows, strict=True):
-                if row[0] not in inserted and self._first_line.get(row[0]) == number:
+                if row[0] in taken and self._first_line.get(row[0]) == number:
                     self._reject(
                         number,
                         f"phone {row[0]} already belongs to a client "

@@ -226,12 +226,13 @@ _NEW_CLIENT_COLUMNS = {name: String() for name in ("phone", "operator_code", "ta
 
 
 async def insert_new(session: AsyncSession, rows: Sequence[NewClient], now: datetime) -> set[str]:
-    """Insert the clients in one statement, skipping phones already taken; return those inserted.
+    """Insert the clients in one statement, skipping phones already taken; return those skipped.
 
-    Every row gets ``now`` as created_at and updated_at. The rows travel as one value per
-    column (PostgreSQL arrays, read by ``unnest``) or one JSON document (SQLite, read by
-    ``json_each``): the statement is the same for any count, and neither SQLAlchemy nor our
-    timestamp type touches each row in Python (that was a quarter of an import's CPU).
+    Every row gets ``now`` as created_at and updated_at. The rows travel as one JSON document
+    (``dialects.given_rows``): the statement is the same for any count, and neither
+    SQLAlchemy nor our timestamp type touches each row in Python (that was a quarter of an
+    import's CPU). Only the phones that were taken come back (usually none), not every row
+    inserted.
 
     On SQLite the counters' row trigger (four statements per client, a sixth of SQLite's work
     in an import) is dropped around the INSERT and the batch's tags and operator codes are
@@ -241,10 +242,12 @@ async def insert_new(session: AsyncSession, rows: Sequence[NewClient], now: date
     if not rows:
         return set()
     async with dialects.row_trigger_dropped(session, _COUNTING_TRIGGER) as dropped:
-        inserted = await _insert_skipping_taken(session, rows, now)
-        if dropped and inserted:
-            await _add_to_facet_counts(session, _facets_of(rows, inserted))
-    return inserted
+        if not dropped:
+            return await _insert_returning_taken(session, rows, now)
+        taken = await _insert_on_sqlite(session, rows, now)
+        if len(taken) < len(rows):
+            await _add_to_facet_counts(session, _facets_of(rows, taken))
+    return taken
 
 
 # The counters' SQLite trigger that counts each client made (see insert_new).
@@ -256,24 +259,60 @@ _FACET_COUNT_COLUMNS: dict[str, TypeEngine[Any]] = {
 }
 
 
-async def _insert_skipping_taken(
-    session: AsyncSession, rows: Sequence[NewClient], now: datetime
-) -> set[str]:
-    given = dialects.given_rows(session, _NEW_CLIENT_COLUMNS, rows)
+def _insert_from_given(session: AsyncSession, given: Select[Any], now: datetime) -> Insert:
+    """INSERT INTO clients … SELECT the given rows with ``now`` … ON CONFLICT (phone) DO NOTHING."""
     stamp = bindparam("now", now, type_=UTCDateTime())
-    statement = _insert_skipping_taken_phones(session).from_select(
+    return _insert_skipping_taken_phones(session).from_select(
         [*_NEW_CLIENT_COLUMNS, "created_at", "updated_at"],
         # The WHERE is SQLite's: without it, ON CONFLICT would parse as a join's ON.
-        select(*given.values(), stamp, stamp).where(true()),
+        select(*given.selected_columns, stamp, stamp).where(true()),
     )
-    result = await session.execute(statement.returning(Client.__table__.c.phone))
-    return set(result.scalars().all())  # one fetchall, not a fetch per row
 
 
-def _facets_of(rows: Sequence[NewClient], inserted: set[str]) -> list[tuple[str, str, int]]:
-    """(facet, value, clients) for the inserted rows: what the row trigger would have added."""
+async def _insert_returning_taken(
+    session: AsyncSession, rows: Sequence[NewClient], now: datetime
+) -> set[str]:
+    """PostgreSQL: one statement, whose INSERT's RETURNING is compared with the rows there.
+
+    ``WITH given AS (…), added AS (INSERT … RETURNING phone) SELECT phone FROM given WHERE
+    NOT EXISTS (… added …)``: the server sends back only the taken phones.
+    """
+    given_columns = dialects.given_rows(session, _NEW_CLIENT_COLUMNS, rows)
+    given = select(*(value.label(name) for name, value in given_columns.items())).cte("given")
+    added = (
+        _insert_from_given(session, select(*given.c), now)
+        .returning(Client.__table__.c.phone)
+        .cte("added")
+    )
+    taken = select(given.c.phone).where(
+        ~select(added.c.phone).where(added.c.phone == given.c.phone).exists()
+    )
+    return set((await session.scalars(taken)).all())
+
+
+async def _insert_on_sqlite(
+    session: AsyncSession, rows: Sequence[NewClient], now: datetime
+) -> set[str]:
+    """SQLite: the INSERT returns nothing; its count of rows says whether any phone was taken.
+
+    SQLite allows no INSERT inside WITH. Only when fewer rows went in than were given are the
+    new rows read back, as the ids above the largest before the INSERT: this transaction is
+    the only writer (it dropped the counting trigger), so they are exactly its own.
+    """
+    clients = Client.__table__.c
+    largest_id = await session.scalar(select(func.coalesce(func.max(clients.id), 0)))
+    given = dialects.given_rows(session, _NEW_CLIENT_COLUMNS, rows)
+    result = await session.execute(_insert_from_given(session, select(*given.values()), now))
+    if result.rowcount == len(rows):  # type: ignore[attr-defined]
+        return set()
+    added = await session.scalars(select(clients.phone).where(clients.id > largest_id))
+    return {row[0] for row in rows}.difference(added.all())
+
+
+def _facets_of(rows: Sequence[NewClient], taken: set[str]) -> list[tuple[str, str, int]]:
+    """(facet, value, clients) for the rows inserted: what the row trigger would have added."""
     # A phone given twice was inserted from its first row (the later one met the conflict).
-    made = {row[0]: row for row in reversed(rows) if row[0] in inserted}.values()
+    made = {row[0]: row for row in reversed(rows) if row[0] not in taken}.values()
     codes = Counter(row[1] for row in made)
     tags = Counter(row[2] for row in made if row[2] is not None)
     return [
