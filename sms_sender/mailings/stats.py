@@ -24,8 +24,7 @@ async def mailing_stats(session: AsyncSession, mailing_id: int) -> MailingStatsD
     """One mailing's reports by status and its skipped ones by reason; 404 for no mailing."""
     mailing = await service.get(session, mailing_id)
     counts = (await reports_repository.count_by_status(session, [mailing.id])).get(mailing.id, {})
-    # The reasons are read from the reports themselves (SQLite scans them all when one mailing
-    # is most of the table): only when the counters say there is something to find.
+    # The reasons are counters too (one row per reason); asked only if some were skipped.
     skipped = (
         await reports_repository.count_skipped_by_reason(session, mailing.id)
         if counts.get(ReportStatus.SKIPPED, 0)

@@ -126,11 +126,11 @@ class Report(Base):
 
 
 class MailingReportCount(Base):
-    """A signed change in how many of a mailing's reports are in one status.
+    """A signed change in how many of a mailing's reports are in one status (and reason).
 
-    Database triggers add these in the transaction that changes a report (the migration
-    ``20261201_load_0001`` explains how); a mailing's count in a status is the sum of its rows,
-    exact at any size without reading a single report.
+    Database triggers add these in the transaction that changes a report (the migrations
+    ``20261201_load_0001`` and ``20261202_skipcounts_0001`` explain how); a mailing's count in a
+    status is the sum of its rows, exact at any size without reading a single report.
     """
 
     __tablename__ = "mailing_report_counts"
@@ -138,6 +138,8 @@ class MailingReportCount(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     mailing_id: Mapped[int] = mapped_column(BigId)
     status: Mapped[str] = mapped_column(_bytewise(16))
+    # A skipped report's error (why it was skipped); '' for every other status, never NULL.
+    reason: Mapped[str] = mapped_column(String(ERROR_SIZE), server_default="")
     reports: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index(None, "mailing_id", "status"),)

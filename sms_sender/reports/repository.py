@@ -20,8 +20,8 @@ done here, and neither may race with a mailing's fan-out (its INSERT … SELECT 
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -113,15 +113,19 @@ async def count_sending_of_clients(session: AsyncSession, client_ids: Sequence[i
 
 
 async def count_skipped_by_reason(session: AsyncSession, mailing_id: int) -> dict[str, int]:
-    """The mailing's skipped reports by reason (their ``error``)."""
+    """The mailing's skipped reports by reason (their ``error``), from the counters."""
     rows = await session.execute(_SKIPPED_BY_REASON, {"mailing_id": mailing_id})
-    return {str(error): count for error, count in rows}
+    return {reason: int(count) for reason, count in rows}
 
 
 _SKIPPED_BY_REASON = (
-    select(Report.error, func.count())
-    .where(Report.mailing_id == bindparam("mailing_id"), Report.status == ReportStatus.SKIPPED)
-    .group_by(Report.error)
+    select(MailingReportCount.reason, _COUNTED)
+    .where(
+        MailingReportCount.mailing_id == bindparam("mailing_id"),
+        MailingReportCount.status == ReportStatus.SKIPPED,
+    )
+    .group_by(MailingReportCount.reason)
+    .having(_COUNTED > 0)
 )
 
 
@@ -145,8 +149,10 @@ async def counted_at_the_end(session: AsyncSession) -> AsyncIterator[None]:
     For a fan-out. On SQLite the counters' row trigger (migration ``20261201_load_0001``) does
     two statements per report made, a third of the CPU of a 1M-report fan-out; inside this
     block it is dropped (``dialects.row_trigger_dropped`` says why that is safe) and the
-    reports made are counted by one GROUP BY. New rows take ids above the largest one (no
-    AUTOINCREMENT: rowid = max + 1), which is how the count finds exactly the rows made inside.
+    reports made are counted by one GROUP BY (status, and error for the reason a skipped
+    report counts under: migration ``20261202_skipcounts_0001``). New rows take ids above the
+    largest one (no AUTOINCREMENT: rowid = max + 1), which is how the count finds exactly the
+    rows made inside.
     On PostgreSQL the statement trigger counts a whole INSERT at once from its transition
     table, at about what a count of our own would cost (measured), so it stays.
     """
@@ -157,17 +163,19 @@ async def counted_at_the_end(session: AsyncSession) -> AsyncIterator[None]:
         last_id = await session.scalar(select(func.coalesce(func.max(Report.id), 0)))
         yield
         made = await session.execute(
-            select(Report.mailing_id, Report.status, func.count())
+            select(Report.mailing_id, Report.status, Report.error, func.count())
             .where(Report.id > last_id)
-            .group_by(Report.mailing_id, Report.status)
+            .group_by(Report.mailing_id, Report.status, Report.error)
         )
         # Added to the key's row as the trigger would, never beside it: SQLite's triggers add to
         # every row of a key, so a second row (a reused mailing id whose old rows are still 0,
-        # not yet folded) would be counted twice from then on. One key per status made: a
-        # handful of statements, whatever the fan-out's size.
-        for mailing_id, status, count in made.all():
-            key = (MailingReportCount.mailing_id == mailing_id) & (
-                MailingReportCount.status == status
+        # not yet folded) would be counted twice from then on. One key per status made (and
+        # per reason skipped): a handful of statements, whatever the fan-out's size.
+        for (mailing_id, status, reason), count in _by_counter_key(made.all()).items():
+            key = (
+                (MailingReportCount.mailing_id == mailing_id)
+                & (MailingReportCount.status == status)
+                & (MailingReportCount.reason == reason)
             )
             added = await session.execute(
                 update(MailingReportCount)
@@ -177,9 +185,21 @@ async def counted_at_the_end(session: AsyncSession) -> AsyncIterator[None]:
             if not added.rowcount:  # type: ignore[attr-defined]
                 await session.execute(
                     insert(MailingReportCount).values(
-                        mailing_id=mailing_id, status=status, reports=count
+                        mailing_id=mailing_id, status=status, reason=reason, reports=count
                     )
                 )
+
+
+def _by_counter_key(
+    counts: Iterable[tuple[int, str, str | None, int]],
+) -> Counter[tuple[int, str, str]]:
+    """(mailing, status, error) counts by the counters' key: the error is the reason of a
+    skipped report only, '' if it has none (as the triggers count, migration skipcounts_0001)."""
+    keyed: Counter[tuple[int, str, str]] = Counter()
+    for mailing_id, status, error, count in counts:
+        reason = (error or "") if status == ReportStatus.SKIPPED else ""
+        keyed[mailing_id, status, reason] += count
+    return keyed
 
 
 async def _lock_fan_outs(session: AsyncSession, *, exclusive: bool) -> None:

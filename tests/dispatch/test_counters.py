@@ -1,8 +1,9 @@
-"""The counters (reports per mailing and status, clients per tag and operator code) stay exact.
+"""The counters (reports per mailing and status, skipped ones by reason, clients per tag and
+operator code) stay exact.
 
-Sends, a cancel, client deletes and tag changes, a mailing's delete and folds of the counters
-race each other on a running engine; afterwards every counter must equal a full count of the
-rows. A path that changes reports or clients without being counted (a trigger missing, or
+Sends, a cancel, opt-outs, client deletes and tag changes, a mailing's delete and folds of the
+counters race each other on a running engine; afterwards every counter must equal a full count
+of the rows. A path that changes reports or clients without being counted (a trigger missing, or
 dropped by a table rebuild) makes the two disagree.
 """
 
@@ -19,13 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sms_sender.clients import repository as clients_repository
 from sms_sender.clients import service as clients_service
 from sms_sender.clients.models import Client, ClientFacetCount
-from sms_sender.consent.rules import MailingPurpose, PhoneHasher
+from sms_sender.consent import service as consent_service
+from sms_sender.consent.rules import MailingPurpose, PhoneHasher, SkipReason
 from sms_sender.dispatch import repository as dispatch_repository
 from sms_sender.mailings import fan_out
 from sms_sender.mailings import service as mailings_service
 from sms_sender.providers.fake import FakeProvider, accept
 from sms_sender.reports import repository as reports_repository
-from sms_sender.reports.models import Report
+from sms_sender.reports.models import Report, ReportStatus
 from tests.arrange import Arrange, ClientSpec, phones
 from tests.conftest import FakeClock
 from tests.dispatch.conftest import EngineFactory, eventually
@@ -51,6 +53,46 @@ async def _full_count(session: AsyncSession, mailing_ids: list[int]) -> dict[int
     for mailing_id, status, count in rows:
         counts.setdefault(mailing_id, Counter())[status] = count
     return counts
+
+
+async def _skipped_counted(
+    session: AsyncSession, mailing_ids: list[int]
+) -> dict[int, Counter[str]]:
+    return {
+        mailing_id: Counter(await reports_repository.count_skipped_by_reason(session, mailing_id))
+        for mailing_id in mailing_ids
+    }
+
+
+async def _skipped_full_count(
+    session: AsyncSession, mailing_ids: list[int]
+) -> dict[int, Counter[str]]:
+    rows = await session.execute(
+        select(Report.mailing_id, Report.error, func.count())
+        .where(Report.status == ReportStatus.SKIPPED)
+        .group_by(Report.mailing_id, Report.error)
+    )
+    counts: dict[int, Counter[str]] = {mailing_id: Counter() for mailing_id in mailing_ids}
+    for mailing_id, error, count in rows:
+        counts.setdefault(mailing_id, Counter())[error] = count
+    return counts
+
+
+async def _consent(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    *,
+    given: list[int],
+    opted_out: list[int],
+) -> None:
+    """Consent to advertising for ``given``, an opt-out already on file for ``opted_out``."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Client).where(Client.id.in_(given)).values(consent_at=clock.now())
+        )
+        await session.execute(
+            update(Client).where(Client.id.in_(opted_out)).values(opted_out_at=clock.now())
+        )
 
 
 async def _facets(session: AsyncSession) -> tuple[Counter[str], Counter[str]]:
@@ -93,7 +135,19 @@ async def test_counters_equal_a_full_count_after_racing_changes(
         for index, phone in enumerate(phones(CLIENTS))
     ]
     client_ids = await arrange.clients(specs)
-    mailing_ids = [await arrange.mailing(), await arrange.mailing(), await arrange.mailing()]
+    # The advertising mailing skips a quarter for want of consent and a tenth opted out.
+    await _consent(
+        sessionmaker,
+        clock,
+        given=[client_id for index, client_id in enumerate(client_ids) if index % 4],
+        opted_out=client_ids[-60:],
+    )
+    mailing_ids = [
+        await arrange.mailing(),
+        await arrange.mailing(),
+        await arrange.mailing(),
+        await arrange.mailing(purpose=MailingPurpose.ADVERTISING),
+    ]
     provider = FakeProvider(default=accept(delay=0.002))
     engine = make_engine(provider, rate_limit=5_000.0, concurrency=20)
     hasher = PhoneHasher(b"test")
@@ -106,6 +160,16 @@ async def test_counters_equal_a_full_count_after_racing_changes(
         for client_id in client_ids[:40]:  # deleted mid-send: unsent reports cancelled, detached
             async with sessionmaker() as session, session.begin():
                 await clients_service.delete(session, client_id, hasher=hasher, now=clock.now())
+        for first in range(120, 200, 20):  # opted out mid-send: unsent reports skipped
+            async with sessionmaker() as session, session.begin():
+                await consent_service.opt_out_clients(
+                    session,
+                    client_ids[first : first + 20],
+                    source="counters test",
+                    actor="api:tests",
+                    hasher=hasher,
+                    now=clock.now(),
+                )
         async with sessionmaker() as session, session.begin():  # a bulk change of tags
             await session.execute(
                 update(Client).where(Client.id.in_(client_ids[40:100])).values(tag="moved")
@@ -130,6 +194,10 @@ async def test_counters_equal_a_full_count_after_racing_changes(
         assert counted == await _full_count(session, mailing_ids)
         assert counted[mailing_ids[1]] == Counter()
         assert sum(counted[mailing_ids[0]].values()) == CLIENTS
+        skipped = await _skipped_counted(session, mailing_ids)
+        assert skipped == await _skipped_full_count(session, mailing_ids)
+        assert skipped[mailing_ids[3]].keys() == {SkipReason.NO_CONSENT, SkipReason.OPTED_OUT}
+        assert skipped[mailing_ids[0]].keys() <= {SkipReason.OPTED_OUT}
         assert await _facets(session) == await _full_facets(session)
         facets = await clients_repository.facet_values(session)
         assert facets["tag"] == ["gold", "moved", "new", "silver"]
@@ -169,6 +237,27 @@ async def test_a_fan_out_is_counted_and_so_is_every_report_made_after_it(
         counted = await _counted(session, [first, second])
         assert counted == await _full_count(session, [first, second])
         assert counted == {first: Counter(pending=31), second: Counter(pending=10)}
+
+
+async def test_a_fan_out_counts_its_skipped_reports_by_reason(
+    arrange: Arrange, sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    client_ids = await arrange.many_clients(30)
+    await _consent(sessionmaker, clock, given=client_ids[:20], opted_out=client_ids[15:25])
+    service = await arrange.mailing()
+    advertising = await arrange.mailing(purpose=MailingPurpose.ADVERTISING)
+
+    async with sessionmaker() as session:
+        assert await _counted(session, [service, advertising]) == {
+            service: Counter(pending=20, skipped=10),
+            advertising: Counter(pending=15, skipped=15),
+        }
+        skipped = await _skipped_counted(session, [service, advertising])
+        assert skipped == await _skipped_full_count(session, [service, advertising])
+        assert skipped == {
+            service: Counter(opted_out=10),
+            advertising: Counter(opted_out=10, no_consent=5),
+        }
 
 
 async def test_a_failed_fan_out_leaves_reports_counted(

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sms_sender.migrations import (
     VERSIONS_DIR,
@@ -195,3 +195,79 @@ async def test_a_fan_outs_reports_cost_postgresql_fewer_index_entries(
     collations = {str(name): str(collation) for name, collation in rows}
     assert "WHERE ((status)::text <> 'pending'::text)" in definition
     assert collations == {"phone": '"C"', "status": '"C"'}
+
+
+_REPORT = (
+    "INSERT INTO reports (mailing_id, client_id, phone, text, timezone, status, error, "
+    "attempts, next_attempt_at, created_at, updated_at) VALUES (:mailing_id, :client_id, "
+    "'79160000001', 'hi', 'UTC', :status, :error, 0, :now, :now, :now)"
+)
+
+
+async def _counters(connection: AsyncConnection, *key: str) -> dict[tuple[Any, ...], int]:
+    columns = ", ".join(key)
+    rows = await connection.execute(
+        text(
+            f"SELECT {columns}, sum(reports) FROM mailing_report_counts GROUP BY {columns} "
+            "HAVING sum(reports) <> 0"
+        )
+    )
+    return {tuple(row[:-1]): int(row[-1]) for row in rows}
+
+
+async def test_skipped_reports_are_counted_by_reason_once_upgraded_and_by_status_once_down(
+    clean_db: AsyncEngine,
+) -> None:
+    """Reports made before 20261202_skipcounts_0001 count by reason after it, and the
+    downgrade leaves counters its older triggers keep exact."""
+    before = "20261202_tidy_0001"
+    reports = [
+        (1, "skipped", "no_consent"),
+        (1, "skipped", "no_consent"),
+        (1, "skipped", "opted_out"),
+        (1, "pending", None),
+        (1, "failed", "refused"),
+        (2, "skipped", "opted_out"),
+    ]
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    async with clean_db.begin() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), before))
+        for client_id, (mailing_id, status, error) in enumerate(reports, start=1):
+            await connection.execute(
+                text(_REPORT),
+                {
+                    "mailing_id": mailing_id,
+                    "client_id": client_id,
+                    "status": status,
+                    "error": error,
+                    "now": now,
+                },
+            )
+    try:
+        async with clean_db.begin() as connection:
+            await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+        async with clean_db.connect() as connection:
+            assert await _counters(connection, "mailing_id", "status", "reason") == {
+                (1, "skipped", "no_consent"): 2,
+                (1, "skipped", "opted_out"): 1,
+                (1, "pending", ""): 1,
+                (1, "failed", ""): 1,
+                (2, "skipped", "opted_out"): 1,
+            }
+
+        async with clean_db.begin() as connection:
+            await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), before))
+            await connection.execute(
+                text(
+                    "UPDATE reports SET status = 'skipped', error = 'opted_out' "
+                    "WHERE status = 'pending'"
+                )
+            )
+            assert await _counters(connection, "mailing_id", "status") == {
+                (1, "skipped"): 4,
+                (1, "failed"): 1,
+                (2, "skipped"): 1,
+            }
+    finally:
+        async with clean_db.begin() as connection:
+            await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))

@@ -1,6 +1,7 @@
 """Folding the counters' deltas together, so a count reads a row or two per key.
 
-The triggers of migration ``20261201_load_0001`` keep ``mailing_report_counts`` and
+The triggers of migrations ``20261201_load_0001`` and ``20261202_skipcounts_0001`` keep
+``mailing_report_counts`` (by mailing, status and skipped reason) and
 ``client_facet_counts`` exact as signed deltas. On PostgreSQL every statement that changes
 reports adds a row per key it touched, so a running mailing's keys gather rows; folding replaces
 the rows of each such key by their sum, in one statement, and drops keys that sum to zero (a
@@ -16,7 +17,7 @@ from sms_sender import dialects
 
 # (table, key columns, count column)
 _COUNTERS = (
-    ("mailing_report_counts", "mailing_id, status", "reports"),
+    ("mailing_report_counts", "mailing_id, status, reason", "reports"),
     ("client_facet_counts", "facet, value", "clients"),
 )
 

@@ -16,8 +16,9 @@ Both tables hold signed deltas and a reader sums them per key:
   (one writer at a time, so there is nothing to contend for).
 
 A later migration that rebuilds ``reports`` or ``clients`` on SQLite (``batch_alter_table``)
-drops these triggers with the old table and must create them again (``create_triggers``);
-tests/dispatch/test_counters.py fails if it does not.
+drops these triggers with the old table and must create them again (``create_triggers``;
+for ``reports``, since ``20261202_skipcounts_0001`` counts skipped reports by reason, that
+migration's ``create_report_triggers``); tests/dispatch/test_counters.py fails if it does not.
 
 Revision ID: 20261201_load_0001
 Revises: 20261201_consent_0001
