@@ -12,6 +12,7 @@ from benchmarks.figures import (
     recovery,
     schedule,
     soak,
+    stats,
 )
 from benchmarks.suite import Figure
 
@@ -28,6 +29,7 @@ FIGURES: tuple[Figure, ...] = (
     clients_api.CSV_IMPORT,
     clients_api.API,
     api_cpu.FIGURE,
+    stats.FIGURE,
     console.FIGURE,
     soak.FIGURE,
 )
