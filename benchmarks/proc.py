@@ -29,6 +29,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def reaped_children_cpu_seconds(pid: int) -> float:
+    """CPU time of the process's children it has waited for (PostgreSQL's parallel workers)."""
+    # cutime and cstime are fields 16 and 17.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def parent_pid(pid: int) -> int:
+    """The process's parent: a PostgreSQL backend's is the postmaster."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
 def rss_bytes(pid: int) -> int:
     """A process's resident memory now (VmRSS)."""
     return _proc_status_kib(pid, "VmRSS") * 1024
