@@ -14,9 +14,10 @@ this module is their face. The differences, and why they exist:
   into the whole file, so every process's writers queue for it in one line; PostgreSQL locks
   rows, so concurrent writers need explicit locks where they must not overlap.
 - Statements (:func:`insert_ignoring_conflicts`, :func:`insert_or_update`, :func:`given_rows`,
-  :func:`among`, :func:`update_from_rows`, :func:`skip_locked`, :func:`planner_setting`,
-  :func:`greatest`, :func:`epoch_seconds`, :func:`now_epoch_seconds`): the same meaning in each
-  one's syntax; :func:`chains_inserts`: whether one statement may feed an INSERT from another.
+  :func:`among`, :func:`update_from_rows`, :func:`skip_locked`, :func:`not_locked_by_others`,
+  :func:`planner_setting`, :func:`greatest`, :func:`epoch_seconds`,
+  :func:`now_epoch_seconds`): the same meaning in each one's syntax; :func:`chains_inserts`:
+  whether one statement may feed an INSERT from another.
 - Storage (:func:`stored_datetime`): SQLite has no time zone type.
 - Counters (:func:`row_trigger_dropped`, :func:`fold_counter`): SQLite's counting triggers run
   once per row and keep one row per key, PostgreSQL's run once per statement and add rows.
@@ -45,6 +46,7 @@ from sms_sender.dialects._statements import (
     greatest,
     insert_ignoring_conflicts,
     insert_or_update,
+    not_locked_by_others,
     now_epoch_seconds,
     planner_setting,
     row_trigger_dropped,
@@ -75,6 +77,7 @@ __all__ = [
     "insert_ignoring_conflicts",
     "insert_or_update",
     "listens_across_processes",
+    "not_locked_by_others",
     "notify_other_processes",
     "now_epoch_seconds",
     "planner_setting",

@@ -212,6 +212,35 @@ def skip_locked(query: Select[Any], bind: Bind, *, of: Table) -> Select[Any]:
     return query.with_for_update(of=of, skip_locked=True)
 
 
+def not_locked_by_others(
+    bind: Bind, table: Table, condition: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """The rows of ``table`` matching ``condition`` that no other transaction holds (PostgreSQL).
+
+    For the engine's UPDATEs of reports it holds: a row another transaction has locked is being
+    closed (an opt-out, a cancel, an end, a client's delete) or taken over, so the engine leaves
+    it rather than wait. Waiting could deadlock: an UPDATE locks its rows one by one in whatever
+    order its plan reads them, so an opt-out closing a client's reports and a hand-over marking
+    some of them could each hold a row the other waits for, and PostgreSQL would cancel one
+    (seen in CI: the opt-out, which the API would have answered with a 500). As the engine
+    never waits for a report's row, no cycle through it can form, whatever order the closing
+    statement takes; the closing statement waits for the engine's short transaction instead.
+
+    ``id IN (SELECT id … FOR NO KEY UPDATE SKIP LOCKED)``: the lock an UPDATE takes, taken first.
+    A row changed and committed meanwhile is locked in its newest version and checked against
+    ``condition`` again. SQLite: ``condition``; one transaction writes at a time.
+    """
+    if not on_postgresql(bind):
+        return condition
+    free = (
+        select(table.c.id)
+        .where(condition)
+        .with_for_update(of=table, key_share=True, skip_locked=True)
+        .cte(f"{table.name}_free")
+    )
+    return table.c.id.in_(select(free.c.id))
+
+
 async def planner_setting(connection: AsyncConnection, name: str, value: str) -> None:
     """Set a PostgreSQL planner setting until this transaction ends; SQLite has none: nothing."""
     if on_postgresql(connection):

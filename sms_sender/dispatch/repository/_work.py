@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import BigInteger, func, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sms_sender import dialects
@@ -115,16 +115,19 @@ async def hand_over(
     rows = await connection.execute(
         update(reports)
         .where(
-            among(connection, reports.c.id, report_ids),
-            reports.c.status == ReportStatus.PENDING,
-            reports.c.lease_owner == owner,
-            reports.c.client_id.is_not(None),
-            ~client_opted_out(),
-            reports.c.mailing_id.in_(
-                select(mailings.c.id).where(
-                    mailings.c.status == MailingStatus.RUNNING, mailings.c.end_at > now
-                )
-            ),
+            _held(
+                connection,
+                report_ids,
+                owner,
+                reports.c.status == ReportStatus.PENDING,
+                reports.c.client_id.is_not(None),
+                ~client_opted_out(),
+                reports.c.mailing_id.in_(
+                    select(mailings.c.id).where(
+                        mailings.c.status == MailingStatus.RUNNING, mailings.c.end_at > now
+                    )
+                ),
+            )
         )
         .values(
             status=ReportStatus.SENDING,
@@ -155,10 +158,13 @@ async def skip_opted_out(
     result = await connection.execute(
         update(reports)
         .where(
-            among(connection, reports.c.id, report_ids),
-            reports.c.status == ReportStatus.PENDING,
-            reports.c.lease_owner == owner,
-            client_opted_out(),
+            _held(
+                connection,
+                report_ids,
+                owner,
+                reports.c.status == ReportStatus.PENDING,
+                client_opted_out(),
+            )
         )
         .values(
             status=ReportStatus.SKIPPED,
@@ -177,11 +183,7 @@ async def release(connection: AsyncConnection, report_ids: Sequence[int], *, own
         return 0
     result = await connection.execute(
         update(reports)
-        .where(
-            among(connection, reports.c.id, report_ids),
-            reports.c.status == ReportStatus.PENDING,
-            reports.c.lease_owner == owner,
-        )
+        .where(_held(connection, report_ids, owner, reports.c.status == ReportStatus.PENDING))
         .values(lease_owner=None, lease_expires_at=None)
     )
     return int(result.rowcount)
@@ -196,13 +198,39 @@ async def renew(
     result = await connection.execute(
         update(reports)
         .where(
-            among(connection, reports.c.id, report_ids),
-            reports.c.status.in_((ReportStatus.PENDING, ReportStatus.SENDING)),
-            reports.c.lease_owner == owner,
+            _held(
+                connection,
+                report_ids,
+                owner,
+                reports.c.status.in_((ReportStatus.PENDING, ReportStatus.SENDING)),
+            )
         )
         .values(lease_expires_at=lease_until)
     )
     return int(result.rowcount)
+
+
+def _held(
+    connection: AsyncConnection,
+    report_ids: Sequence[int],
+    owner: str,
+    *conditions: ColumnElement[bool],
+) -> ColumnElement[bool]:
+    """These reports, leased to ``owner`` and meeting ``conditions``, that nobody else has locked.
+
+    A report another transaction has locked is being closed (an opt-out, a cancel, an end, a
+    client's delete) or taken over; the worker leaves it rather than wait for its lock, so that
+    no deadlock can pass through a worker (dialects.not_locked_by_others). Left alone, it stays
+    leased to this worker: closed by the other transaction, or, if that one rolls back, claimed
+    again once the lease runs out.
+    """
+    return dialects.not_locked_by_others(
+        connection,
+        reports,
+        and_(
+            among(connection, reports.c.id, report_ids), reports.c.lease_owner == owner, *conditions
+        ),
+    )
 
 
 async def put_off(
