@@ -72,8 +72,9 @@ async def close_unsent(
     The one statement for a cancel (the mailing's), an end_at (the mailing's), an opt-out (the
     clients'). Reports in ``sending`` are left to the worker holding them: it records what the
     provider answered, since the message may already be on its way. On PostgreSQL the closed
-    rows stay locked until commit, so a worker's hand-over of one of them waits for this
-    transaction and then finds it closed.
+    rows stay locked until commit, and a worker's hand-over leaves a row it finds locked
+    (dispatch.repository, ``_held``): it never marks one of them ``sending``, and never waits
+    for one either, so this statement may lock its rows in any order without a deadlock.
     """
     # Only the scopes given: an empty IN is a subquery the planner cannot see through.
     scopes = [

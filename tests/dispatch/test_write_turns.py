@@ -36,20 +36,23 @@ class Transaction:
         return [s for s in self.statements if _writes(s)]
 
     def touches(self, table: str) -> bool:
-        return any(s.startswith(f"UPDATE {table} ") for s in self.writes())
+        return any(_updates(s, table) for s in self.writes())
 
     def settles(self) -> bool:
         """The settle's UPDATE: each report's outcome from a batch of rows (a JSON document
         on SQLite, arrays on PostgreSQL)."""
-        return any(
-            s.startswith("UPDATE reports ") and "provider_message_id" in s for s in self.writes()
-        )
+        return any(_updates(s, "reports") and "provider_message_id" in s for s in self.writes())
 
     def marks_sending(self) -> bool:
         """The hand-over's UPDATE: it returns each report's mailing terms."""
-        return any(
-            s.startswith("UPDATE reports ") and "send_window_start" in s for s in self.writes()
-        )
+        return any(_updates(s, "reports") and "send_window_start" in s for s in self.writes())
+
+
+def _updates(statement: str, table: str) -> bool:
+    """An UPDATE of the table, alone or after a WITH (PostgreSQL locks the rows in a CTE first)."""
+    return statement.startswith(f"UPDATE {table} ") or (
+        statement.startswith("WITH ") and f") UPDATE {table} " in statement
+    )
 
 
 def _writes(statement: str) -> bool:
