@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -245,9 +246,10 @@ async def insert_new(session: AsyncSession, rows: Sequence[NewClient], now: date
         if not dropped:
             return await _insert_returning_taken(session, rows, now)
         taken = await _insert_on_sqlite(session, rows, now)
-        if len(taken) < len(rows):
-            await _add_to_facet_counts(session, _facets_of(rows, taken))
-    return taken
+        made = rows if taken is None else _rows_made(rows, taken)
+        if made:
+            await _add_to_facet_counts(session, _facets_of(made))
+    return taken or set()
 
 
 # The counters' SQLite trigger that counts each client made (see insert_new).
@@ -292,8 +294,10 @@ async def _insert_returning_taken(
 
 async def _insert_on_sqlite(
     session: AsyncSession, rows: Sequence[NewClient], now: datetime
-) -> set[str]:
+) -> set[str] | None:
     """SQLite: the INSERT returns nothing; its count of rows says whether any phone was taken.
+
+    None when every row given went in (the usual case), else the phones taken.
 
     SQLite allows no INSERT inside WITH. Only when fewer rows went in than were given are the
     new rows read back, as the ids above the largest before the INSERT: this transaction is
@@ -304,17 +308,23 @@ async def _insert_on_sqlite(
     given = dialects.given_rows(session, _NEW_CLIENT_COLUMNS, rows)
     result = await session.execute(_insert_from_given(session, select(*given.values()), now))
     if result.rowcount == len(rows):  # type: ignore[attr-defined]
-        return set()
+        return None
     added = await session.scalars(select(clients.phone).where(clients.id > largest_id))
     return {row[0] for row in rows}.difference(added.all())
 
 
-def _facets_of(rows: Sequence[NewClient], taken: set[str]) -> list[tuple[str, str, int]]:
-    """(facet, value, clients) for the rows inserted: what the row trigger would have added."""
+def _rows_made(rows: Sequence[NewClient], taken: set[str]) -> list[NewClient]:
+    """The rows that made a client, when some did not: each phone's first, unless taken."""
     # A phone given twice was inserted from its first row (the later one met the conflict).
-    made = {row[0]: row for row in reversed(rows) if row[0] not in taken}.values()
-    codes = Counter(row[1] for row in made)
-    tags = Counter(row[2] for row in made if row[2] is not None)
+    return list({row[0]: row for row in reversed(rows) if row[0] not in taken}.values())
+
+
+def _facets_of(made: Sequence[NewClient]) -> list[tuple[str, str, int]]:
+    """(facet, value, clients) for the rows inserted: what the row trigger would have added."""
+    # map and itemgetter: a third of the CPU of generators over the rows.
+    codes = Counter(map(itemgetter(1), made))
+    tags = Counter(map(itemgetter(2), made))
+    tags.pop(None, None)
     return [
         *(("operator_code", code, count) for code, count in codes.items()),
         *(("tag", tag, count) for tag, count in tags.items()),
