@@ -80,6 +80,18 @@ async def _cluster_cpu(db: BenchDatabase) -> Callable[[], dict[int, float]]:
     return snapshot
 
 
+async def _wal_bytes(db: BenchDatabase) -> int:
+    """PostgreSQL's WAL insert position in bytes (0 on SQLite): what an import wrote, as
+    nothing else runs in the throwaway cluster, whatever the machine's load."""
+    if not db.is_postgresql:
+        return 0
+    async with db.engine.connect() as connection:
+        position = await connection.scalar(
+            text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")
+        )
+    return int(position or 0)
+
+
 def _parent_pid(pid: int) -> int:
     # The command name (field 2) may hold spaces; the parent pid is the field after state.
     return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
@@ -94,6 +106,7 @@ async def measure_csv_import(context: Context) -> list[Row]:
             await service.ready()
             async with _http(service, token) as http:
                 cluster_cpu = await _cluster_cpu(db)
+                wal_before = await _wal_bytes(db)
                 cluster_before = cluster_cpu()
                 cpu_before = service.cpu_seconds()
                 started = time.perf_counter()
@@ -110,6 +123,7 @@ async def measure_csv_import(context: Context) -> list[Row]:
                 seconds - cluster_before.get(pid, 0.0) for pid, seconds in cluster_cpu().items()
             )
             peak_rss = service.peak_rss_bytes()
+            wal_after = await _wal_bytes(db)
         response.raise_for_status()
         outcome = response.json()
         stored = await count_rows(db, "clients")
@@ -128,7 +142,10 @@ async def measure_csv_import(context: Context) -> list[Row]:
                 "api_peak_rss_mb": round(peak_rss / 2**20, 1),
                 "api_cpu_seconds": round(api_cpu_seconds, 2),
                 **(
-                    {"database_cpu_seconds": round(database_cpu_seconds, 2)}
+                    {
+                        "database_cpu_seconds": round(database_cpu_seconds, 2),
+                        "wal_megabytes": round((wal_after - wal_before) / 1_000_000),
+                    }
                     if db.is_postgresql
                     else {}
                 ),
