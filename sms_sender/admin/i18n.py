@@ -18,6 +18,10 @@ from typing import Any
 
 from fastapi import Request
 
+from sms_sender.audit.models import AuditSource
+from sms_sender.consent.endpoints import INBOUND_ACTOR, STOP_LIST_SOURCE
+from sms_sender.consent.service import SUPPRESSION_LIST
+
 LANGUAGE_COOKIE = "sms_sender_lang"
 
 
@@ -65,6 +69,40 @@ def say_error(language: Language, code: str | None, values: Mapping[str, Any], e
         return string.Formatter().vformat(template, (), shown)
     except (KeyError, IndexError, ValueError):
         return english
+
+
+# The names the service itself writes into consent sources and actors; anything else there is
+# what a person typed (a form, a shop, a user's name) and is shown as typed.
+_RECORDED_NAMES = {
+    STOP_LIST_SOURCE: "импорт стоп-листа",
+    INBOUND_ACTOR: "входящий вебхук",
+    SUPPRESSION_LIST: "стоп-лист",
+}
+# An actor is ``<where>:<name>`` (consent.service.current_actor_label); the where is ours.
+_ACTOR_SOURCES = {
+    AuditSource.API.value: "API",
+    AuditSource.ADMIN.value: "консоль",
+    AuditSource.CLI.value: "командная строка",
+    AuditSource.SYSTEM.value: "система",
+}
+
+
+def say_recorded(language: Language, text: str | None) -> str:
+    """A stored consent source or actor: the service's own names in ``language``, the rest as is.
+
+    ``suppression list: <source>`` (an opt-out carried over from the suppression list) keeps
+    its source as typed; ``api:<name>`` and the like name where the change came from.
+    """
+    if not text or language is not Language.RU:
+        return text or ""
+    if text in _RECORDED_NAMES:
+        return _RECORDED_NAMES[text]
+    head, colon, rest = text.partition(":")
+    if colon and head in _RECORDED_NAMES:
+        return f"{_RECORDED_NAMES[head]}:{rest}"
+    if colon and head in _ACTOR_SOURCES:
+        return f"{_ACTOR_SOURCES[head]}:{rest}"
+    return text
 
 
 def translator(language: Language) -> Callable[[str], str]:

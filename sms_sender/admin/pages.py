@@ -19,7 +19,7 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
-from sms_sender.admin.i18n import Language, language_of, say_error, translator
+from sms_sender.admin.i18n import Language, language_of, say_error, say_recorded, translator
 from sms_sender.auth.models import Role
 from sms_sender.errors import AppError
 from sms_sender.mailings.models import MailingStatus
@@ -73,6 +73,7 @@ def render(
         zone=zone,
         status_names=STATUS_NAMES,
         when=lambda moment: local_time(moment, zone),
+        recorded=lambda text: say_recorded(language, text),
         **(context or {}),
     )
     return HTMLResponse(

@@ -30,6 +30,7 @@ router = APIRouter(tags=["consent"])
 # As large as the client import's body may be (SMS_SENDER_MAX_IMPORT_BYTES; app.py).
 STOP_LIST_PATH = "/clients/opt-out/import"
 INBOUND_ACTOR = "inbound webhook"
+STOP_LIST_SOURCE = "stop list import"  # when the import names no source of its own
 
 
 @router.post(
@@ -74,7 +75,7 @@ async def import_stop_list(
     clock: ClockDep,
     hasher: PhoneHasherDep,
     actor: CallerDep,
-    source: Annotated[str, stop_list.SourceQuery] = "stop list import",
+    source: Annotated[str, stop_list.SourceQuery] = STOP_LIST_SOURCE,
 ) -> StopListResult:
     return await stop_list.import_stop_list(
         session, request, source=source, actor=actor, hasher=hasher, now=clock.now()

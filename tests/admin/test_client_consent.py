@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -257,3 +259,57 @@ async def test_the_import_form_describes_the_consent_columns(signed_in: SignedIn
     browser = await signed_in(Role.OPERATOR)
     page = (await browser.get("/admin/clients")).text
     assert "The header may end with ,consent_at,consent_source" in page
+
+
+async def test_the_names_the_service_records_are_shown_in_the_pages_language(
+    signed_in: SignedIn,
+    clock: FakeClock,
+    arrange: Arrange,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A stop-list import, the inbound webhook, the suppression list and where an actor acted
+    are the service's own words; a source a person typed is shown as typed."""
+    client_id = await _client_id(arrange)
+    now = clock.now()
+    recorded = [
+        ("opted_out", "stop list import", "api:ops-token"),
+        ("opted_out", "suppression list: call centre, ticket 42", "suppression list"),
+        ("opted_out", "STOP by SMS", "inbound webhook"),
+        ("consent_given", "shop counter", "admin:anna"),
+    ]
+    async with sessionmaker() as writer, writer.begin():
+        writer.add_all(
+            ConsentEvent(
+                client_id=client_id,
+                change=change,
+                effective_at=now,
+                recorded_at=now,
+                source=source,
+                actor=actor,
+            )
+            for change, source, actor in recorded
+        )
+    browser = await signed_in(Role.VIEWER)
+
+    russian = await browser.get(
+        f"/admin/clients/{client_id}", headers={"Accept-Language": "ru-RU,ru;q=0.9"}
+    )
+    cells = {cell.strip() for cell in _cells(russian.text)}
+    assert {
+        "импорт стоп-листа",
+        "API:ops-token",
+        "стоп-лист: call centre, ticket 42",
+        "стоп-лист",
+        "STOP by SMS",
+        "входящий вебхук",
+        "shop counter",
+        "консоль:anna",
+    } <= cells
+    english = await browser.get(f"/admin/clients/{client_id}", headers={"Accept-Language": "en"})
+    assert {source for _, source, _ in recorded} | {actor for *_, actor in recorded} <= {
+        cell.strip() for cell in _cells(english.text)
+    }
+
+
+def _cells(page: str) -> list[str]:
+    return [html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", page, re.S)]
