@@ -252,8 +252,11 @@ class Worker:
         if self._in_flight.free() < enough:
             # Answers often come in bursts: a moment's wait makes one hand-over of many
             # instead of many hand-overs of one (each costs a round trip), while a quarter
-            # of a group keeps the slots busy when answers trickle in.
-            await self._wait_for_answers(enough)
+            # of a group keeps the slots busy when answers trickle in. A wake-up does not cut
+            # it short (it stays set for the next turn): with every slot busy and a claim in
+            # flight, a turn that waited for nothing yielded nowhere, and the calls that
+            # would free a slot never ran again.
+            await self._wait_for_answers(enough, wakeable=False)
         if self._unrecorded.pausing:
             return  # a mailing pauses: the next turn records that first
         if self._in_flight.free() > 0 and not stop.is_set():

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
 from sms_sender.dispatch import ratelimit
-from sms_sender.providers.fake import FakeProvider
+from sms_sender.providers.fake import FakeProvider, accept
 from tests.arrange import Arrange
 from tests.dispatch.conftest import EngineFactory
 
@@ -200,3 +200,41 @@ async def test_a_wake_up_while_the_rate_runs_does_not_spin_the_loop(
     assert await arrange.statuses(mailing_id) == {"sent": REPORTS}
     # Three groups over a quarter of a second: a handful of turns each, not thousands.
     assert turns < 200
+
+
+async def test_a_wake_up_while_every_slot_is_busy_does_not_spin_the_loop(
+    arrange: Arrange, make_engine: EngineFactory
+) -> None:
+    """Woken with every slot busy, reports held and a claim in flight, the worker's short wait
+    for answers returned at once and no turn yielded: the calls that would free a slot never
+    ran again, and the loop spun for good (found by tests/dispatch/test_concurrency_stress.py,
+    three engines in one process: the others' transactions stayed open for minutes)."""
+    await arrange.many_clients(40)
+    mailing_id = await arrange.mailing()
+    provider = FakeProvider(default=accept(delay=0.02))
+    worker = make_engine(provider, concurrency=4, batch_size=8).worker
+    turns = 0
+    turn = worker.turn
+
+    async def counted(stop: asyncio.Event) -> bool:
+        nonlocal turns
+        turns += 1
+        if turns > 20_000:
+            raise AssertionError("the worker's loop spins without yielding")
+        return await turn(stop)
+
+    async def wake_often() -> None:
+        while True:
+            worker.wake()
+            await asyncio.sleep(0.001)
+
+    worker.turn = counted  # type: ignore[method-assign]
+    waking = asyncio.create_task(wake_often())
+    try:
+        await worker.drain()
+    finally:
+        waking.cancel()
+
+    assert await arrange.statuses(mailing_id) == {"sent": 40}
+    # Ten groups of four calls of 20 ms: a few turns per group, not thousands.
+    assert turns < 500, turns
