@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from sms_sender.clients import service as clients_service
+from sms_sender.consent import service as consent_service
+from sms_sender.consent.rules import PhoneHasher
 from sms_sender.dialects import begin_write
 from sms_sender.messages import service as messages_service
 from tests.arrange import Arrange, ClientSpec
+from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -107,3 +112,29 @@ async def test_an_opt_out_that_deadlocks_is_503_and_changes_nothing(
     else:
         assert response.status_code == 200, response.text
     assert await arrange.statuses(mailing_id) == {"skipped": 1}
+
+
+async def test_an_opt_out_of_a_client_deleted_meanwhile_is_404(
+    client: httpx.AsyncClient,
+    arrange: Arrange,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    dialect: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The delete commits between the opt-out's read of the client and its change: 404."""
+    if dialect == "sqlite":
+        pytest.skip("one writer at a time: no delete commits inside the opt-out's transaction")
+    [client_id] = await arrange.clients([ClientSpec("79001234567")])
+    opt_out = consent_service.opt_out_clients
+
+    async def deleted_first(*args: Any, **kwargs: Any) -> Any:
+        async with sessionmaker() as other, other.begin():
+            await clients_service.delete(
+                other, client_id, hasher=PhoneHasher(b"test key"), now=clock.now()
+            )
+        return await opt_out(*args, **kwargs)
+
+    monkeypatch.setattr(consent_service, "opt_out_clients", deleted_first)
+    response = await client.post(f"/api/v1/clients/{client_id}/opt-out")
+    assert response.status_code == 404, response.text

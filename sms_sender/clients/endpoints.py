@@ -230,8 +230,9 @@ async def opt_out_client(
     await consent_service.opt_out_clients(
         session, [client.id], source=source, actor=actor, hasher=hasher, now=clock.now()
     )
-    await session.refresh(client)
-    return ClientRead.model_validate(client)
+    # Read again: it may have been deleted since the first read (then a 404, not a 500).
+    session.expire(client)
+    return ClientRead.model_validate(await service.get(session, client_id))
 
 
 @client_consent_router.get(
