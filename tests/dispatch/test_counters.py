@@ -147,6 +147,7 @@ async def test_counters_equal_a_full_count_after_racing_changes(
         await arrange.mailing(),
         await arrange.mailing(),
         await arrange.mailing(purpose=MailingPurpose.ADVERTISING),
+        await arrange.mailing(purpose=MailingPurpose.ADVERTISING),  # cancelled, then deleted
     ]
     provider = FakeProvider(default=accept(delay=0.002))
     engine = make_engine(provider, rate_limit=5_000.0, concurrency=20)
@@ -157,6 +158,7 @@ async def test_counters_equal_a_full_count_after_racing_changes(
         folding = asyncio.create_task(_fold_meanwhile(sessionmaker, stop_folding))
         await provider.wait_for_calls(50)
         await arrange.control("cancel", mailing_ids[1])
+        await arrange.control("cancel", mailing_ids[4])
         for client_id in client_ids[:40]:  # deleted mid-send: unsent reports cancelled, detached
             async with sessionmaker() as session, session.begin():
                 await clients_service.delete(session, client_id, hasher=hasher, now=clock.now())
@@ -188,6 +190,7 @@ async def test_counters_equal_a_full_count_after_racing_changes(
 
     async with sessionmaker() as session, session.begin():
         await mailings_service.delete(session, mailing_ids[1])  # cancelled: its reports go
+        await mailings_service.delete(session, mailing_ids[4])  # skipped ones too
 
     async with sessionmaker() as session:
         counted = await _counted(session, mailing_ids)
@@ -198,6 +201,7 @@ async def test_counters_equal_a_full_count_after_racing_changes(
         assert skipped == await _skipped_full_count(session, mailing_ids)
         assert skipped[mailing_ids[3]].keys() == {SkipReason.NO_CONSENT, SkipReason.OPTED_OUT}
         assert skipped[mailing_ids[0]].keys() <= {SkipReason.OPTED_OUT}
+        assert counted[mailing_ids[4]] == skipped[mailing_ids[4]] == Counter()
         assert await _facets(session) == await _full_facets(session)
         facets = await clients_repository.facet_values(session)
         assert facets["tag"] == ["gold", "moved", "new", "silver"]
