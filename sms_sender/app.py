@@ -35,7 +35,7 @@ from sms_sender.config import Settings
 from sms_sender.consent.endpoints import STOP_LIST_PATH, inbound_router, inbound_secret
 from sms_sender.consent.endpoints import router as consent_router
 from sms_sender.db import Notifier, create_engine, create_sessionmaker
-from sms_sender.dialects import read_only
+from sms_sender.dialects import read_only, turn_taken_at_begin
 from sms_sender.dispatch import repository as dispatch_repository
 from sms_sender.dispatch.child import EngineProcess
 from sms_sender.dispatch.heartbeat import HeartbeatTuning, new_worker_id
@@ -80,7 +80,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db_engine or create_engine(settings.database_url)
         app.state.db_engine = database
-        app.state.sessionmaker = create_sessionmaker(database, app.state.notifier)
+        # The requests' units of work, each in its writer turn on SQLite (web.get_session).
+        app.state.sessionmaker = create_sessionmaker(
+            turn_taken_at_begin(database), app.state.notifier
+        )
         app.state.read_sessionmaker = create_sessionmaker(read_only(database), app.state.notifier)
         try:
             if with_delivery:

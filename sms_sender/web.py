@@ -22,8 +22,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     so reading the request's body before the first statement holds nothing.
     """
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    database = sessionmaker.kw["bind"]
-    async with writer_turn_at_begin(database) as bind, sessionmaker(bind=bind) as session:
+    async with writer_turn_at_begin(sessionmaker.kw["bind"]), sessionmaker() as session:
         try:
             yield session
             await session.commit()

@@ -9,7 +9,8 @@ this module is their face. The differences, and why they exist:
 - Connecting (:func:`create_engine_for`, :func:`read_only`): PostgreSQL gets a pool and a ping
   at checkout; SQLite gets WAL, a busy timeout, IMMEDIATE transactions and a statement in one
   hop to aiosqlite's thread (``_sqlite_driver.py``).
-- Writing (:func:`writer_turn`, :func:`writer_turn_at_begin`, :func:`begin_write`,
+- Writing (:func:`writer_turn`, :func:`writer_turn_at_begin` with :func:`turn_taken_at_begin`,
+  :func:`begin_write`,
   :func:`writes_lock_whole_database`, :func:`advisory_lock`): SQLite lets one writer at a time
   into the whole file, so every process's writers queue for it in one line; PostgreSQL locks
   rows, so concurrent writers need explicit locks where they must not overlap.
@@ -57,6 +58,7 @@ from sms_sender.dialects._statements import (
 from sms_sender.dialects._which import Bind
 from sms_sender.dialects._writer_turn import (
     begin_write,
+    turn_taken_at_begin,
     writer_turn,
     writer_turn_at_begin,
     writes_lock_whole_database,
@@ -85,6 +87,7 @@ __all__ = [
     "row_trigger_dropped",
     "skip_locked",
     "stored_datetime",
+    "turn_taken_at_begin",
     "update_from_rows",
     "writer_turn",
     "writer_turn_at_begin",

@@ -16,7 +16,7 @@ from sqlalchemy.util import await_only
 
 from sms_sender.dialects._sqlite_driver import one_hop_dbapi
 from sms_sender.dialects._which import Bind, on_postgresql
-from sms_sender.dialects._writer_turn import _LAZY_TURN_OPTION, _Turn
+from sms_sender.dialects._writer_turn import _LAZY_TURN_OPTION, turn_to_take_at_begin
 
 # --- Connecting ----------------------------------------------------------------------------
 
@@ -93,7 +93,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         if options.get(_READ_ONLY_OPTION):
             begin("BEGIN")
             return
-        turn: _Turn | None = options.get(_LAZY_TURN_OPTION)
+        turn = turn_to_take_at_begin(options)
         if turn is not None:
             # Events are sync, but run in SQLAlchemy's greenlet under the awaiting task: this
             # waits for the turn in the event loop, as the driver's own awaits do.
