@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -266,6 +266,9 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Each (method, route, status)'s children of the two metrics: ``labels()`` looks them
+        # up under a lock each time. As many as the metrics' own series.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -289,9 +292,9 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_template(scope)
-            metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
+            requests, latency = self._metrics_of(scope["method"], _route_template(scope), status)
+            requests.inc()
+            latency.observe(elapsed)
             _log.info(
                 "request",
                 method=scope["method"],
@@ -300,6 +303,17 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+    def _metrics_of(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter's and the latency histogram's series for this request."""
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                metrics.HTTP_REQUESTS.labels(method, route, str(status)),
+                metrics.HTTP_LATENCY.labels(method, route),
+            )
+        return series
 
 
 def _request_id(scope: Scope) -> str:

@@ -73,7 +73,8 @@ async def create(
     fields = with_defaults(payload, default_timezone)
     consent = given_consent(payload)
     decision = consent_service.decide_for_new(consent, None, actor=actor, now=now)
-    values = asdict(fields) | decision.state.columns() | {"created_at": now, "updated_at": now}
+    # vars, not asdict: the fields are flat, and asdict copies each value recursively.
+    values = vars(fields) | decision.state.columns() | {"created_at": now, "updated_at": now}
     audit_entry = entry_values(AuditAction.CREATED, AuditTarget.CLIENT)
     try:
         added = await repository.add(
