@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
+from opentelemetry import _logs, metrics, trace
 from prometheus_client import REGISTRY
 
 from sms_sender.config import LogFormat
@@ -55,3 +57,24 @@ async def test_each_request_is_counted_timed_and_logged_once_under_its_id(
         for line in lines
         if line["event"] == "audit"
     ] == [(ids[number], responses[number].json()["id"], "created") for number in (0, 1)]
+
+
+async def test_a_request_never_asks_opentelemetry_for_a_provider(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI's OpenTelemetry bridge is off: with it on, every request asked for three."""
+    asked = []
+    for module, getter in (
+        (trace, "get_tracer_provider"),
+        (metrics, "get_meter_provider"),
+        (_logs, "get_logger_provider"),
+    ):
+        real = getattr(module, getter)
+        monkeypatch.setattr(
+            module, getter, lambda real=real, getter=getter: asked.append(getter) or real()
+        )
+
+    response = await client.post("/api/v1/clients", json={"phone": PHONES[0]})
+
+    assert response.status_code == 201
+    assert asked == []
