@@ -10,6 +10,7 @@ page to docs/screenshots/ (scripts/console-screenshots).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -26,7 +27,18 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Page,
+    Route,
+    async_playwright,
+    expect,
+)
+from playwright.async_api import (
+    Error as PlaywrightError,
+)
 
 from sms_sender.db import normalise_url
 from tests.conftest import IN_CI, _admin_execute, postgres_admin_url
@@ -320,6 +332,48 @@ async def test_pause_resume_cancel_behind_confirmations(context: BrowserContext)
     await expect(status).to_have_text("cancelled")
     await page.goto("/admin/mailings")
     await _shot(page, "mailings")
+
+
+async def test_a_confirmation_is_asked_even_when_the_script_arrives_late(
+    context: BrowserContext,
+) -> None:
+    """The console's script is what asks; a button clicked before it ran would act unasked.
+
+    Found under load in CI: the script was deferred, the page drawn without it, and a click on
+    Pause paused the mailing with no question. It now runs before the page's body is drawn.
+    """
+    page = await context.new_page()
+    await _sign_in(page)
+    await page.goto("/admin/messages/new")
+    await page.get_by_label("Text").fill("Asked first")
+    await page.get_by_role("button", name="Save").click()
+    await page.goto("/admin/mailings/new")
+    await page.get_by_label("Message").select_option(index=1)
+    later = datetime.now().astimezone() + timedelta(days=1)
+    await page.get_by_label("Start", exact=True).fill(_local(later))
+    await page.get_by_label("End", exact=True).fill(_local(later + timedelta(hours=2)))
+    await page.get_by_role("button", name="Create mailing").click()
+    await expect(page.locator("#mailing-status")).to_have_text("scheduled")
+
+    async def late(route: Route) -> None:
+        await asyncio.sleep(2)
+        with contextlib.suppress(PlaywrightError):  # the page may have moved on meanwhile
+            await route.continue_()
+
+    await page.route("**/admin/static/console.js", late)
+    await page.reload(wait_until="commit")
+    asked: list[str] = []
+
+    async def dismiss(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    await page.get_by_role("button", name="Pause").click()
+    await page.unroute("**/admin/static/console.js")
+    await page.reload()
+    await expect(page.locator("#mailing-status")).to_have_text("scheduled")
+    assert len(asked) == 1
 
 
 async def test_the_reports_table_and_actions_follow_the_mailing_live(
