@@ -1,4 +1,3 @@
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -271,7 +270,7 @@ async def test_bad_lines_anywhere_in_a_long_file_are_reported_by_their_own_numbe
     assert [item["phone"] for item in tagged] == ["79009999999"]
 
 
-async def test_a_large_streamed_body_is_inserted_in_batches_quickly(
+async def test_a_large_streamed_body_is_inserted_in_batches(
     client: httpx.AsyncClient, clean_db: AsyncEngine, session: AsyncSession
 ) -> None:
     rows = 20_000
@@ -292,12 +291,11 @@ async def test_a_large_streamed_body_is_inserted_in_batches_quickly(
         inserts += "INSERT INTO clients " in statement
 
     event.listen(clean_db.sync_engine, "before_cursor_execute", count_inserts)
-    started = time.perf_counter()
+    # How fast is the csv-import benchmark's question (a timed test fails slow machines).
     try:
         response = await client.post(IMPORT, content=body(), headers={"Content-Type": "text/csv"})
     finally:
         event.remove(clean_db.sync_engine, "before_cursor_execute", count_inserts)
-    elapsed = time.perf_counter() - started
 
     assert response.status_code == 200
     assert response.json() == {
@@ -307,7 +305,6 @@ async def test_a_large_streamed_body_is_inserted_in_batches_quickly(
         "errors_truncated": False,
     }
     assert inserts == rows // csv_import.BATCH_ROWS, "one statement per batch"
-    assert elapsed < 10, f"20,000 rows took {elapsed:.1f}s"
     assert await session.scalar(select(func.count()).select_from(Client)) == rows
     await session.commit()  # ends the read, which on SQLite holds the write lock
     tags = (await client.get("/api/v1/tags")).json()
