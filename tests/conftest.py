@@ -50,6 +50,7 @@ TABLES = (
     # After reports and clients: emptying those on SQLite fires the counters' triggers.
     "mailing_report_counts",
     "client_facet_counts",
+    "client_former_phones",
     "rate_limits",
     "login_failures",
 )

@@ -17,15 +17,23 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    column,
     func,
     literal,
     literal_column,
     select,
+    table,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sms_sender.reports.models import PAGE_ORDER_SQL, MailingReportCount, Report, ReportStatus
+from sms_sender.reports.models import (
+    PAGE_ORDER_SQL,
+    ClientFormerPhone,
+    MailingReportCount,
+    Report,
+    ReportStatus,
+)
 
 _reports: Table = Report.__table__  # type: ignore[assignment]
 
@@ -41,9 +49,10 @@ async def page(
 ) -> Sequence[Row[Any]]:
     """Up to ``limit + 1`` reports after ``after_id`` matching every filter given, in id order.
 
-    Every shape reads about a page from an index in id order, at any depth and size (a plan
-    test holds it): ``phone`` (its entries end with the id), ``(status, id)``, and for a
-    mailing ``ix_reports_mailing_pages`` status by status (:func:`_first_pages`). Pending
+    Every shape without a phone reads about a page from an index in id order, at any depth and
+    size (a plan test holds it): ``(status, id)``, and for a mailing
+    ``ix_reports_mailing_pages`` status by status (:func:`_first_pages`). A phone's reports
+    are its clients' (one per mailing) and deleted clients' (:func:`_of_phone`). Pending
     reports without a mailing come from there too, mailing by mailing: PostgreSQL's
     ``(status, id)`` leaves them out (a fan-out makes a million), and they are only in the
     few mailings still sending, which the counters name. Rows of the columns a page shows,
@@ -55,26 +64,54 @@ async def page(
     if phone is None and status == ReportStatus.PENDING:
         sending = await _mailings_with(session, ReportStatus.PENDING)
         return await _first_pages(session, sending, (status,), after_id=after_id, limit=limit)
-    query = select(*_PAGE_COLUMNS).where(Report.id > after_id)
+    conditions: list[ColumnElement[bool]] = [Report.id > after_id]
     if mailing_id is not None:
-        query = query.where(Report.mailing_id == mailing_id)
+        conditions.append(Report.mailing_id == mailing_id)
     if status is not None:
         # Written into the statement: PostgreSQL takes its (status, id) index, which has every
         # status but pending, only for a status it can see when it plans.
-        query = query.where(Report.status == literal(status.value, literal_execute=True))
+        conditions.append(Report.status == literal(status.value, literal_execute=True))
     if phone is not None:
-        query = query.where(Report.phone == phone)
-    rows: Sequence[Row[Any]] = (
-        await session.execute(query.order_by(Report.id).limit(limit + 1))
-    ).all()
+        conditions = [Report.id.in_(_of_phone(phone, conditions, limit + 1))]
+    query = select(*_PAGE_COLUMNS).where(*conditions).order_by(Report.id).limit(limit + 1)
+    rows: Sequence[Row[Any]] = (await session.execute(query)).all()
     return rows
+
+
+# The clients table as far as a phone's reports need it: reports sits below clients in the
+# domains' layers, so it names the table rather than importing its model.
+_clients = table("clients", column("id"), column("phone"))
+
+
+def _of_phone(phone: str, conditions: list[ColumnElement[bool]], row_limit: int) -> Select[Any]:
+    """The first ``row_limit`` ids, under the conditions, of the reports made under this phone.
+
+    A report's phone is its client's at the fan-out: the reports of the client that has the
+    phone now and of those that had it before (``client_former_phones``), each read through the
+    unique (client_id, mailing_id) index, one per mailing; and those of deleted clients
+    (``ix_reports_phone``, which holds only these: a fan-out writes no entry there). The phone
+    is compared too, for a client's reports made under another of its phones.
+    """
+    owners = union_all(
+        select(_clients.c.id).where(_clients.c.phone == phone),
+        select(ClientFormerPhone.client_id).where(ClientFormerPhone.phone == phone),
+    )
+    parts = [
+        select(Report.id)
+        .where(whose, Report.phone == phone, *conditions)
+        .order_by(Report.id)
+        .limit(row_limit)
+        .subquery()
+        for whose in (Report.client_id.in_(owners), Report.client_id.is_(None))
+    ]
+    return select(union_all(*(select(part.c.id) for part in parts)).subquery().c.id)
 
 
 # What a page shows of a report (ReportRead): not its lease or time zone.
 _PAGE_COLUMNS = tuple(
-    column
-    for column in _reports.c
-    if column.name not in ("timezone", "lease_owner", "lease_expires_at")
+    shown
+    for shown in _reports.c
+    if shown.name not in ("timezone", "lease_owner", "lease_expires_at")
 )
 
 

@@ -49,6 +49,22 @@ async def _reports(client: httpx.AsyncClient, **params: Any) -> list[dict[str, A
     return items
 
 
+async def _pages_of_one(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    """Every report matching ``params``, read one per page."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        response = await client.get(
+            "/api/v1/reports",
+            params={**params, "limit": 1} | ({"cursor": cursor} if cursor else {}),
+        )
+        assert response.status_code == 200, response.text
+        found += response.json()["items"]
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            return found
+
+
 async def test_report_shows_what_was_sent_and_how_it_went(
     client: httpx.AsyncClient,
     arrange: Arrange,
@@ -129,6 +145,40 @@ async def test_report_outlives_its_client(
     assert {report["client_id"] for report in reports} == {None}
     assert {report["status"] for report in reports} == {"cancelled"}
     assert {report["text"] for report in reports} == {"Sale!"}
+
+
+async def test_a_phone_finds_the_reports_made_under_it_after_its_client_changed_phone(
+    client: httpx.AsyncClient, arrange: Arrange, two_mailings: list[int]
+) -> None:
+    """Reports are found by phone through their client: the current one, earlier ones, none."""
+    [moving] = {report["client_id"] for report in await _reports(client, phone="79160000001")}
+    changed = await client.patch(f"/api/v1/clients/{moving}", json={"phone": "79160000009"})
+    assert changed.status_code == 200, changed.text
+    message_id = await arrange.message("After the move")
+    third = await arrange.mailing(message_id=message_id)
+    # The old phone is free again: a new client takes it and gets a report of its own.
+    taken = await client.post("/api/v1/clients", json={"phone": "79160000001"})
+    assert taken.status_code == 201, taken.text
+    fourth = await arrange.mailing(message_id=message_id)
+
+    old = await _pages_of_one(client, phone="79160000001")
+    assert [(r["mailing_id"], r["client_id"]) for r in old] == [
+        (two_mailings[0], moving),
+        (two_mailings[1], moving),
+        (fourth, taken.json()["id"]),
+    ]
+    new = await _reports(client, phone="79160000009")
+    assert [(r["mailing_id"], r["client_id"]) for r in new] == [(third, moving), (fourth, moving)]
+    assert await _reports(client, phone="79160000009", mailing_id=two_mailings[0]) == []
+
+    assert (await client.delete(f"/api/v1/clients/{moving}")).status_code == 204
+    old_after = await _reports(client, phone="79160000001")
+    assert [(r["mailing_id"], r["client_id"]) for r in old_after] == [
+        (two_mailings[0], None),
+        (two_mailings[1], None),
+        (fourth, taken.json()["id"]),
+    ]
+    assert [r["mailing_id"] for r in await _reports(client, phone="79160000009")] == [third, fourth]
 
 
 async def test_list_filters_combine(
