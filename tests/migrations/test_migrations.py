@@ -271,3 +271,46 @@ async def test_skipped_reports_are_counted_by_reason_once_upgraded_and_by_status
     finally:
         async with clean_db.begin() as connection:
             await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+
+
+async def test_a_clients_earlier_phones_are_found_once_upgraded_and_kept_by_the_trigger(
+    clean_db: AsyncEngine,
+) -> None:
+    """The upgrade records the phones clients had when their reports were made; changes after
+    it are recorded by the trigger; the partial phone index is back to full once down."""
+    before = "20261202_skipcounts_0001"
+    now = {"now": datetime(2030, 1, 1, tzinfo=UTC)}
+    client = (
+        "INSERT INTO clients (id, phone, operator_code, timezone, created_at, updated_at) "
+        "VALUES (:id, :phone, '916', 'UTC', :now, :now)"
+    )
+    async with clean_db.begin() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), before))
+        await connection.execute(text(client), {"id": 7, "phone": "79160000007"} | now)
+        await connection.execute(text(client), {"id": 8, "phone": "79160000008"} | now)
+        # Client 7's report was made under 79160000001 (_REPORT's phone), then it moved.
+        for client_id in (7, 8):
+            await connection.execute(
+                text(_REPORT.replace("'79160000001'", ":phone")),
+                {"mailing_id": 1, "client_id": client_id, "status": "sent", "error": None}
+                | {"phone": "79160000001" if client_id == 7 else "79160000008"}
+                | now,
+            )
+    async with clean_db.begin() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+        await connection.execute(text("UPDATE clients SET phone = '79160000009' WHERE id = 8"))
+        await connection.execute(text("UPDATE clients SET tag = 'moved' WHERE id = 7"))
+    async with clean_db.connect() as connection:
+        former = (
+            await connection.execute(text("SELECT phone, client_id FROM client_former_phones"))
+        ).all()
+    assert sorted(tuple(row) for row in former) == [("79160000001", 7), ("79160000008", 8)]
+    async with clean_db.begin() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), before))
+        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+        indexes = await connection.run_sync(lambda sync: inspect(sync).get_indexes("reports"))
+    assert "client_former_phones" not in names
+    [phone_index] = [index for index in indexes if index["name"] == "ix_reports_phone"]
+    assert not phone_index.get("dialect_options", {}).get(f"{clean_db.dialect.name}_where")
+    async with clean_db.begin() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
