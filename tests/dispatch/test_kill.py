@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from benchmarks.proc import child_pids
@@ -96,8 +97,11 @@ async def test_a_process_killed_mid_mailing_and_restarted_loses_nothing_and_repe
         with engine_process(command, database_url, gateway, log) as pid:
             await eventually(some_accepted, within=30, what="the first messages")
             # Mid-mailing, with sends in flight; serve with its engine (a power cut).
-            for victim in [*child_pids(pid), pid]:
+            victims = [*child_pids(pid), pid]
+            for victim in victims:
                 os.kill(victim, signal.SIGKILL)
+            await _gone(victims)
+            await _dead_commits_landed(arrange)
 
         in_flight_at_kill = await _check_killed_mid_mailing(arrange, mailing_id)
         restarted_at = time.monotonic()
@@ -140,6 +144,7 @@ async def test_a_worker_killed_beside_another_is_taken_over_by_it_in_seconds(
             await eventually(some_accepted, within=30, what="the first messages")
             os.kill(doomed, signal.SIGKILL)
             killed_at = time.monotonic()
+            await _gone([doomed])
             in_flight_at_kill = await _check_killed_mid_mailing(arrange, mailing_id)
             await eventually(
                 lambda: _all_final(arrange, mailing_id),
@@ -151,6 +156,45 @@ async def test_a_worker_killed_beside_another_is_taken_over_by_it_in_seconds(
 
     await _check_at_most_once(arrange, mailing_id, accepted, in_flight_at_kill)
     assert recovered_in < RECOVERY_SECONDS
+
+
+async def _gone(pids: list[int]) -> None:
+    """Wait until each killed process has really stopped.
+
+    SIGKILL takes effect when the process next leaves the kernel: one in the middle of a write
+    (a COMMIT, on a loaded machine) finishes it first, and a report read as ``pending`` at the
+    kill would turn ``sending`` (or ``sent``) a moment later.
+    """
+    async with asyncio.timeout(10):
+        while any(_running(pid) for pid in pids):  # noqa: ASYNC110 - a process's end is no event here
+            await asyncio.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has stopped; only its exit status is left
+
+
+async def _dead_commits_landed(arrange: Arrange) -> None:
+    """PostgreSQL: wait until no backend but this test's is busy (every engine is dead here).
+
+    A COMMIT the engine sent just before it died is still carried out by its backend.
+    """
+    async with arrange.sessionmaker() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        async with asyncio.timeout(10):
+            while await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state NOT IN ('idle')"
+                )
+            ):
+                await session.rollback()  # pg_stat_activity is read once per transaction
+                await asyncio.sleep(0.01)
 
 
 async def _all_final(arrange: Arrange, mailing_id: int) -> bool:
