@@ -179,7 +179,9 @@ async def test_with_the_system_clock_a_mailing_starts_within_a_second_of_start_a
     )
     async with engine.running():
         mailing_id = await arrange.mailing(start_in=timedelta(seconds=0.3))
-        await provider.wait_for_results(1, within=3)
+        # The wait only has to outlast a loaded machine (3 s did not, at load 12); the
+        # promise checked is the start time the engine recorded.
+        await provider.wait_for_results(1, within=15)
     async with sessionmaker() as session:
         mailing = await session.get(Mailing, mailing_id)
     assert mailing is not None

@@ -146,9 +146,11 @@ async def test_a_group_behind_another_workers_reservation_is_marked_when_its_slo
             provider, rate_limit=RATE, sessionmaker_=create_sessionmaker(database, Notifier())
         ).worker
         await worker.prepare()
-        # Another worker (a limiter of its own) holds the rate for the next 0.3 s.
+        # Another worker (a limiter of its own) holds the rate for the next 1.5 s: long enough
+        # that this worker's first hand-over comes while it runs, even on a loaded machine
+        # (0.3 s ran out first at load 12, and the group went in one turn).
         async with database.begin() as connection:
-            held = await ratelimit.RateLimiter(RATE).reserve(connection, int(RATE * 0.3))
+            held = await ratelimit.RateLimiter(RATE).reserve(connection, int(RATE * 1.5))
         held_until = datetime.now(UTC) + timedelta(seconds=held.ends_at - time.monotonic())
         transactions = Transactions(database)
         await worker.drain()
