@@ -303,11 +303,10 @@ async def test_import_write_send_watch_and_export(
     await _shot(page, "dashboard")
 
 
-async def test_pause_resume_cancel_behind_confirmations(context: BrowserContext) -> None:
-    page = await context.new_page()
-    await _sign_in(page)
+async def _a_mailing_for_tomorrow(page: Page, text: str) -> None:
+    """A new message and a mailing of it that starts tomorrow; the page shows it scheduled."""
     await page.goto("/admin/messages/new")
-    await page.get_by_label("Text").fill("Later")
+    await page.get_by_label("Text").fill(text)
     await page.get_by_role("button", name="Save").click()
     await page.goto("/admin/mailings/new")
     await page.get_by_label("Message").select_option(index=1)
@@ -315,8 +314,14 @@ async def test_pause_resume_cancel_behind_confirmations(context: BrowserContext)
     await page.get_by_label("Start", exact=True).fill(_local(later))
     await page.get_by_label("End", exact=True).fill(_local(later + timedelta(hours=2)))
     await page.get_by_role("button", name="Create mailing").click()
+    await expect(page.locator("#mailing-status")).to_have_text("scheduled")
+
+
+async def test_pause_resume_cancel_behind_confirmations(context: BrowserContext) -> None:
+    page = await context.new_page()
+    await _sign_in(page)
+    await _a_mailing_for_tomorrow(page, "Later")
     status = page.locator("#mailing-status")
-    await expect(status).to_have_text("scheduled")
 
     page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
     await page.get_by_role("button", name="Pause").click()
@@ -344,16 +349,7 @@ async def test_a_confirmation_is_asked_even_when_the_script_arrives_late(
     """
     page = await context.new_page()
     await _sign_in(page)
-    await page.goto("/admin/messages/new")
-    await page.get_by_label("Text").fill("Asked first")
-    await page.get_by_role("button", name="Save").click()
-    await page.goto("/admin/mailings/new")
-    await page.get_by_label("Message").select_option(index=1)
-    later = datetime.now().astimezone() + timedelta(days=1)
-    await page.get_by_label("Start", exact=True).fill(_local(later))
-    await page.get_by_label("End", exact=True).fill(_local(later + timedelta(hours=2)))
-    await page.get_by_role("button", name="Create mailing").click()
-    await expect(page.locator("#mailing-status")).to_have_text("scheduled")
+    await _a_mailing_for_tomorrow(page, "Asked first")
 
     async def late(route: Route) -> None:
         await asyncio.sleep(2)
